@@ -1,0 +1,493 @@
+"""The validated catalog: everything an admin configured, checked once.
+
+Admin configuration (``profile_list``, ``offload_targets``, ``group_limits``,
+``default_limits``) goes in as plain data; a :class:`Catalog` comes out, or a
+:class:`CatalogError` whose lines name the key path of every problem
+(``offload_targets.naples.limits.memory: ...``).  Nothing here talks to a hub or
+a cluster.
+
+Every string that later reaches a pod annotation or a batch-system flag is
+typed and pattern-checked here, so that the pod plan can copy it verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .units import QuantityError, format_memory, parse_memory
+
+#: Option keys with a meaning of their own in user_options (CONTRACT §2).
+RESERVED_KEYS = frozenset(
+    {"profile", "cores", "memory", "accelerator", "accelerator_count", "target"}
+)
+
+#: The toleration every interLink virtual node requires (taint
+#: ``virtual-node.interlink/no-schedule=true:NoSchedule``); ``Exists`` also
+#: matches older releases that used the value "false".
+INTERLINK_TOLERATION = {
+    "key": "virtual-node.interlink/no-schedule",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+#: Node label carrying an accelerator's model, per extended resource.
+DEFAULT_MODEL_LABELS = {
+    "nvidia.com/gpu": "nvidia-gpu-type",
+    "amd.com/gpu": "amd-gpu-type",
+    "intel.com/gpu": "intel-gpu-type",
+    "xilinx.com/fpga": "xilinx-fpga-type",
+    "intel.com/fpga": "intel-fpga-type",
+}
+
+
+# --- scalar types -----------------------------------------------------------
+
+
+def _memory(value: Any) -> int:
+    try:
+        return parse_memory(value)
+    except QuantityError as e:
+        raise ValueError(str(e)) from None
+
+
+Memory = Annotated[
+    int,
+    BeforeValidator(_memory),
+    PlainSerializer(format_memory, return_type=str),
+]
+
+
+def _pattern(regex: str, what: str):
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+# DNS-1123 label: valid as a label value, a URL path part and an HTML id.
+Slug = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "slug (lowercase letters, digits and '-')")]
+# Keys of choices and profile options: safe in form field names.
+Key = Annotated[str, _pattern(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?", "key (letters, digits, '_', '.', '-')")]
+NodeName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "node name")]
+ResourceName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", "extended resource name (vendor.com/kind)")]
+ModelName = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", "accelerator model (a label value)")]
+LabelKey = Annotated[str, _pattern(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", "label key")]
+LabelValue = Annotated[str, _pattern(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", "label value")]
+# A batch-system option: ``--name`` or ``--name=value`` with no space, quote or
+# shell metacharacter, so that joining them with spaces is unambiguous.
+BatchFlag = Annotated[str, _pattern(r"--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.:,/@%+=-]+)?", "flag (--name or --name=value, no spaces or quotes)")]
+BatchWord = Annotated[str, _pattern(r"[A-Za-z0-9_.+-]{1,128}", "name (letters, digits, '_', '.', '+', '-')")]
+SlurmTime = Annotated[str, _pattern(r"(\d+-)?\d{1,2}(:\d{2}){0,2}|\d+", "SLURM time limit (e.g. 04:00:00 or 1-00:00:00)")]
+GroupName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Model(BaseModel):
+    """Strict by default: an unknown key is a typo, and a typo stops the hub."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- limits -----------------------------------------------------------------
+
+
+class Limits(_Model):
+    """A ceiling: cores, memory and accelerator counts. ``None`` caps nothing."""
+
+    cores: Annotated[float, Field(gt=0)] | None = None
+    memory: Memory | None = None
+    accelerators: dict[ResourceName, Annotated[int, Field(ge=0)]] | None = None
+
+
+# --- targets ----------------------------------------------------------------
+
+
+class Backend(str, Enum):
+    kubernetes = "kubernetes"
+    slurm = "slurm"
+    htcondor = "htcondor"
+    docker = "docker"
+    interlink_kubernetes = "interlink-kubernetes"
+    generic = "generic"
+
+
+class Toleration(_Model):
+    key: LabelKey | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
+class SlurmSettings(_Model):
+    """What the interLink SLURM plugin reads, as typed admin settings."""
+
+    partition: BatchWord | None = None
+    account: BatchWord | None = None
+    qos: BatchWord | None = None
+    time_limit: SlurmTime | None = None
+    flavor: BatchWord | None = None
+    extra_flags: list[BatchFlag] = []
+    gres_from_accelerators: bool = Field(
+        False,
+        description="Add --gres=gpu:<model>:<count> for a chosen nvidia.com/gpu.",
+    )
+    image_root: Annotated[str, _pattern(r"[a-z]+://|[A-Za-z0-9_./:-]+", "image root")] | None = None
+    singularity_options: list[BatchFlag] = []
+    pre_exec: str | None = Field(
+        None,
+        description="Shell lines run before the payload (admin text only; users never reach it).",
+    )
+
+
+class HTCondorSettings(_Model):
+    """What the interLink HTCondor plugin reads."""
+
+    singularity_options: list[BatchFlag] = []
+    image_root: Annotated[str, _pattern(r"[a-z]+://|[A-Za-z0-9_./:-]+", "image root")] | None = None
+
+
+class DockerSettings(_Model):
+    """What the interLink Docker plugin reads."""
+
+    flags: list[BatchFlag] = []
+
+
+class InterlinkKubernetesSettings(_Model):
+    """What the interLink Kubernetes plugin reads."""
+
+    remote_pvcs: list[Slug] = []
+
+
+_BACKEND_SETTINGS = {
+    "slurm": Backend.slurm,
+    "htcondor": Backend.htcondor,
+    "docker": Backend.docker,
+    "kubernetes_plugin": Backend.interlink_kubernetes,
+}
+
+
+class Target(_Model):
+    """Where a server (or only its Dask clusters) runs."""
+
+    display_name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    backend: Backend = Backend.kubernetes
+    node: NodeName | None = None
+    offload: Literal["session", "dask"] = "session"
+    allowed_groups: list[GroupName] | None = None
+    limits: Limits = Limits()
+    start_timeout: Annotated[int, Field(gt=0)] | None = None
+    http_timeout: Annotated[int, Field(gt=0)] | None = None
+    hub_api_url: Annotated[str, _pattern(r"https?://[^\s{}\"'<>]+", "http(s) URL")] | None = None
+    request_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="Requests as a fraction of limits (batch backends size jobs from requests).",
+    )
+    tolerations: list[Toleration] = []
+    node_selector: dict[LabelKey, LabelValue] = {}
+    annotations: dict[LabelKey, str] = {}
+    labels: dict[LabelKey, LabelValue] = {}
+    slurm: SlurmSettings | None = None
+    htcondor: HTCondorSettings | None = None
+    docker: DockerSettings | None = None
+    kubernetes_plugin: InterlinkKubernetesSettings | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        virtual = self.backend is not Backend.kubernetes
+        if virtual and not self.node:
+            raise ValueError(
+                f"a {self.backend.value} target needs 'node', the name of its interLink virtual node"
+            )
+        if not virtual and self.node:
+            raise ValueError("a kubernetes target runs in this cluster and takes no 'node'")
+        if not virtual and self.offload == "dask":
+            raise ValueError("offload 'dask' needs a virtual-node backend, not kubernetes")
+        for field, backend in _BACKEND_SETTINGS.items():
+            if getattr(self, field) is not None and self.backend is not backend:
+                raise ValueError(f"'{field}' settings need backend {backend.value!r}, not {self.backend.value!r}")
+        return self
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.backend is not Backend.kubernetes
+
+    @property
+    def runs_session_remotely(self) -> bool:
+        return self.is_virtual and self.offload == "session"
+
+
+# --- profiles ---------------------------------------------------------------
+
+
+class Choice(_Model):
+    display_name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    default: bool = False
+    allowed_groups: list[GroupName] | None = None
+    kubespawner_override: dict[str, Any] = {}
+
+
+class UnlistedChoice(_Model):
+    enabled: bool = False
+    display_name: str = Field("", max_length=200)
+    display_name_in_choices: str = Field("Other...", max_length=200)
+    validation_regex: str | None = None
+    validation_message: str = Field("", max_length=500)
+    kubespawner_override: dict[str, Any] = {}
+
+    @field_validator("validation_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return value
+
+
+class ProfileOption(_Model):
+    display_name: str = Field(min_length=1, max_length=200)
+    choices: dict[Key, Choice] = {}
+    unlisted_choice: UnlistedChoice = UnlistedChoice()
+
+    @model_validator(mode="after")
+    def _has_something(self) -> ProfileOption:
+        if not self.choices and not self.unlisted_choice.enabled:
+            raise ValueError("an option needs 'choices' or an enabled 'unlisted_choice'")
+        if sum(c.default for c in self.choices.values()) > 1:
+            raise ValueError("more than one choice is marked default")
+        return self
+
+    @property
+    def default_choice(self) -> str | None:
+        for key, choice in self.choices.items():
+            if choice.default:
+                return key
+        return next(iter(self.choices), None)
+
+
+class CoresOption(_Model):
+    """Cores as a list of choices or a min/max range."""
+
+    choices: list[Annotated[float, Field(gt=0)]] | None = None
+    min: Annotated[float, Field(gt=0)] | None = None
+    max: Annotated[float, Field(gt=0)] | None = None
+    default: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> CoresOption:
+        _check_range_shape(self, lambda v: f"{v:g}")
+        return self
+
+
+class MemoryOption(_Model):
+    """Memory as a list of choices or a min/max range."""
+
+    choices: list[Memory] | None = None
+    min: Memory | None = None
+    max: Memory | None = None
+    default: Memory | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> MemoryOption:
+        _check_range_shape(self, format_memory)
+        return self
+
+
+def _check_range_shape(option: CoresOption | MemoryOption, show) -> None:
+    if option.choices is not None:
+        if option.min is not None or option.max is not None:
+            raise ValueError("give either 'choices' or 'min'/'max', not both")
+        if not option.choices:
+            raise ValueError("'choices' is empty")
+        if option.default is not None and option.default not in option.choices:
+            raise ValueError(f"default {show(option.default)} is not one of the choices")
+    else:
+        if option.min is None or option.max is None:
+            raise ValueError("give 'choices', or both 'min' and 'max'")
+        if option.min > option.max:
+            raise ValueError(f"min {show(option.min)} is above max {show(option.max)}")
+        if option.default is not None and not option.min <= option.default <= option.max:
+            raise ValueError(f"default {show(option.default)} is outside {show(option.min)}..{show(option.max)}")
+
+
+class AcceleratorOffer(_Model):
+    display_name: str = Field(min_length=1, max_length=200)
+    models: list[ModelName] = Field(min_length=1)
+    max: Annotated[int, Field(ge=1)] = 1
+    model_label: LabelKey | None = Field(
+        None, description="Node label holding the model; defaults by vendor (nvidia-gpu-type, ...)."
+    )
+
+
+class Profile(_Model):
+    display_name: str = Field(min_length=1, max_length=200)
+    slug: str | None = None
+    description: str = Field("", max_length=5000)
+    default: bool = False
+    allowed_groups: list[GroupName] | None = None
+    kubespawner_override: dict[str, Any] = {}
+    profile_options: dict[Key, ProfileOption] = {}
+    cores: CoresOption | None = None
+    memory: MemoryOption | None = None
+    accelerators: dict[ResourceName, AcceleratorOffer] = {}
+    targets: list[Slug] | None = None
+
+    @property
+    def resolved_slug(self) -> str:
+        """The slug, derived from display_name when unset (as KubeSpawner does)."""
+        return self.slug or _slugify(self.display_name)
+
+    @model_validator(mode="after")
+    def _keys(self) -> Profile:
+        for key in self.profile_options:
+            if key in RESERVED_KEYS:
+                raise ValueError(f"profile option {key!r} clashes with the built-in field of that name")
+            if "--" in key:
+                raise ValueError(f"profile option {key!r} may not contain '--'")
+        return self
+
+
+# --- the catalog ------------------------------------------------------------
+
+
+class Catalog(_Model):
+    profile_list: list[Profile] = []
+    offload_targets: dict[Slug, Target] = {}
+    group_limits: dict[GroupName, Limits] = {}
+    default_limits: Limits | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> Catalog:
+        slugs: list[str] = []
+        for index, profile in enumerate(self.profile_list):
+            slug = profile.resolved_slug
+            if slug in slugs:
+                raise _located(f"profile_list[{index}].slug", f"slug {slug!r} is used twice")
+            slugs.append(slug)
+            for target in profile.targets or []:
+                if target not in self.offload_targets:
+                    raise _located(
+                        f"profile_list[{index}].targets",
+                        f"{target!r} is not a key of offload_targets",
+                    )
+        if sum(p.default for p in self.profile_list) > 1:
+            raise _located("profile_list", "more than one profile is marked default")
+        return self
+
+    def profile(self, slug: str) -> Profile | None:
+        for profile in self.profile_list:
+            if profile.resolved_slug == slug:
+                return profile
+        return None
+
+    def profile_targets(self, profile: Profile) -> list[str]:
+        """Targets a profile may use, in admin order (all of them when unset)."""
+        if profile.targets is None:
+            return list(self.offload_targets)
+        return list(profile.targets)
+
+
+class CatalogError(ValueError):
+    """The admin configuration is invalid. ``problems`` holds ``path: message`` lines."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid offload_spawner configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class _LocatedError(ValueError):
+    def __init__(self, path: str, message: str):
+        self.path = path
+        super().__init__(message)
+
+
+def _located(path: str, message: str) -> _LocatedError:
+    return _LocatedError(path, message)
+
+
+def _slugify(display_name: str) -> str:
+    # KubeSpawner derives missing profile slugs with python-slugify; use the same.
+    from slugify import slugify
+
+    return slugify(display_name)
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key (check its spelling and where it is placed)",
+    "missing": "this key is required",
+}
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "constrained-", "tagged-union")):
+            continue
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def build_catalog(
+    profile_list: Any = None,
+    offload_targets: Any = None,
+    group_limits: Any = None,
+    default_limits: Any = None,
+) -> Catalog:
+    """Validate admin configuration into a :class:`Catalog`, or raise :class:`CatalogError`."""
+    data = {
+        "profile_list": _profiles_as_list(profile_list),
+        "offload_targets": offload_targets or {},
+        "group_limits": group_limits or {},
+        "default_limits": default_limits,
+    }
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            message = _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+            ctx_error = (err.get("ctx") or {}).get("error")
+            path = _format_loc(err["loc"])
+            if isinstance(ctx_error, _LocatedError):
+                path = ctx_error.path
+            problems.append(f"{path or '(top)'}: {message}")
+        raise CatalogError(problems) from None
+
+
+def _profiles_as_list(profile_list: Any) -> Any:
+    """KubeSpawner also accepts a dict of profiles, taken in key order."""
+    if profile_list is None:
+        return []
+    if isinstance(profile_list, dict):
+        return [profile_list[key] for key in sorted(profile_list)]
+    return profile_list
+
+
+def catalog_fingerprint(*parts: Any) -> str:
+    """A cache key for configuration data (callables keep their identity)."""
+    return json.dumps(parts, sort_keys=True, default=repr)

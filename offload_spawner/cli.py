@@ -1,0 +1,267 @@
+"""``offload-spawner``: check a config, render a user's pod, show a user's form.
+
+Every command runs the spawner's own code (the same class, hooks and pod
+manifest the hub uses); nothing here is a second implementation.
+
+Exit codes: 0 ok; 1 invalid configuration or unreadable file; 2 refused selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import CatalogError
+from .config_loader import ConfigLoadError, load_config, spawner_config
+
+#: What the pod shows where the hub would put this server's API token.
+TOKEN_PLACEHOLDER = "<redacted: JupyterHub API token>"
+
+_DUMMY_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class CliGroup:
+    name: str
+
+
+@dataclass
+class CliUser:
+    """The few user attributes a spawner reads, for a user given on the command line."""
+
+    name: str
+    groups: list[CliGroup] = field(default_factory=list)
+    id: int = 1
+
+    @property
+    def escaped_name(self) -> str:
+        from jupyterhub.utils import url_escape_path
+
+        return url_escape_path(self.name)
+
+    @property
+    def url(self) -> str:
+        return f"/user/{self.escaped_name}/"
+
+
+def _spawner_class(config) -> type:
+    from traitlets.utils.importstring import import_item
+
+    from .spawner import OffloadSpawner
+
+    value = config.JupyterHub.get("spawner_class", "offload") if config._has_section("JupyterHub") else "offload"
+    if isinstance(value, str):
+        if value in ("offload", "offload-spawner", "offload_spawner.OffloadSpawner"):
+            value = OffloadSpawner
+        else:
+            try:
+                value = import_item(value)
+            except Exception as e:
+                raise CliError(f"cannot import spawner_class {value!r}: {e}", 1) from None
+    if not (isinstance(value, type) and issubclass(value, OffloadSpawner)):
+        raise CliError(f"this config's spawner_class is {value!r}, not OffloadSpawner", 1)
+    return value
+
+
+def _load(path: str):
+    try:
+        config = load_config(path)
+    except ConfigLoadError as e:
+        raise CliError(str(e), 1) from None
+    return config, _spawner_class(config)
+
+
+def _groups(value: str | None) -> list[str]:
+    return [g.strip() for g in (value or "").split(",") if g.strip()]
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"-o takes KEY=VALUE, not {pair!r}", 2)
+        options[key] = value
+    return options
+
+
+def _read_data_file(path: str | None, what: str) -> Any:
+    if path is None:
+        return None
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise CliError(f"{what} {path}: {e}", 1) from None
+
+
+def _make_spawner(config, cls: type, user: CliUser):
+    """A real spawner for this user, bound to no cluster (no API call is made)."""
+    from jupyterhub.objects import Hub
+
+    spawner = cls(user=user, hub=Hub(), config=config)
+    spawner.api_token = TOKEN_PLACEHOLDER
+    return spawner
+
+
+def cmd_check(args) -> str:
+    from .spawner import check_catalog
+    from .summary import summarize
+
+    config, cls = _load(args.file)
+    try:
+        catalog = check_catalog(spawner_config(config, cls))
+    except CatalogError as e:
+        raise CliError(str(e), 1) from None
+    return f"{args.file}: OK\n{summarize(catalog)}\n"
+
+
+async def _render(args) -> dict:
+    from jupyterhub.spawner import SpawnException
+    from kubernetes_asyncio.client import ApiClient
+    from tornado.web import HTTPError
+
+    config, cls = _load(args.file)
+    _check_static_catalog(config, cls)
+    _read_data_file(args.auth_state, "--auth-state")
+    _read_data_file(args.cluster, "--cluster")
+    user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)])
+    options = _options(args.option)
+    spawner = _make_spawner(config, cls, user)
+    spawner.user_options = options
+    try:
+        await spawner._run_apply_user_options(options)  # the hub's own hook runner
+        await spawner.load_user_options()
+    except (SpawnException, HTTPError) as e:
+        message = getattr(e, "message", None) or e.log_message or str(e)
+        raise CliError(f"refused: {message}", 2) from None
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as client:
+        pod_dict = client.sanitize_for_serialization(pod)
+    selection, _ = await spawner.plan_for(options)
+    return {
+        "pod": pod_dict,
+        "secrets": [],
+        "files": {},
+        "user_options": selection.to_user_options(),
+    }
+
+
+async def _form(args) -> str:
+    config, cls = _load(args.file)
+    _check_static_catalog(config, cls)
+    _read_data_file(args.cluster, "--cluster")
+    user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)])
+    spawner = _make_spawner(config, cls, user)
+    return await spawner.get_options_form()
+
+
+def _check_static_catalog(config, cls) -> None:
+    from .spawner import check_catalog
+
+    try:
+        check_catalog(spawner_config(config, cls))
+    except CatalogError as e:
+        raise CliError(str(e), 1) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offload-spawner", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate a config and summarize it")
+    check.add_argument("-f", "--file", required=True, help="jupyterhub_config.py or Zero-to-JupyterHub values (.yaml)")
+
+    def user_args(p):
+        p.add_argument("-f", "--file", required=True, help="jupyterhub_config.py or Zero-to-JupyterHub values (.yaml)")
+        p.add_argument("--user", required=True, help="user name")
+        p.add_argument("--groups", default="", help="comma-separated groups of the user")
+        p.add_argument("--cluster", help="YAML/JSON list of Node and Pod objects (cluster state)")
+
+    render = sub.add_parser("render", help="print the pod (and secrets, files) a user's selection gives")
+    user_args(render)
+    render.add_argument("--auth-state", help="JSON auth_state as OAuthenticator stores it")
+    render.add_argument("-o", dest="option", action="append", default=[], metavar="KEY=VALUE", help="a user_options entry")
+    render.add_argument("--output", choices=["json", "yaml"], default="json")
+
+    form = sub.add_parser("form", help="print the HTML spawn form a user would see")
+    user_args(form)
+    return parser
+
+
+@contextlib.contextmanager
+def _offline_kubeconfig():
+    """Point the Kubernetes client at a kubeconfig for a cluster that is not there.
+
+    KubeSpawner loads a kube config when constructed; the commands never call
+    the API. The variable must be set before kubernetes_asyncio is imported
+    (it reads KUBECONFIG at import), hence here, before anything else.
+    """
+    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "offline.kubeconfig")
+        path.write_text(_DUMMY_KUBECONFIG)
+        os.environ["KUBECONFIG"] = str(path)
+        os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with _offline_kubeconfig():
+        return _run(args)
+
+
+def _run(args) -> int:
+    # The spawner logs through traitlets; keep the command's output clean.
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    try:
+        if args.command == "check":
+            sys.stdout.write(cmd_check(args))
+        elif args.command == "render":
+            result = asyncio.run(_render(args))
+            if args.output == "yaml":
+                sys.stdout.write(yaml.safe_dump(result, sort_keys=False))
+            else:
+                sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        elif args.command == "form":
+            sys.stdout.write(asyncio.run(_form(args)) + "\n")
+    except CliError as e:
+        message = str(e) if e.code != 2 else str(e).replace("\n", " ")
+        sys.stderr.write(message + "\n")
+        return e.code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

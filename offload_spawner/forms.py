@@ -1,0 +1,153 @@
+"""The spawn form: HTML out of a :class:`Menu`, user_options out of form data.
+
+Field names follow KubeSpawner: ``profile`` and
+``profile-option-{profile}--{key}`` (``...--image--unlisted-choice`` for free
+text).  The template is rendered with autoescaping and receives only the
+menu, never the catalog, so no override, env, selector or annotation can reach
+the browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from importlib.resources import files
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from .menu import Bounds, Menu, MenuProfile
+from .selection import UNLISTED_SUFFIX, SelectionError, select
+from .units import format_cores, format_memory
+
+FIELD_PREFIX = "profile-option-"
+#: form value of an option's select meaning "use the free-text field"
+OTHER = "__other__"
+#: fields JupyterHub itself adds to the form
+HUB_FIELDS = frozenset({"_xsrf"})
+
+
+def field_name(profile: str, key: str) -> str:
+    return f"{FIELD_PREFIX}{profile}--{key}"
+
+
+def user_options_from_form(formdata: Mapping[str, list]) -> dict:
+    """Form data (dict of lists of strings) -> user_options (CONTRACT §2).
+
+    Fields of profiles other than the chosen one are dropped (the form holds
+    every profile's fields); any other unknown field is refused.
+    """
+    unknown = sorted(k for k in formdata if k not in HUB_FIELDS and k != "profile" and not k.startswith(FIELD_PREFIX))
+    if unknown:
+        raise SelectionError(f"Unknown form field {unknown[0][:60]!r}.", unknown[0][:60])
+    values = formdata.get("profile") or [""]
+    profile = values[0]
+    if not profile:
+        return {}
+    options: dict = {"profile": profile}
+    prefix = field_name(profile, "")
+    for key, value in formdata.items():
+        if key.startswith(prefix):
+            options[key[len(prefix):]] = value[0] if len(value) == 1 else value
+    # The select decides between a listed choice and the free-text field.
+    for key in [k for k in options if k.endswith(UNLISTED_SUFFIX)]:
+        base = key[: -len(UNLISTED_SUFFIX)]
+        if options.get(base) == OTHER:
+            del options[base]
+        elif options.get(base):
+            del options[key]
+    if options.get("accelerator") == "none":
+        options.pop("accelerator")
+        options.pop("accelerator_count", None)
+    return options
+
+
+def _environment(template_paths: Iterable[str]) -> Environment:
+    loader = ChoiceLoader(
+        [FileSystemLoader(list(template_paths)), FileSystemLoader(str(files("offload_spawner.templates")))]
+    )
+    env = Environment(loader=loader, autoescape=select_autoescape(default=True, default_for_string=True))
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    return env
+
+
+def _union(bounds: list[Bounds]) -> Bounds | None:
+    """What a form without JavaScript offers: every target's values (the server checks)."""
+    if not bounds:
+        return None
+    if all(b.choices is not None for b in bounds):
+        choices = tuple(sorted({c for b in bounds for c in b.choices}))  # type: ignore[union-attr]
+        return Bounds(choices=choices, min=None, max=None, default=bounds[0].default)
+    lows = [b.min if b.choices is None else min(b.choices) for b in bounds]
+    highs = [b.max if b.choices is None else max(b.choices) for b in bounds]
+    return Bounds(choices=None, min=min(lows), max=max(highs), default=bounds[0].default)
+
+
+def _profile_view(profile: MenuProfile) -> dict:
+    """Template data for one profile: only what the user may choose."""
+    targets = [t for t in profile.targets]
+    cores = _union([t.cores for t in targets if t.cores is not None])
+    memory = _union([t.memory for t in targets if t.memory is not None])
+    accelerators: dict[str, dict] = {}
+    for target in targets:
+        for acc in target.accelerators:
+            entry = accelerators.setdefault(acc.resource, {"display_name": acc.display_name, "models": [], "max": 0})
+            entry["models"] += [m for m in acc.models if m not in entry["models"]]
+            entry["max"] = max(entry["max"], acc.max)
+    per_target = {
+        t.slug or "": {
+            "cores": asdict(t.cores) if t.cores else None,
+            "memory": asdict(t.memory) if t.memory else None,
+            "accelerators": {a.resource: {"models": list(a.models), "max": a.max} for a in t.accelerators},
+        }
+        for t in targets
+    }
+    return {
+        "profile": profile,
+        "targets": [t for t in targets if t.slug is not None],
+        "cores": cores,
+        "memory": memory,
+        "accelerators": accelerators,
+        "per_target": per_target,
+    }
+
+
+def render_form(
+    menu: Menu,
+    user_options: Mapping | None = None,
+    error: SelectionError | None = None,
+    template_paths: Iterable[str] = (),
+) -> str:
+    """The spawn form HTML for one user.
+
+    ``user_options`` pre-selects choices: the saved options of the last spawn,
+    or what was just posted when ``error`` refused it.  Saved options that no
+    longer validate fall back to the defaults, with a notice.
+    """
+    notice = None
+    current: dict = {}
+    if user_options:
+        if error is not None:
+            current = dict(user_options)
+        else:
+            try:
+                current = select(menu, user_options).to_user_options()
+            except SelectionError as e:
+                notice = f"Your last choices are no longer available ({e.message}); the defaults are selected."
+    if not current.get("profile") and menu.default_profile:
+        current["profile"] = menu.default_profile
+    views = [_profile_view(p) for p in menu.profiles]
+    template = _environment(template_paths).get_template("form.html")
+    return template.render(
+        menu=menu,
+        profiles=views,
+        current={k: str(v) for k, v in current.items() if isinstance(v, (str, int, float))},
+        error=error,
+        notice=notice,
+        field_name=field_name,
+        other=OTHER,
+        unlisted_suffix=UNLISTED_SUFFIX,
+        show_cores=format_cores,
+        show_memory=format_memory,
+        bounds_json=lambda view: json.dumps(view["per_target"]),
+    )

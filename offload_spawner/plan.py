@@ -1,0 +1,146 @@
+"""The pod plan: a validated selection turned into what the pod must carry.
+
+Plain data in (catalog + selection), plain data out (:class:`PodPlan`).  The
+spawner applies ``overrides`` the way KubeSpawner applies kubespawner_override,
+then the rest onto the pod manifest (:mod:`offload_spawner.manifest`).
+Annotation values come from typed admin settings and validated numbers only.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends import adapter_for
+from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, Profile
+from .selection import Selection
+
+TARGET_KEY = "offload-spawner.io/target"
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    target: str | None = None
+    #: "none" (in this cluster), "session" (the server runs remotely) or "dask"
+    offload: str = "none"
+    #: kubespawner_override dicts, applied in order (profile, then its options)
+    overrides: tuple[Mapping[str, Any], ...] = ()
+    cpu_limit: float | None = None
+    cpu_guarantee: float | None = None
+    mem_limit: int | None = None
+    mem_guarantee: int | None = None
+    extra_resource_limits: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout: int | None = None
+    http_timeout: int | None = None
+    hub_api_url: str | None = None
+
+
+def fill_value(template: Any, value: str) -> Any:
+    """Put unlisted free text into an admin's ``{value}`` template.
+
+    Unlike KubeSpawner's ``str.format`` expansion, the user's text is inserted
+    verbatim and never parsed (selection already refuses braces in it, since
+    KubeSpawner expands some traits again with ``str.format``).
+    """
+    if isinstance(template, str):
+        # Same result as KubeSpawner's template.format(value=...) for valid
+        # templates ("{{" -> "{"), but the value itself is never parsed.
+        out = []
+        for literal, name, _spec, _conversion in string.Formatter().parse(template):
+            out.append(literal)
+            if name == "value":
+                out.append(value)
+            elif name is not None:
+                out.append("{" + name + "}")
+        return "".join(out)
+    if isinstance(template, dict):
+        return {k: fill_value(v, value) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill_value(v, value) for v in template]
+    return template
+
+
+def _overrides(profile: Profile | None, selection: Selection) -> tuple[Mapping[str, Any], ...]:
+    if profile is None:
+        return ()
+    out = [copy.deepcopy(profile.kubespawner_override)]
+    for key, option in profile.profile_options.items():
+        pick = selection.options.get(key)
+        if pick is None:
+            continue
+        if pick.unlisted is not None:
+            out.append(fill_value(copy.deepcopy(option.unlisted_choice.kubespawner_override), pick.unlisted))
+        else:
+            out.append(copy.deepcopy(option.choices[pick.choice].kubespawner_override))
+    return tuple(o for o in out if o)
+
+
+def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
+    """The plan for a validated selection (see :func:`offload_spawner.selection.select`)."""
+    profile = catalog.profile(selection.profile) if selection.profile else None
+    target = catalog.offload_targets.get(selection.target) if selection.target else None
+    fraction = target.request_fraction if target else 1.0
+
+    resources: dict[str, str] = {}
+    node_selector: dict[str, str] = {}
+    if selection.accelerator:
+        offer = profile.accelerators[selection.accelerator] if profile else None
+        label = (offer.model_label if offer else None) or DEFAULT_MODEL_LABELS.get(selection.accelerator)
+        resources[selection.accelerator] = str(selection.accelerator_count)
+        if label and selection.accelerator_model:
+            node_selector[label] = selection.accelerator_model
+
+    tolerations: list[dict[str, Any]] = []
+    annotations: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    env: dict[str, str] = {}
+    offload = "none"
+    start_timeout = http_timeout = None
+    hub_api_url = None
+    if target is not None:
+        labels[TARGET_KEY] = selection.target  # type: ignore[assignment]
+        annotations[TARGET_KEY] = selection.target  # type: ignore[assignment]
+        env["OFFLOAD_SPAWNER_TARGET"] = selection.target  # type: ignore[assignment]
+        start_timeout, http_timeout = target.start_timeout, target.http_timeout
+        placed_here = target.runs_session_remotely or not target.is_virtual
+        if target.runs_session_remotely:
+            offload = "session"
+            tolerations.append(dict(INTERLINK_TOLERATION))
+            node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
+            annotations.update(adapter_for(target.backend).annotations(target, selection))
+            hub_api_url = target.hub_api_url
+        elif target.is_virtual:
+            # Only Dask clusters go to the virtual node; the session stays here.
+            offload = "dask"
+        if placed_here:
+            tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
+            node_selector.update(target.node_selector)
+            annotations.update(target.annotations)
+            labels.update(target.labels)
+
+    return PodPlan(
+        target=selection.target,
+        offload=offload,
+        overrides=_overrides(profile, selection),
+        cpu_limit=selection.cores,
+        cpu_guarantee=None if selection.cores is None else selection.cores * fraction,
+        mem_limit=selection.memory,
+        mem_guarantee=None if selection.memory is None else int(selection.memory * fraction),
+        extra_resource_limits=resources,
+        node_selector=node_selector,
+        tolerations=tuple(tolerations),
+        annotations=annotations,
+        labels=labels,
+        env=env,
+        start_timeout=start_timeout,
+        http_timeout=http_timeout,
+        hub_api_url=hub_api_url,
+    )

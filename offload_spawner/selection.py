@@ -1,0 +1,258 @@
+"""The one validator: user_options in, a :class:`Selection` out (or a refusal).
+
+The spawn form, the REST API and the command line all come through
+:func:`select`.  It accepts only what the user's :class:`~offload_spawner.menu.Menu`
+offers; every refusal is a :class:`SelectionError` whose message a user
+understands ("8 cores is above your limit of 4 on INFN Naples") and whose
+``field`` names the user_options key at fault, so the form can show it there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .catalog import RESERVED_KEYS
+from .menu import Bounds, Menu, MenuOption, MenuProfile, MenuTarget
+from .units import QuantityError, format_cores, format_memory, parse_count, parse_memory, parse_number
+
+UNLISTED_SUFFIX = "--unlisted-choice"
+MAX_TEXT = 512
+# Free text may not carry braces (KubeSpawner expands them with str.format),
+# control characters, or whitespace.
+_UNSAFE_TEXT = re.compile(r"[{}\s\x00-\x1f\x7f]")
+
+
+class SelectionError(ValueError):
+    """A refused selection. ``field`` is the user_options key at fault, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class OptionPick:
+    """One profile option: a listed choice key, or unlisted free text."""
+
+    choice: str | None = None
+    unlisted: str | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    profile: str | None
+    target: str | None
+    options: dict[str, OptionPick] = field(default_factory=dict)
+    cores: float | None = None
+    memory: int | None = None
+    accelerator: str | None = None  # extended resource, e.g. nvidia.com/gpu
+    accelerator_model: str | None = None
+    accelerator_count: int = 0
+
+    def to_user_options(self) -> dict:
+        """The canonical user_options (CONTRACT §2) for this selection."""
+        out: dict = {}
+        if self.profile is not None:
+            out["profile"] = self.profile
+        for key, pick in self.options.items():
+            if pick.unlisted is not None:
+                out[key + UNLISTED_SUFFIX] = pick.unlisted
+            else:
+                out[key] = pick.choice
+        if self.cores is not None:
+            out["cores"] = self.cores if self.cores != int(self.cores) else int(self.cores)
+        if self.memory is not None:
+            out["memory"] = format_memory(self.memory)
+        if self.accelerator is not None:
+            out["accelerator"] = f"{self.accelerator}:{self.accelerator_model}"
+            out["accelerator_count"] = self.accelerator_count
+        if self.target is not None:
+            out["target"] = self.target
+        return out
+
+
+def _text(value: object, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SelectionError(f"{key} must be a single value", key)
+    return str(value).strip() if isinstance(value, str) else str(value)
+
+
+def _where(target: MenuTarget) -> str:
+    return f" on {target.display_name}" if target.display_name else ""
+
+
+def select(menu: Menu, user_options: Mapping | None) -> Selection:
+    """Validate ``user_options`` against what ``menu`` offers."""
+    if user_options is None:
+        user_options = {}
+    if not isinstance(user_options, Mapping):
+        raise SelectionError("server options must be a JSON object")
+    if not menu.profiles:
+        raise SelectionError("There is no server configuration you are allowed to start. Ask your hub admin.")
+
+    profile = _pick_profile(menu, user_options)
+    _reject_unknown_keys(profile, user_options)
+    target = _pick_target(profile, user_options)
+    options = {option.key: _pick_option(option, user_options) for option in profile.options}
+    cores = _pick_number(
+        target.cores, user_options, "cores", "Cores", lambda v: parse_number(v, "Cores"), format_cores, target
+    )
+    memory = _pick_number(
+        target.memory, user_options, "memory", "Memory", _parse_memory, format_memory, target
+    )
+    accelerator, model, count = _pick_accelerator(target, user_options)
+    return Selection(
+        profile=profile.slug,
+        target=target.slug,
+        options=options,
+        cores=cores,
+        memory=memory,
+        accelerator=accelerator,
+        accelerator_model=model,
+        accelerator_count=count,
+    )
+
+
+def _pick_profile(menu: Menu, user_options: Mapping) -> MenuProfile:
+    slug = user_options.get("profile")
+    if slug in (None, ""):
+        return menu.profile(menu.default_profile)  # type: ignore[return-value]
+    slug = _text(slug, "profile")
+    profile = menu.profile(slug)
+    if profile is None:
+        # Same words whether the profile is hidden or does not exist at all.
+        raise SelectionError(f"There is no profile {slug[:60]!r} you can start.", "profile")
+    return profile
+
+
+def _reject_unknown_keys(profile: MenuProfile, user_options: Mapping) -> None:
+    known = set(RESERVED_KEYS)
+    for option in profile.options:
+        known.add(option.key)
+        known.add(option.key + UNLISTED_SUFFIX)
+    for key in user_options:
+        if key not in known:
+            shown = str(key)[:60]
+            raise SelectionError(f"Unknown option {shown!r} for profile {profile.display_name!r}.", str(key)[:60])
+
+
+def _pick_target(profile: MenuProfile, user_options: Mapping) -> MenuTarget:
+    slug = user_options.get("target")
+    if slug in (None, ""):
+        return profile.target(profile.default_target)  # type: ignore[return-value]
+    slug = _text(slug, "target")
+    target = profile.target(slug)
+    if target is None or target.slug is None:
+        raise SelectionError(
+            f"You cannot run {profile.display_name!r} on {slug[:60]!r}; "
+            f"choose one of: {', '.join(t.display_name for t in profile.targets if t.slug)}.",
+            "target",
+        )
+    return target
+
+
+def _pick_option(option: MenuOption, user_options: Mapping) -> OptionPick:
+    unlisted_key = option.key + UNLISTED_SUFFIX
+    unlisted = user_options.get(unlisted_key)
+    choice = user_options.get(option.key)
+    if unlisted not in (None, ""):
+        text = _text(unlisted, unlisted_key)
+        if option.unlisted is None:
+            raise SelectionError(f"{option.display_name} does not accept a value of your own.", unlisted_key)
+        if len(text) > MAX_TEXT:
+            raise SelectionError(f"{option.display_name} is longer than {MAX_TEXT} characters.", unlisted_key)
+        if _UNSAFE_TEXT.search(text):
+            raise SelectionError(
+                f"{option.display_name} may not contain braces, spaces or control characters.", unlisted_key
+            )
+        regex = option.unlisted.validation_regex
+        if regex and not re.fullmatch(regex, text):
+            message = option.unlisted.validation_message or f"{text!r} is not an allowed {option.display_name}."
+            raise SelectionError(message, unlisted_key)
+        return OptionPick(unlisted=text)
+    if choice in (None, ""):
+        if option.default is None:
+            raise SelectionError(f"Please enter a value for {option.display_name}.", unlisted_key)
+        return OptionPick(choice=option.default)
+    key = _text(choice, option.key)
+    if option.choice(key) is None:
+        offered = ", ".join(c.display_name for c in option.choices)
+        raise SelectionError(
+            f"{key[:60]!r} is not a choice for {option.display_name}" + (f"; choose one of: {offered}." if offered else "."),
+            option.key,
+        )
+    return OptionPick(choice=key)
+
+
+def _parse_memory(value: object) -> int:
+    # A bare number means gigabytes, as in the form's number input ("8" == "8G").
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = f"{value}G"
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        value = value.strip() + "G"
+    return parse_memory(value)
+
+
+def _pick_number(bounds: Bounds | None, user_options, key, label, parse, show, target: MenuTarget):
+    raw = user_options.get(key)
+    if bounds is None:
+        if raw not in (None, ""):
+            raise SelectionError(f"{label} cannot be chosen for this profile.", key)
+        return None
+    if raw in (None, ""):
+        return bounds.default
+    try:
+        value = parse(raw)
+    except QuantityError as e:
+        raise SelectionError(f"{label}: {e}." if label not in str(e) else f"{e}.", key) from None
+    if bounds.allows(value):
+        return value
+    limit = bounds.max if bounds.choices is None else max(bounds.choices)
+    if value > limit:
+        whose = "your limit" if bounds.cap is not None and bounds.cap <= limit else "the maximum"
+        raise SelectionError(f"{show(value)} is above {whose} of {show(limit)}{_where(target)}.", key)
+    if bounds.choices is None:
+        raise SelectionError(f"{show(value)} is below the minimum of {show(bounds.min)}{_where(target)}.", key)
+    offered = ", ".join(show(c) for c in bounds.choices)
+    raise SelectionError(f"{show(value)} is not one of the choices: {offered}.", key)
+
+
+def _pick_accelerator(target: MenuTarget, user_options: Mapping) -> tuple[str | None, str | None, int]:
+    raw = user_options.get("accelerator")
+    raw_count = user_options.get("accelerator_count")
+    if raw in (None, "", "none"):
+        if raw_count not in (None, "", 0, "0"):
+            try:
+                parse_count(raw_count, "accelerator_count")
+            except QuantityError as e:
+                raise SelectionError(f"{e}.", "accelerator_count") from None
+            raise SelectionError("Choose an accelerator before asking for a number of them.", "accelerator")
+        return None, None, 0
+    text = _text(raw, "accelerator")
+    resource, _, model = text.rpartition(":")
+    offer = target.accelerator(resource) if resource else None
+    if offer is None or model not in offer.models:
+        offered = [f"{a.display_name} {m}" for a in target.accelerators for m in a.models]
+        where = _where(target) or " here"
+        raise SelectionError(
+            f"{text[:60]!r} is not available to you{where}"
+            + (f"; choose one of: {', '.join(offered)}." if offered else "; no accelerators are offered to you there."),
+            "accelerator",
+        )
+    if raw_count in (None, ""):
+        count = 1
+    else:
+        try:
+            count = parse_count(raw_count, "accelerator_count")
+        except QuantityError as e:
+            raise SelectionError(f"{e}.", "accelerator_count") from None
+    if count < 1:
+        raise SelectionError(f"Ask for at least one {offer.display_name}, or choose no accelerator.", "accelerator_count")
+    if count > offer.max:
+        raise SelectionError(
+            f"{count} × {offer.display_name} is above your limit of {offer.max}{_where(target)}.", "accelerator_count"
+        )
+    return resource, model, count

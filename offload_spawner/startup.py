@@ -1,0 +1,49 @@
+"""Check the catalog when the hub starts, so a bad config stops the hub.
+
+JupyterHub has no start-up hook for spawner classes, but it imports the
+spawner class while it loads its config file, inside ``JupyterHub.initialize``.
+At that point we register an observer on the hub's ``proxy`` trait, which
+``init_proxy`` sets right after the config, logging and database are ready and
+before any request is served. The observer validates the catalog from the
+hub's own config and exits with status 1 and the error's key paths.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .catalog import CatalogError
+
+log = logging.getLogger(__name__)
+
+
+def check_hub_config(app) -> None:
+    """Validate the catalog of ``app`` (a JupyterHub) if it uses OffloadSpawner."""
+    from .config_loader import spawner_config
+    from .spawner import OffloadSpawner, check_catalog
+    from .summary import summarize
+
+    cls = app.spawner_class
+    if not (isinstance(cls, type) and issubclass(cls, OffloadSpawner)):
+        return
+    try:
+        catalog = check_catalog(spawner_config(app.config, cls))
+    except CatalogError as e:
+        app.log.critical("%s", e)
+        raise SystemExit(1) from None
+    app.log.info("offload_spawner: %s", summarize(catalog).splitlines()[0])
+
+
+def install_startup_check() -> None:
+    """Register :func:`check_hub_config` on the running JupyterHub, once."""
+    try:
+        from jupyterhub.app import JupyterHub
+    except ImportError:  # pragma: no cover - jupyterhub is a dependency
+        return
+    if not JupyterHub.initialized():
+        return
+    app = JupyterHub.instance()
+    if getattr(app, "_offload_spawner_check", False):
+        return
+    app._offload_spawner_check = True
+    app.observe(lambda change: check_hub_config(app), names=["proxy"])
