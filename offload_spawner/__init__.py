@@ -7,8 +7,10 @@ __all__ = ["__version__", "OffloadSpawner"]
 
 def __getattr__(name):
     # Import the spawner lazily: the pure core must not pull in KubeSpawner.
+    # Resolving it from a jupyterhub_config.py also registers the hub start-up
+    # check (see offload_spawner.entrypoint).
     if name == "OffloadSpawner":
-        from .spawner import OffloadSpawner
+        from .entrypoint import OffloadSpawner
 
         return OffloadSpawner
     raise AttributeError(name)

@@ -122,7 +122,8 @@ def _make_spawner(config, cls: type, user: CliUser):
     """A real spawner for this user, bound to no cluster (no API call is made)."""
     from jupyterhub.objects import Hub
 
-    spawner = cls(user=user, hub=Hub(), config=config)
+    # The address the Zero-to-JupyterHub chart gives the hub inside the cluster.
+    spawner = cls(user=user, hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
     spawner.api_token = TOKEN_PLACEHOLDER
     return spawner
 
@@ -161,12 +162,14 @@ async def _render(args) -> dict:
     pod = await spawner.get_pod_manifest()
     async with ApiClient() as client:
         pod_dict = client.sanitize_for_serialization(pod)
-    selection, _ = await spawner.plan_for(options)
+    if spawner._uses_catalog():
+        selection, _ = await spawner.plan_for(options)
+        options = selection.to_user_options()
     return {
         "pod": pod_dict,
         "secrets": [],
         "files": {},
-        "user_options": selection.to_user_options(),
+        "user_options": options,
     }
 
 

@@ -54,6 +54,9 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
         base = key[: -len(UNLISTED_SUFFIX)]
         if options.get(base) == OTHER:
             del options[base]
+            if not options[key]:
+                # "Other..." was picked: an empty text must not fall back to the default choice.
+                raise SelectionError("Enter a value of your own, or pick one from the list.", key)
         elif options.get(base):
             del options[key]
     if options.get("accelerator") == "none":

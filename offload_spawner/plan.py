@@ -62,7 +62,8 @@ def fill_value(template: Any, value: str) -> Any:
                 out.append("{" + name + "}")
         return "".join(out)
     if isinstance(template, dict):
-        return {k: fill_value(v, value) for k, v in template.items()}
+        # KubeSpawner's recursive_format fills keys too.
+        return {fill_value(k, value): fill_value(v, value) for k, v in template.items()}
     if isinstance(template, list):
         return [fill_value(v, value) for v in template]
     return template

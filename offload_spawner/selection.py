@@ -76,7 +76,7 @@ class Selection:
 
 def _text(value: object, key: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise SelectionError(f"{key} must be a single value", key)
+        raise SelectionError(f"{key} must be a single value.", key)
     return str(value).strip() if isinstance(value, str) else str(value)
 
 

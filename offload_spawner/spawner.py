@@ -162,6 +162,10 @@ class OffloadSpawner(KubeSpawner):
     async def _check_user_options(spawner: OffloadSpawner, user_options: dict) -> None:
         """JupyterHub 5.3+ hook: refuse a bad selection before anything is created."""
         if not spawner._uses_catalog():
+            if user_options:
+                raise SpawnException(
+                    "This hub offers no server options.", reason="invalid_user_options", status_code=400
+                )
             return
         _, plan = await spawner.plan_for(user_options)
         # JupyterHub reads start_timeout before calling start().
@@ -240,9 +244,3 @@ def check_catalog(config_values: dict) -> Catalog:
 
 __all__ = ["CatalogError", "OffloadSpawner", "check_catalog"]
 
-
-# Hub start-up check (see offload_spawner.startup): registered when JupyterHub
-# imports this class while loading its config.
-from .startup import install_startup_check  # noqa: E402
-
-install_startup_check()

@@ -1,11 +1,12 @@
 """Check the catalog when the hub starts, so a bad config stops the hub.
 
 JupyterHub has no start-up hook for spawner classes, but it imports the
-spawner class while it loads its config file, inside ``JupyterHub.initialize``.
-At that point we register an observer on the hub's ``proxy`` trait, which
-``init_proxy`` sets right after the config, logging and database are ready and
-before any request is served. The observer validates the catalog from the
-hub's own config and exits with status 1 and the error's key paths.
+spawner class (our entry point, :mod:`offload_spawner.entrypoint`) while it
+applies its config inside ``JupyterHub.initialize``. At that point we register
+an observer on the hub's ``session_factory`` trait, which ``init_db`` sets once
+config and logging are ready and long before any request is served. The
+observer validates the catalog from the hub's own config and exits with
+status 1 and the error's key paths.
 """
 
 from __future__ import annotations
@@ -46,4 +47,4 @@ def install_startup_check() -> None:
     if getattr(app, "_offload_spawner_check", False):
         return
     app._offload_spawner_check = True
-    app.observe(lambda change: check_hub_config(app), names=["proxy"])
+    app.observe(lambda change: check_hub_config(app), names=["session_factory"])

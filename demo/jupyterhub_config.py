@@ -1,0 +1,83 @@
+"""Demo hub: OffloadSpawner with a catalog modelled on the ICSC / AI_INFN sites.
+
+Started by `make demo` (demo/run.py). Users log in with the password "demo".
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from users import DEMO_GROUPS  # noqa: E402
+
+c = get_config()  # noqa: F821
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(os.environ.get("DEMO_PORT", "8000"))
+c.JupyterHub.spawner_class = "offload"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "demo"
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {"admin"}
+
+c.JupyterHub.load_groups = {name: {"users": users} for name, users in DEMO_GROUPS.items()}
+
+c.OffloadSpawner.offload_targets = {
+    "cluster": {"display_name": "This cluster", "backend": "kubernetes",
+                "description": "The hub's own Kubernetes cluster."},
+    "naples": {
+        "display_name": "INFN Naples (HTCondor)",
+        "backend": "htcondor", "node": "vk-naples", "offload": "dask",
+        "allowed_groups": ["highrate"],
+        "limits": {"cores": 96, "memory": "180G"},
+        "start_timeout": 900,
+        "hub_api_url": "https://hub.example.org/hub/api",
+    },
+    "leonardo": {
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm", "node": "vk-leonardo", "offload": "session",
+        "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "qos": "normal",
+                  "time_limit": "04:00:00", "flavor": "gpu"},
+        "allowed_groups": ["ai-infn"],
+        "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
+        "start_timeout": 900,
+        "hub_api_url": "https://hub.example.org/hub/api",
+    },
+}
+c.OffloadSpawner.group_limits = {
+    "cms": {"cores": 8, "memory": "32G"},
+    "gpu-users": {"accelerators": {"nvidia.com/gpu": 2}},
+}
+c.OffloadSpawner.profile_list = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "description": "JupyterLab for physics analysis, with optional Dask offloading.",
+        "allowed_groups": ["cms", "highrate"],
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    "alma9": {"display_name": "AlmaLinux 9", "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"}},
+                    "offload": {"display_name": "Dask offload", "allowed_groups": ["highrate"],
+                                "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01"}},
+                },
+                "unlisted_choice": {"enabled": True, "display_name": "Custom image",
+                                    "validation_regex": "^quay\\.io/jupyter/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+                                    "validation_message": "Use an image from quay.io/jupyter, with a tag.",
+                                    "kubespawner_override": {"image": "{value}"}},
+            },
+        },
+        "cores": {"choices": [1, 2, 4, 8], "default": 2},
+        "memory": {"choices": ["2G", "4G", "8G", "16G", "32G", "64G"], "default": "4G"},
+        "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4}},
+        "targets": ["cluster", "naples", "leonardo"],
+    },
+    {
+        "display_name": "Teaching",
+        "slug": "teaching",
+        "description": "A small notebook for tutorials, open to every user.",
+        "cores": {"min": 0.5, "max": 2, "default": 1},
+        "memory": {"min": "1G", "max": "4G", "default": "2G"},
+        "targets": ["cluster"],
+    },
+]

@@ -1,0 +1,126 @@
+"""A plain KubeSpawner profile_list gives the same pod under OffloadSpawner.
+
+Both spawners are real (constructed with the same config, user and hub); the
+pods compared are their own ``get_pod_manifest()`` after their own
+``load_user_options()``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import pytest
+from jupyterhub.objects import Hub
+from kubernetes_asyncio.client import ApiClient
+from kubespawner import KubeSpawner
+from traitlets.config import Config
+
+from offload_spawner.spawner import OffloadSpawner
+
+
+@dataclass
+class Group:
+    name: str
+
+
+@dataclass
+class User:
+    name: str = "alice"
+    id: int = 7
+    groups: list = field(default_factory=list)
+    url: str = "/user/alice/"
+    escaped_name: str = "alice"
+
+
+PROFILES = [
+    {
+        "display_name": "Small",
+        "slug": "small",
+        "kubespawner_override": {"cpu_limit": 1, "mem_limit": "2G", "environment": {"SIZE": "small"}},
+    },
+    {
+        "display_name": "Images",
+        "default": True,
+        "kubespawner_override": {"environment": {"FROM_PROFILE": "yes"}},
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    "base": {"display_name": "Base", "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"}},
+                    "scipy": {
+                        "display_name": "SciPy",
+                        "default": True,
+                        "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01", "extra_labels": {"flavour": "scipy"}},
+                    },
+                },
+                "unlisted_choice": {
+                    "enabled": True,
+                    "validation_regex": "^quay\\.io/jupyter/[a-z-]+:[0-9-]+$",
+                    "kubespawner_override": {"image": "{value}"},
+                },
+            },
+            "size": {
+                "display_name": "Size",
+                "choices": {
+                    "s": {"display_name": "S", "kubespawner_override": {"cpu_guarantee": 0.5}},
+                    "l": {"display_name": "L", "kubespawner_override": {"cpu_guarantee": 2, "node_selector": {"size": "large"}}},
+                },
+            },
+        },
+    },
+]
+
+OPTIONS = [
+    {},
+    {"profile": "small"},
+    {"profile": "images"},
+    {"profile": "images", "image": "base", "size": "l"},
+    {"profile": "images", "image--unlisted-choice": "quay.io/jupyter/r-notebook:2025-01-01"},
+]
+
+
+async def _pod(cls, profile_list, user_options) -> dict:
+    config = Config()
+    config.KubeSpawner.profile_list = copy.deepcopy(profile_list)
+    config.KubeSpawner.image = "quay.io/jupyter/minimal-notebook:2025-01-01"
+    config.KubeSpawner.tolerations = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
+    spawner = cls(user=User(groups=[Group("anyone")]), hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    spawner.api_token = "parity-token"
+    spawner.user_options = dict(user_options)
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as client:
+        return client.sanitize_for_serialization(pod)
+
+
+@pytest.mark.parametrize("user_options", OPTIONS, ids=[str(o) for o in OPTIONS])
+async def test_plain_profile_list_gives_the_kubespawner_pod(user_options):
+    expected = await _pod(KubeSpawner, PROFILES, user_options)
+    actual = await _pod(OffloadSpawner, PROFILES, user_options)
+    assert actual == expected
+
+
+async def test_parity_check_can_see_a_difference():
+    """The comparison above is not vacuous: different choices give different pods."""
+    a = await _pod(OffloadSpawner, PROFILES, {"profile": "images", "image": "base"})
+    b = await _pod(OffloadSpawner, PROFILES, {"profile": "images", "image": "scipy"})
+    assert a != b
+    assert a["spec"]["containers"][0]["image"] == "quay.io/jupyter/base-notebook:2025-01-01"
+
+
+async def test_no_profile_list_gives_the_kubespawner_pod():
+    expected = await _pod(KubeSpawner, [], {})
+    actual = await _pod(OffloadSpawner, [], {})
+    assert actual == expected
+
+
+async def test_callable_override_results_are_awaited():
+    """KubeSpawner calls kubespawner_override callables but never awaits them."""
+
+    async def pick_image(spawner):
+        return f"quay.io/jupyter/base-notebook:{spawner.user.name}"
+
+    profiles = [{"display_name": "Async", "slug": "async", "kubespawner_override": {"image": pick_image}}]
+    pod = await _pod(OffloadSpawner, profiles, {"profile": "async"})
+    assert pod["spec"]["containers"][0]["image"] == "quay.io/jupyter/base-notebook:alice"
