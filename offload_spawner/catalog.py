@@ -86,7 +86,8 @@ def _pattern(regex: str, what: str):
 # DNS-1123 label: valid as a label value, a URL path part and an HTML id.
 Slug = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "slug (lowercase letters, digits and '-')")]
 # Keys of choices and profile options: safe in form field names.
-Key = Annotated[str, _pattern(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?", "key (letters, digits, '_', '.', '-')")]
+_KEY_RE = re.compile(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
+Key = Annotated[str, _pattern(_KEY_RE.pattern, "key (letters, digits, '_', '.', '-')")]
 NodeName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "node name")]
 ResourceName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", "extended resource name (vendor.com/kind)")]
 ModelName = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", "accelerator model (a label value)")]
@@ -361,6 +362,10 @@ class Profile(_Model):
 
     @model_validator(mode="after")
     def _keys(self) -> Profile:
+        slug = self.resolved_slug
+        # The slug is part of form field names (profile-option-{slug}--{key}).
+        if not _KEY_RE.fullmatch(slug) or "--" in slug:
+            raise ValueError(f"slug {slug!r} must be letters, digits, '_', '.', single '-'")
         for key in self.profile_options:
             if key in RESERVED_KEYS:
                 raise ValueError(f"profile option {key!r} clashes with the built-in field of that name")
@@ -445,7 +450,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith(("function-", "constrained-", "tagged-union")):
+        elif part.startswith(("function-", "constrained-", "tagged-union")) or part == "[key]":
             continue
         else:
             path += ("." if path else "") + str(part)

@@ -146,9 +146,11 @@ def _pick_target(profile: MenuProfile, user_options: Mapping) -> MenuTarget:
     slug = _text(slug, "target")
     target = profile.target(slug)
     if target is None or target.slug is None:
+        offered = [t.display_name for t in profile.targets if t.slug]
+        if not offered:
+            raise SelectionError("This hub has no offload targets to choose from.", "target")
         raise SelectionError(
-            f"You cannot run {profile.display_name!r} on {slug[:60]!r}; "
-            f"choose one of: {', '.join(t.display_name for t in profile.targets if t.slug)}.",
+            f"You cannot run {profile.display_name!r} on {slug[:60]!r}; choose one of: {', '.join(offered)}.",
             "target",
         )
     return target
@@ -212,7 +214,8 @@ def _pick_number(bounds: Bounds | None, user_options, key, label, parse, show, t
         return value
     limit = bounds.max if bounds.choices is None else max(bounds.choices)
     if value > limit:
-        whose = "your limit" if bounds.cap is not None and bounds.cap <= limit else "the maximum"
+        # When the user's or the target's ceiling removed choices, it is *their* limit.
+        whose = "your limit" if bounds.cap is not None else "the maximum"
         raise SelectionError(f"{show(value)} is above {whose} of {show(limit)}{_where(target)}.", key)
     if bounds.choices is None:
         raise SelectionError(f"{show(value)} is below the minimum of {show(bounds.min)}{_where(target)}.", key)

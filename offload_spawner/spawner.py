@@ -41,6 +41,14 @@ def cached_catalog(profile_list: Any, offload_targets: Any, group_limits: Any, d
     return catalog
 
 
+def refusal(message: str) -> SpawnException:
+    """A refused selection: HTTP 400 on the REST API, the message on the spawn page."""
+    exc = SpawnException(message, reason="invalid_user_options", status_code=400)
+    # JupyterHub's spawn page shows this attribute instead of the exception's repr.
+    exc.jupyterhub_message = message
+    return exc
+
+
 class OffloadSpawner(KubeSpawner):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes."""
@@ -111,7 +119,7 @@ class OffloadSpawner(KubeSpawner):
         try:
             selection = select(build_menu(catalog, self.user_groups()), user_options)
         except SelectionError as e:
-            raise SpawnException(e.message, reason="invalid_user_options", status_code=400) from None
+            raise refusal(e.message) from None
         return selection, build_plan(catalog, selection)
 
     def _uses_catalog(self) -> bool:
@@ -147,11 +155,12 @@ class OffloadSpawner(KubeSpawner):
         try:
             options = user_options_from_form(formdata)
             if self._uses_catalog():
-                select(await self.get_menu(), options)
+                # Store the canonical form (typed numbers, defaults filled in).
+                options = select(await self.get_menu(), options).to_user_options()
         except SelectionError as e:
             self._form_error = e
             self._form_posted = _posted_for_refill(formdata)
-            raise SpawnException(e.message, reason="invalid_user_options", status_code=400) from None
+            raise refusal(e.message) from None
         return options
 
     @default("apply_user_options")
@@ -163,9 +172,7 @@ class OffloadSpawner(KubeSpawner):
         """JupyterHub 5.3+ hook: refuse a bad selection before anything is created."""
         if not spawner._uses_catalog():
             if user_options:
-                raise SpawnException(
-                    "This hub offers no server options.", reason="invalid_user_options", status_code=400
-                )
+                raise refusal("This hub offers no server options.")
             return
         _, plan = await spawner.plan_for(user_options)
         # JupyterHub reads start_timeout before calling start().

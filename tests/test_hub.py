@@ -59,7 +59,8 @@ async def test_form_shows_each_user_only_what_their_groups_allow(hub):
     assert "NVIDIA GPU" in forms["carol"]
 
     assert "no server configuration you are allowed to start" in forms["nobody"]
-    assert 'name="profile"' not in forms["nobody"]
+    assert 'type="radio" name="profile"' not in forms["nobody"]
+    assert 'type="radio" name="profile"' in forms["bob"]
 
     for text in forms.values():
         # admin overrides never reach the browser
