@@ -9,6 +9,7 @@ the browser.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
@@ -66,6 +67,14 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
 
 
 def _environment(template_paths: Iterable[str]) -> Environment:
+    # One environment per set of paths: Jinja keeps compiled templates in it
+    # (and re-reads a template whose file changed), so a form render does not
+    # recompile the template.
+    return _cached_environment(tuple(template_paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(template_paths: tuple[str, ...]) -> Environment:
     loader = ChoiceLoader(
         [FileSystemLoader(list(template_paths)), FileSystemLoader(str(files("offload_spawner.templates")))]
     )

@@ -1,0 +1,140 @@
+"""Benchmarks (`make bench`): what OffloadSpawner adds on the hub's hot paths,
+measured against KubeSpawner itself in the same run.
+
+Printed figures, no pass/fail: per-call time (median of repeats) and peak
+memory of building a pod manifest and rendering the spawn form, with a plain
+KubeSpawner profile_list on both spawners and with the offload catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT.parent / "shared" / "design" / "CONTRACT.md"
+
+_kubeconfig = Path(tempfile.mkdtemp(prefix="offload-bench-"), "offline.kubeconfig")
+_kubeconfig.write_text(
+    "apiVersion: v1\nkind: Config\n"
+    'clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]\n'
+    "users: [{name: none, user: {token: none}}]\n"
+    "contexts: [{name: none, context: {cluster: none, user: none}}]\ncurrent-context: none\n"
+)
+os.environ["KUBECONFIG"] = str(_kubeconfig)
+os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+
+from jupyterhub.objects import Hub  # noqa: E402
+from kubespawner import KubeSpawner  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+from offload_spawner.spawner import OffloadSpawner  # noqa: E402
+
+PLAIN = [
+    {
+        "display_name": "Images",
+        "slug": "images",
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    f"img{i}": {"display_name": f"Image {i}", "kubespawner_override": {"image": f"quay.io/jupyter/img{i}:1"}}
+                    for i in range(20)
+                },
+            }
+        },
+    }
+]
+
+
+@dataclass
+class Group:
+    name: str
+
+
+@dataclass
+class User:
+    name: str = "alice"
+    id: int = 1
+    groups: list = field(default_factory=list)
+    url: str = "/user/alice/"
+    escaped_name: str = "alice"
+
+
+def contract_config() -> dict:
+    block = re.search(r"```python\n(.*?)```", CONTRACT.read_text(), re.S).group(1)
+    c = Config()
+    exec(block, {"c": c})
+    return {k: v for k, v in c.OffloadSpawner.items()}
+
+
+def make(cls, settings: dict, groups: list[str]):
+    config = Config()
+    for key, value in settings.items():
+        setattr(config[cls.__name__], key, copy.deepcopy(value))
+    spawner = cls(user=User(groups=[Group(g) for g in groups]), hub=Hub(ip="hub", port=8081), config=config)
+    spawner.api_token = "bench"
+    return spawner
+
+
+async def manifest(spawner, options):
+    spawner.user_options = dict(options)
+    if isinstance(spawner, OffloadSpawner):
+        await OffloadSpawner._check_user_options(spawner, spawner.user_options)
+    await spawner.load_user_options()
+    return await spawner.get_pod_manifest()
+
+
+async def form(spawner):
+    return await spawner.get_options_form() if callable(spawner.options_form) else spawner.options_form
+
+
+async def measure(name: str, factory, call, repeats: int = 200) -> float:
+    times = []
+    tracemalloc.start()
+    for _ in range(repeats):
+        spawner = factory()
+        start = time.perf_counter()
+        await call(spawner)
+        times.append(time.perf_counter() - start)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    median = statistics.median(times)
+    print(f"  {name:58} {median * 1e3:8.3f} ms/call   peak {peak / 1024:8.0f} KiB")
+    return median
+
+
+async def main() -> int:
+    print(f"Python {sys.version.split()[0]}; medians of 200 calls, fresh spawner each call")
+    print("pod manifest (load_user_options + get_pod_manifest):")
+    plain = {"profile_list": PLAIN}
+    options = {"profile": "images", "image": "img7"}
+    k = await measure("KubeSpawner, plain profile_list", lambda: make(KubeSpawner, plain, []), lambda s: manifest(s, options))
+    o = await measure("OffloadSpawner, same plain profile_list", lambda: make(OffloadSpawner, plain, []), lambda s: manifest(s, options))
+    print(f"  -> OffloadSpawner / KubeSpawner: {o / k:.2f}x")
+    catalog = contract_config()
+    leonardo = {"profile": "analysis", "target": "leonardo", "cores": "8", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": "2"}
+    await measure(
+        "OffloadSpawner, contract catalog, SLURM target + GPU",
+        lambda: make(OffloadSpawner, catalog, ["cms", "ai-infn", "gpu-users"]),
+        lambda s: manifest(s, leonardo),
+    )
+    print("spawn form:")
+    k = await measure("KubeSpawner, plain profile_list", lambda: make(KubeSpawner, plain, []), form)
+    o = await measure("OffloadSpawner, same plain profile_list", lambda: make(OffloadSpawner, plain, []), form)
+    print(f"  -> OffloadSpawner / KubeSpawner: {o / k:.2f}x")
+    await measure("OffloadSpawner, contract catalog", lambda: make(OffloadSpawner, catalog, ["cms", "ai-infn", "gpu-users"]), form)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
