@@ -146,3 +146,23 @@ async def test_script_tag_in_admin_text_renders_as_text(offload_hub, contract_co
     page = await open_form(browser, hub.app, "bob")
     assert await page.evaluate("window.pwned === undefined")
     assert "<script>window.pwned = 1</script>Analysis" in await page.inner_text("#offload-spawner-form")
+
+
+async def test_fields_of_the_unselected_profile_are_hidden(offload_hub, contract_config, browser):
+    contract_config["profile_list"].append(
+        {"display_name": "Teaching", "slug": "teaching", "cores": {"min": 0.5, "max": 2, "default": 1}, "targets": ["cluster"]}
+    )
+    hub = await offload_hub(contract_config, groups={"cms": ["bob"]}, users=["bob"])
+    page = await open_form(browser, hub.app, "bob")
+    analysis = page.locator('[data-profile="analysis"] .offload-fields')
+    teaching = page.locator('[data-profile="teaching"] .offload-fields')
+    assert await analysis.is_visible() and await teaching.is_hidden()
+    await page.check('input[name="profile"][value="teaching"]')
+    assert await analysis.is_hidden() and await teaching.is_visible()
+    cores = page.locator('input[name="profile-option-teaching--cores"]')
+    assert (await cores.get_attribute("min"), await cores.get_attribute("max")) == ("0.5", "2")
+    await cores.fill("1.5")
+    await page.click('#spawn_form button[type="submit"]')
+    await page.wait_for_url("**/user/bob/**")
+    model = await hub.wait_ready("bob")
+    assert model["servers"][""]["user_options"] == {"profile": "teaching", "cores": 1.5, "target": "cluster"}

@@ -221,3 +221,17 @@ async def test_saved_options_preselect_the_form(hub):
     assert '<option value="8" selected>' in r.text
     assert '<option value="naples" selected>' in r.text
     assert json.dumps(GROUPS) not in r.text
+
+
+@pytest.mark.parametrize("options,message", REFUSED, ids=[m for _, m in REFUSED])
+async def test_form_refuses_the_same_selections(hub, options, message):
+    """The form path refuses what the REST API refuses (same validator)."""
+    profile = options.get("profile", "analysis")
+    data = {"profile": profile}
+    for key, value in options.items():
+        if key != "profile":
+            data[f"profile-option-{profile}--{key}"] = value
+    r = await hub.post_form("bob", data)
+    assert r.status_code == 400, r.text[:500]
+    assert message in html.unescape(r.text)
+    assert pods_of("bob") == []
