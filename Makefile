@@ -1,18 +1,35 @@
 # offload_spawner: one entry per job. `make demo` and `make test` set up
-# everything they need on a fresh machine (pip, npm) before they run.
+# everything they need on a fresh machine (pip, npm, Debian's chromium) before they run.
+# `make test` also builds the test bed's Kubernetes binaries (Go toolchain
+# needed; ~6.5 min on 2 cores the first time, cached afterwards) because the
+# e2e tests in tests/e2e run against them.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: setup test demo bench check-contract
+.PHONY: setup test demo bench check-contract testbed-build testbed e2e
 
 setup:
 	$(PIP) install --quiet --disable-pip-version-check -e ".[test]"
 	@command -v configurable-http-proxy >/dev/null 2>&1 || npm install --global --no-fund --no-audit configurable-http-proxy
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: setup
+test: setup testbed-build
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
-demo: setup
+# kube-apiserver, kube-scheduler, kube-controller-manager and etcd, built from
+# Go modules into ~/.cache/offload-spawner/testbed (idempotent).
+testbed-build:
+	testbed/build.sh
+
+# A real control plane + interLink-style virtual nodes + local virtual kubelet,
+# until Ctrl-C; prints the admin and hub kubeconfig paths.
+testbed: setup testbed-build
+	$(PYTHON) -m testbed up
+
+e2e: setup testbed-build
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+demo: setup testbed-build
 	$(PYTHON) demo/run.py
 
 bench: setup

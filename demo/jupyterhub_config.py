@@ -30,7 +30,6 @@ c.OffloadSpawner.offload_targets = {
         "allowed_groups": ["highrate"],
         "limits": {"cores": 96, "memory": "180G"},
         "start_timeout": 900,
-        "hub_api_url": "https://hub.example.org/hub/api",
     },
     "leonardo": {
         "display_name": "CINECA Leonardo (SLURM)",
@@ -40,13 +39,31 @@ c.OffloadSpawner.offload_targets = {
         "allowed_groups": ["ai-infn"],
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
         "start_timeout": 900,
-        "hub_api_url": "https://hub.example.org/hub/api",
+    },
+    "docker": {
+        "display_name": "INFN Docker site (FPGA)",
+        "backend": "docker", "node": "vk-docker", "offload": "session",
+        "allowed_groups": ["ai-infn"],
+        "limits": {"cores": 16, "memory": "64G", "accelerators": {"xilinx.com/fpga": 2}},
     },
 }
 c.OffloadSpawner.group_limits = {
     "cms": {"cores": 8, "memory": "32G"},
     "gpu-users": {"accelerators": {"nvidia.com/gpu": 2}},
+    "ai-infn": {"accelerators": {"xilinx.com/fpga": 1}},
 }
+
+# The local test bed (demo/run.py starts it): pods run as local processes of
+# this machine's jupyterhub-singleuser, in namespace jhub, placed by the real
+# scheduler onto node-local or the interLink-style virtual nodes.
+if os.environ.get("DEMO_TESTBED"):
+    c.OffloadSpawner.namespace = "jhub"
+    c.OffloadSpawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
+    if os.geteuid() == 0:
+        c.OffloadSpawner.args = ["--allow-root"]
+    c.OffloadSpawner.start_timeout = 120
+    c.OffloadSpawner.http_timeout = 120
+    c.JupyterHub.hub_ip = "127.0.0.1"
 c.OffloadSpawner.profile_list = [
     {
         "display_name": "Analysis",
@@ -69,8 +86,9 @@ c.OffloadSpawner.profile_list = [
         },
         "cores": {"choices": [1, 2, 4, 8], "default": 2},
         "memory": {"choices": ["2G", "4G", "8G", "16G", "32G", "64G"], "default": "4G"},
-        "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4}},
-        "targets": ["cluster", "naples", "leonardo"],
+        "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4},
+                         "xilinx.com/fpga": {"display_name": "AMD/Xilinx FPGA", "models": ["u55c"], "max": 2}},
+        "targets": ["cluster", "naples", "leonardo", "docker"],
     },
     {
         "display_name": "Teaching",

@@ -1,6 +1,9 @@
-"""Start the demo hub (`make demo`): a real JupyterHub with OffloadSpawner.
+"""Start the demo (`make demo`): the local test bed (a real Kubernetes control
+plane with interLink-style virtual nodes and the local virtual kubelet) and a
+real JupyterHub with OffloadSpawner spawning into it.
 
-Prints the URL and the demo users, and stops cleanly (hub and proxy) on Ctrl-C.
+Prints the URL and the demo users; Ctrl-C stops the hub (which stops the
+servers), then the test bed, leaving nothing running.
 """
 
 from __future__ import annotations
@@ -13,27 +16,22 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-OFFLINE_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
+ROOT = HERE.parent
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(ROOT)]
+    from testbed import LocalCluster  # noqa: E402
     from users import DEMO_GROUPS  # noqa: E402
 
     port = os.environ.get("DEMO_PORT", "8000")
-    with tempfile.TemporaryDirectory(prefix="offload-demo-") as state:
-        env = dict(os.environ, DEMO_PORT=port)
-        if "KUBECONFIG" not in env and not Path.home().joinpath(".kube/config").exists():
-            path = Path(state, "offline.kubeconfig")
-            path.write_text(OFFLINE_KUBECONFIG)
-            env["KUBECONFIG"] = str(path)
+    with tempfile.TemporaryDirectory(prefix="offload-demo-") as state, LocalCluster() as cluster:
+        env = dict(
+            os.environ,
+            DEMO_PORT=port,
+            DEMO_TESTBED="1",
+            KUBECONFIG=str(cluster.control_plane.hub_kubeconfig),
+        )
         users = {}
         for group, members in DEMO_GROUPS.items():
             for user in members:
@@ -42,7 +40,8 @@ def main() -> int:
         for user, groups in sorted(users.items()):
             print(f"  {user:8} groups: {', '.join(groups)}")
         print("  nobody   groups: (none)  -> sees no profile")
-        print("Ctrl-C stops the hub and its proxy.", flush=True)
+        print(f"admin kubeconfig (kubectl): {cluster.control_plane.admin_kubeconfig}")
+        print("Ctrl-C stops the hub, its servers and the test bed.", flush=True)
         hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py"),
              "--JupyterHub.db_url=sqlite:///" + str(Path(state, "hub.sqlite")),
@@ -56,11 +55,10 @@ def main() -> int:
         except KeyboardInterrupt:
             hub.send_signal(signal.SIGINT)
             try:
-                hub.wait(timeout=30)
+                hub.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 hub.kill()
             return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

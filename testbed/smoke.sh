@@ -17,9 +17,13 @@ BIN="$("${HERE}/build.sh" --bin-dir)"
 WORK="$(mktemp -d /tmp/offload-testbed.XXXXXX)"
 PIDS=()
 cleanup() {
-    local rc=$? pid
-    for pid in "${PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "${pid}" 2>/dev/null || true; done
+    local rc=$? i
+    # Stop in reverse start order (controllers, apiserver, then etcd) so the
+    # apiserver can still reach etcd while it shuts down gracefully.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill "${PIDS[i]}" 2>/dev/null || true
+        wait "${PIDS[i]}" 2>/dev/null || true
+    done
     if [[ ${rc} -ne 0 ]]; then
         echo "smoke: FAILED (rc=${rc}); log tails:" >&2
         for f in "${WORK}"/*.log; do [[ -f "$f" ]] && { echo "== $f" >&2; tail -n 25 "$f" >&2; }; done

@@ -122,7 +122,7 @@ class HubClient:
 
 
 @pytest.fixture
-async def offload_hub(hub_app, stub_server, requires_chp):
+async def offload_hub(hub_app, stub_server, requires_chp, tmp_path):
     """Factory: start a hub whose spawner is (a recording) OffloadSpawner.
 
     ``spawner_config`` is the OffloadSpawner/KubeSpawner config dict.
@@ -135,6 +135,9 @@ async def offload_hub(hub_app, stub_server, requires_chp):
             config={
                 "JupyterHub": {"spawner_class": RecordingSpawner},
                 "RecordingSpawner": spawner_config,
+                # JupyterHub kills the proxy named in an existing pid file: never
+                # share the default ./jupyterhub-proxy.pid with another run.
+                "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "proxy.pid")},
             }
         )
         client = HubClient(app)

@@ -1,0 +1,60 @@
+"""``python -m testbed up``: run the test bed until Ctrl-C (``make testbed``).
+
+Why a CLI: to try the spawner against a real cluster by hand (kubectl with
+the printed admin kubeconfig, a hub with the hub kubeconfig) and to see how
+long the control plane takes to start on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .cluster import LocalCluster
+from .controlplane import ensure_built
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the test bed and keep it running until Ctrl-C")
+    up.add_argument("--workdir", type=Path, help="keep certificates, kubeconfigs and logs here (default: a temp dir)")
+    sub.add_parser("build", help="build (or find cached) control-plane binaries")
+    args = parser.parse_args(argv)
+
+    if args.command == "build":
+        print(ensure_built())
+        return 0
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    cluster = LocalCluster(args.workdir, keep=args.workdir is not None)
+    cluster.start()
+    try:
+        cp = cluster.control_plane
+        print("\nThe test bed is up:")
+        for key, value in cp.describe().items():
+            print(f"  {key:28} {value}")
+        print(f"  {'virtual kubelet state/logs':28} {cluster.vk_state_dir}")
+        print(f"\n  export KUBECONFIG={cp.admin_kubeconfig}   # cluster admin")
+        print(f"  export KUBECONFIG={cp.hub_kubeconfig}   # the hub's ServiceAccount (namespace {cp.namespace})")
+        print("\nCtrl-C stops it.", flush=True)
+        while not stop.wait(1.0):
+            vk = cluster.virtual_kubelet
+            if vk is None or vk.process is None or not vk.process.alive():
+                print("virtual kubelet died; stopping", file=sys.stderr)
+                return 1
+            if any(not p.alive() for p in cp.processes):
+                print("a control-plane component died; stopping", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

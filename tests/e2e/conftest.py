@@ -1,0 +1,288 @@
+"""End-to-end fixtures: a real Kubernetes control plane with interLink-style
+virtual nodes (the ``testbed`` package), and real hubs spawning into it.
+
+Nothing here mocks Kubernetes: the hub's OffloadSpawner talks to a real
+kube-apiserver with the hub ServiceAccount's token (Zero-to-JupyterHub's hub
+Role only), the real kube-scheduler places the pods, kube-controller-manager
+garbage-collects, and the test bed's virtual kubelet runs each pod's command
+(the real ``jupyterhub-singleuser``) as a local process on its own loopback IP.
+
+Set ``OFFLOAD_TESTBED_KEEP=1`` to keep the test bed's work directory (component
+logs, and each pod's process log under ``virtual-kubelet/logs``).
+
+Shared state that needs care (see /work/shared/reference/jupyterhub.md):
+
+* tests/conftest.py points KUBECONFIG at an offline dummy before
+  kubernetes_asyncio is imported, which freezes it into
+  ``kube_config.KUBE_CONFIG_DEFAULT_LOCATION``; KubeSpawner's ``load_config``
+  (lru_cached, called when a spawner is constructed) loads that default. The
+  ``kubespawner_kubeconfig`` fixture repoints the default at the hub
+  kubeconfig and clears the cache, and puts both back afterwards.
+* KubeSpawner's pod/event reflectors are class-level and bound to the event
+  loop of the hub that started them; every hub here is stopped (servers,
+  then reflectors) before the next one starts, and the shared client cache
+  is cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubespawner.clients
+import pytest
+from jupyterhub.tests.utils import api_request, async_requests, public_url
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import kube_config
+from kubespawner import KubeSpawner
+
+from hub_fixtures import HubClient
+from testbed import LocalCluster
+
+NAMESPACE = "jhub"
+SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
+_MESSAGES: list[str] = []
+
+
+def _echo(message: str) -> None:
+    _MESSAGES.append(message)
+    print(f"testbed: {message}", file=sys.stderr, flush=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = [m for m in _MESSAGES if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built"))]
+    if lines:
+        terminalreporter.write_sep("-", "e2e test bed")
+        for line in lines:
+            terminalreporter.write_line(f"testbed: {line}")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    """The test bed: control plane + default nodes + virtual kubelet, for the whole session."""
+    bed = LocalCluster(keep=os.environ.get("OFFLOAD_TESTBED_KEEP") == "1", echo=_echo)
+    bed.start()
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+# --- Kubernetes API clients (kubernetes_asyncio, JSON dicts) ------------------------
+
+
+class Kube:
+    """A thin async client returning plain JSON dicts (camelCase, as kubectl shows them)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+
+    @staticmethod
+    async def _json(response: Any) -> Any:
+        """Decode a ``_preload_content=False`` answer (which does not raise on HTTP errors)."""
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=await response.text())
+        return json.loads(await response.read())
+
+    async def _maybe(self, call: Any, *args: Any) -> dict[str, Any] | None:
+        try:
+            return await self._json(await call(*args, _preload_content=False))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def pod(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        return await self._maybe(self.core.read_namespaced_pod, name, namespace)
+
+    async def pods(self, namespace: str = NAMESPACE, label_selector: str = "") -> list[dict[str, Any]]:
+        response = await self.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)
+        return (await self._json(response))["items"]
+
+    async def create_pod(self, body: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
+        return await self._json(await self.core.create_namespaced_pod(namespace, body, _preload_content=False))
+
+    async def delete_pod(self, name: str, namespace: str = NAMESPACE, grace: int | None = None) -> None:
+        try:
+            await self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def secret(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        return await self._maybe(self.core.read_namespaced_secret, name, namespace)
+
+    async def wait_pod(
+        self,
+        name: str,
+        until: Callable[[dict[str, Any] | None], bool],
+        what: str,
+        timeout: float = 30,
+        namespace: str = NAMESPACE,
+    ) -> dict[str, Any] | None:
+        """Poll the pod until ``until(pod)`` (pod is None once deleted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pod = await self.pod(name, namespace)
+            if until(pod):
+                return pod
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pod {namespace}/{name}: not {what} after {timeout}s: {json.dumps(pod)[:3000]}")
+            await asyncio.sleep(0.2)
+
+
+async def _kube_from(path: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture
+async def admin(cluster: LocalCluster) -> AsyncIterator[Kube]:
+    """Cluster-admin client, for looking at what happened (never used by the hub)."""
+    api = await _kube_from(cluster.control_plane.admin_kubeconfig)
+    async with api:
+        yield Kube(api)
+
+
+@pytest.fixture
+async def hub_kube(cluster: LocalCluster) -> AsyncIterator[Kube]:
+    """A client with the hub's identity (ServiceAccount jhub/hub, Z2JH hub Role)."""
+    api = await _kube_from(cluster.control_plane.hub_kubeconfig)
+    async with api:
+        yield Kube(api)
+
+
+@pytest.fixture(autouse=True)
+def _clean_namespace(cluster: LocalCluster) -> Iterator[None]:
+    """Every e2e test starts and ends with no pods left in the hub namespace."""
+    yield
+    admin = cluster.control_plane.admin()
+    for pod in admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods")["items"]:
+        admin.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}")
+    deadline = time.monotonic() + 30
+    while admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods")["items"]:
+        assert time.monotonic() < deadline, "pods left in jhub 30s after the test"
+        time.sleep(0.2)
+
+
+# --- hubs whose OffloadSpawner talks to the test bed ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def kubespawner_kubeconfig(cluster: LocalCluster) -> Iterator[Path]:
+    """Make KubeSpawner load the hub kubeconfig, as a hub with KUBECONFIG set would."""
+    previous = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(cluster.control_plane.hub_kubeconfig)
+    kubespawner.clients.load_config.cache_clear()
+    try:
+        yield cluster.control_plane.hub_kubeconfig
+    finally:
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = previous
+        kubespawner.clients.load_config.cache_clear()
+        kubespawner.clients._client_cache.clear()
+
+
+class E2EHub(HubClient):
+    """HubClient plus what the e2e tests need: tokens, the proxy, the user's pod."""
+
+    async def token(self, user: str) -> str:
+        r = await api_request(self.app, "users", user, "tokens", method="post", data=json.dumps({"note": "e2e"}))
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    async def via_proxy(self, user: str, path: str, token: str) -> Any:
+        """GET a path of the user's server through configurable-http-proxy."""
+        url = public_url(self.app, self.app.users[user]) + path
+        return await async_requests.get(url, headers={"Authorization": f"token {token}"}, allow_redirects=False)
+
+    async def wait_stopped(self, user: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            model = await self.api_user(user)
+            if not model["servers"]:
+                return model
+            assert time.monotonic() < deadline, f"{user}'s server did not stop: {model}"
+            await asyncio.sleep(0.2)
+
+    async def wait_spawn_failed(self, user: str, timeout: float) -> dict[str, Any]:
+        """Wait until the user's pending spawn is over without a ready server."""
+        deadline = time.monotonic() + timeout
+        while True:
+            model = await self.api_user(user)
+            server = model["servers"].get("")
+            if not server:
+                return model
+            assert not server["ready"], f"{user}'s server became ready: {server}"
+            assert time.monotonic() < deadline, f"{user}'s spawn still pending after {timeout}s: {model}"
+            await asyncio.sleep(0.5)
+
+    def pod_name(self, user: str) -> str:
+        return self.app.users[user].spawner.pod_name
+
+
+async def _stop_servers(hub: E2EHub) -> None:
+    for user in list(hub.app.users.values()):
+        for name, spawner in list(user.spawners.items()):
+            if spawner.active or spawner.pending:
+                try:
+                    await asyncio.wait_for(user.stop(name), timeout=30)
+                except Exception as e:  # report, keep cleaning
+                    print(f"e2e: stopping {user.name}'s server failed: {e!r}", file=sys.stderr)
+
+
+@pytest.fixture
+async def spawn_hub(
+    hub_app: Any, requires_chp: None, kubespawner_kubeconfig: Path, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: a real hub (MockHub + configurable-http-proxy) whose spawner is the real
+    OffloadSpawner in namespace jhub, running ``jupyterhub-singleuser`` from this env."""
+    from offload_spawner.spawner import OffloadSpawner
+
+    KubeSpawner.reflectors.clear()  # any left from another loop are dead
+    hubs: list[E2EHub] = []
+
+    async def start(spawner_config: dict[str, Any], groups: dict[str, list[str]], users: tuple[str, ...]) -> E2EHub:
+        settings = {
+            "namespace": NAMESPACE,
+            "cmd": [SINGLEUSER],
+            # The virtual kubelet runs processes as this user; Jupyter refuses root without it.
+            "args": ["--allow-root"] if os.geteuid() == 0 else [],
+            "start_timeout": 60,
+            "http_timeout": 60,
+            **spawner_config,
+        }
+        app = await hub_app(config={
+            "JupyterHub": {"spawner_class": OffloadSpawner},
+            "OffloadSpawner": settings,
+            # JupyterHub kills the proxy named in an existing pid file: never share the default one
+            # (./jupyterhub-proxy.pid) with another test run in the same directory.
+            "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "proxy.pid")},
+        })
+        hub = E2EHub(app)
+        hubs.append(hub)
+        for user in users:
+            await hub.login(user)
+        await hub.set_groups(groups)
+        return hub
+
+    yield start
+    for hub in hubs:
+        await _stop_servers(hub)
+    await KubeSpawner._stop_all_reflectors()
+    kubespawner.clients._client_cache.clear()
