@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ from jupyterhub.objects import Hub  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
+from offload_spawner.cli import CliGroup, CliUser  # noqa: E402
 from offload_spawner.spawner import OffloadSpawner  # noqa: E402
 
 PLAIN = [
@@ -56,20 +56,6 @@ PLAIN = [
 ]
 
 
-@dataclass
-class Group:
-    name: str
-
-
-@dataclass
-class User:
-    name: str = "alice"
-    id: int = 1
-    groups: list = field(default_factory=list)
-    url: str = "/user/alice/"
-    escaped_name: str = "alice"
-
-
 def contract_config() -> dict:
     block = re.search(r"```python\n(.*?)```", CONTRACT.read_text(), re.S).group(1)
     c = Config()
@@ -81,7 +67,7 @@ def make(cls, settings: dict, groups: list[str]):
     config = Config()
     for key, value in settings.items():
         setattr(config[cls.__name__], key, copy.deepcopy(value))
-    spawner = cls(user=User(groups=[Group(g) for g in groups]), hub=Hub(ip="hub", port=8081), config=config)
+    spawner = cls(user=CliUser("alice", [CliGroup(g) for g in groups]), hub=Hub(ip="hub", port=8081), config=config)
     spawner.api_token = "bench"
     return spawner
 

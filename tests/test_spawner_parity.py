@@ -8,7 +8,6 @@ pods compared are their own ``get_pod_manifest()`` after their own
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import pytest
 from jupyterhub.objects import Hub
@@ -16,21 +15,8 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
+from offload_spawner.cli import CliGroup, CliUser
 from offload_spawner.spawner import OffloadSpawner
-
-
-@dataclass
-class Group:
-    name: str
-
-
-@dataclass
-class User:
-    name: str = "alice"
-    id: int = 7
-    groups: list = field(default_factory=list)
-    url: str = "/user/alice/"
-    escaped_name: str = "alice"
 
 
 PROFILES = [
@@ -85,7 +71,7 @@ async def _pod(cls, profile_list, user_options) -> dict:
     config.KubeSpawner.profile_list = copy.deepcopy(profile_list)
     config.KubeSpawner.image = "quay.io/jupyter/minimal-notebook:2025-01-01"
     config.KubeSpawner.tolerations = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
-    spawner = cls(user=User(groups=[Group("anyone")]), hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    spawner = cls(user=CliUser("alice", [CliGroup("anyone")]), hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
     spawner.api_token = "parity-token"
     spawner.user_options = dict(user_options)
     await spawner.load_user_options()

@@ -68,14 +68,18 @@ def _terminate(hub: subprocess.Popen) -> None:
             hub.wait()
 
 
-def test_bad_config_stops_the_hub_with_the_key_path(tmp_path):
-    config = _config(tmp_path, ('"memory": "180G"', '"memory": "180 gigs"'))
+def _run_to_exit(config: Path) -> tuple[int, str]:
     hub = _start_hub(config)
     try:
         output, _ = hub.communicate(timeout=90)
     finally:
         _terminate(hub)
-    assert hub.returncode == 1, output
+    return hub.returncode, output
+
+
+def test_bad_config_stops_the_hub_with_the_key_path(tmp_path):
+    code, output = _run_to_exit(_config(tmp_path, ('"memory": "180G"', '"memory": "180 gigs"')))
+    assert code == 1, output
     assert "offload_targets.naples.limits.memory" in output
     assert "180 gigs" in output
 
@@ -85,12 +89,8 @@ def test_bad_config_stops_the_hub_when_the_class_is_imported(tmp_path):
     config = _config(tmp_path, ('c.JupyterHub.spawner_class = "offload"', "from offload_spawner import OffloadSpawner\nc.JupyterHub.spawner_class = OffloadSpawner"))
     text = config.read_text().replace('"backend": "slurm"', '"backend": "pbs"')
     config.write_text(text)
-    hub = _start_hub(config)
-    try:
-        output, _ = hub.communicate(timeout=90)
-    finally:
-        _terminate(hub)
-    assert hub.returncode == 1, output
+    code, output = _run_to_exit(config)
+    assert code == 1, output
     assert "offload_targets.leonardo.backend" in output
 
 
