@@ -366,12 +366,18 @@ class Profile(_Model):
         # The slug is part of form field names (profile-option-{slug}--{key}).
         if not _KEY_RE.fullmatch(slug) or "--" in slug:
             raise ValueError(f"slug {slug!r} must be letters, digits, '_', '.', single '-'")
-        for key in self.profile_options:
+        return self
+
+    @field_validator("profile_options")
+    @classmethod
+    def _option_keys(cls, options: dict) -> dict:
+        # A field validator, so the error's path ends in profile_options.
+        for key in options:
             if key in RESERVED_KEYS:
                 raise ValueError(f"profile option {key!r} clashes with the built-in field of that name")
             if "--" in key:
                 raise ValueError(f"profile option {key!r} may not contain '--'")
-        return self
+        return options
 
 
 # --- the catalog ------------------------------------------------------------

@@ -57,7 +57,9 @@ def fill_value(template: Any, value: str) -> Any:
         for literal, name, _spec, _conversion in string.Formatter().parse(template):
             out.append(literal)
             if name == "value":
-                out.append(value)
+                # A format spec (e.g. "{value:.20}") applies to the text as
+                # str.format would; the text itself is still never parsed.
+                out.append(format(value, _spec) if _spec else value)
             elif name is not None:
                 out.append("{" + name + "}")
         return "".join(out)

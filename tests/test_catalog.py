@@ -383,7 +383,7 @@ def test_option_key_clashing_with_reserved_names(contract_config, key):
         "choices": {"a": {"display_name": "A"}},
     }
     problem = only_problem(**contract_config)
-    assert problem.startswith("profile_list[0]")
+    assert problem.startswith("profile_list[0].profile_options: ")
     assert repr(key) in problem
     assert "clashes" in problem
 

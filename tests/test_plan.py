@@ -253,3 +253,8 @@ def test_admin_model_label(contract_config):
     assert plan.node_selector["gpu.example.org/model"] == "t4"
     assert "nvidia-gpu-type" not in plan.node_selector
     assert plan.extra_resource_limits == {"nvidia.com/gpu": "1"}
+
+
+def test_fill_value_applies_an_admin_format_spec_like_str_format():
+    assert fill_value("{value:.3}", "abcdef") == "{value:.3}".format(value="abcdef") == "abc"
+    assert fill_value("{value:.3}", "{x}") == "{x}"
