@@ -290,3 +290,54 @@ def test_check_names_a_misspelt_setting(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "OffloadSpawner.group_limit: not a setting of OffloadSpawner (did you mean 'group_limits'?)" in err
     assert out == ""
+
+
+# --- the example catalog gives the pods it promises ------------------------------
+
+
+def _render(capsys, *args: str) -> dict:
+    import json
+
+    from offload_spawner.cli import main
+
+    code = main(["render", "-f", str(HELM_VALUES / "values.yaml"), *args])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)["pod"]
+
+
+def test_example_gpu_session_on_leonardo(capsys):
+    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "-o", "profile=ai", "-o", "target=leonardo",
+                  "-o", "accelerator=nvidia.com/gpu:a100", "-o", "accelerator_count=1", "-o", "cores=8", "-o", "memory=64G")
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    flags = pod["metadata"]["annotations"]["slurm-job.vk.io/flags"]
+    assert flags == "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:a100:1"
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_URL"] == "https://hub.example.org/hub/api"
+
+
+def test_example_fpga_session_on_the_docker_site(capsys):
+    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "-o", "profile=ai", "-o", "target=fpga",
+                  "-o", "image=vitis", "-o", "accelerator=xilinx.com/fpga:u55c", "-o", "accelerator_count=1")
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-docker", "xilinx-fpga-type": "u55c"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["xilinx.com/fpga"] == "1"
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/vitis-notebook:3.5"
+    assert pod["metadata"]["annotations"]["docker-options.vk.io/flags"] == "--shm-size=8g"
+
+
+def test_example_dask_target_keeps_the_session_here(capsys):
+    pod = _render(capsys, "--user", "hana", "--groups", "highrate", "-o", "profile=analysis", "-o", "target=naples",
+                  "-o", "image=dask")
+    assert "kubernetes.io/hostname" not in (pod["spec"].get("nodeSelector") or {})
+    assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/alma9-dask:1.0"
+
+
+def test_example_refuses_what_a_group_may_not_use(capsys):
+    from offload_spawner.cli import main
+
+    code = main(["render", "-f", str(HELM_VALUES / "values.yaml"), "--user", "bob", "--groups", "cms",
+                 "-o", "profile=analysis", "-o", "target=naples"])
+    assert code == 2
+    assert "naples" in capsys.readouterr().err
