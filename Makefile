@@ -38,3 +38,9 @@ bench: setup
 check-contract: setup
 	$(PYTHON) -c "import re,pathlib;p=pathlib.Path('../shared/design/CONTRACT.md');pathlib.Path('/tmp/contract_config.py').write_text(re.search(r'\`\`\`python\n(.*?)\`\`\`',p.read_text(),re.S).group(1))"
 	offload-spawner check -f /tmp/contract_config.py
+
+# Regenerate docs/reference.md from the traits' help text and the catalog
+# models (tests/test_reference.py fails while it is stale).
+.PHONY: docs
+docs:
+	$(PYTHON) docs/gen_reference.py

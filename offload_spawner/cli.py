@@ -133,11 +133,36 @@ def cmd_check(args) -> str:
     from .summary import summarize
 
     config, cls = _load(args.file)
+    problems = unknown_settings(config, cls)
     try:
         catalog = check_catalog(spawner_config(config, cls))
     except CatalogError as e:
-        raise CliError(str(e), 1) from None
+        problems += e.problems
+    if problems:
+        raise CliError(str(CatalogError(problems)), 1) from None
     return f"{args.file}: OK\n{summarize(catalog)}\n"
+
+
+def unknown_settings(config, cls: type) -> list[str]:
+    """Settings in the spawner's config sections that are no trait of it.
+
+    traitlets only warns about them at hub start, and a misspelt trait
+    (``group_limit``) would otherwise pass as an empty catalog.
+    """
+    import difflib
+
+    traits = sorted(cls.class_traits(config=True))
+    problems = []
+    for section in cls.section_names():
+        if not config._has_section(section):
+            continue
+        for key in config[section]:
+            if key in traits or key[:1].isupper():  # a capitalised key is a nested class section
+                continue
+            close = difflib.get_close_matches(key, traits, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{section}.{key}: not a setting of {cls.__name__}{hint}")
+    return problems
 
 
 async def _render(args) -> dict:

@@ -1,0 +1,121 @@
+"""What each catalog field means, for admins: the help text of the reference.
+
+Kept beside :mod:`offload_spawner.catalog` rather than in it so that the
+models stay short to read. A field's own ``Field(description=...)`` wins over
+the text here. ``docs/gen_reference.py`` renders both into docs/reference.md,
+and a test makes sure every field of every catalog model has a description
+and no entry here names a field that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: "Model.field" -> description.
+FIELD_HELP: dict[str, str] = {
+    # Catalog: the OffloadSpawner traits it is built from
+    "Catalog.profile_list": "KubeSpawner's `profile_list` with the extra keys of Profile. A callable is validated when called.",
+    "Catalog.offload_targets": "Where servers may run, by slug (DNS label: lowercase letters, digits, '-').",
+    "Catalog.group_limits": "Ceilings per group name. A user's ceiling is, field by field, the most generous of their groups'.",
+    "Catalog.default_limits": "The ceiling for a field none of the user's groups sets. Unset: no ceiling.",
+    # Target
+    "Target.display_name": "Shown to users in the form (\"Run on\").",
+    "Target.description": "Shown under the target in the form.",
+    "Target.backend": "`kubernetes` runs in this cluster; the others name the interLink plugin behind `node`.",
+    "Target.node": "The interLink virtual node: the pod gets `nodeSelector: {kubernetes.io/hostname: node}` and the interLink toleration. Required for every backend but `kubernetes`.",
+    "Target.offload": "`session`: the server pod runs on the node; `dask`: the server stays in this cluster and only Dask clusters go to the node.",
+    "Target.allowed_groups": "Groups that may use this target. Unset: everyone; `[]`: nobody.",
+    "Target.limits": "Caps cores and memory where set; the target offers only the accelerators listed here.",
+    "Target.start_timeout": "Seconds a server on this target may take to start (queued batch systems need long ones). Unset: the spawner's `start_timeout`.",
+    "Target.http_timeout": "Seconds the hub waits for a started server to answer. Unset: the spawner's `http_timeout`.",
+    "Target.hub_api_url": "The hub API as a remote server reaches it; sets `JUPYTERHUB_API_URL` and `JUPYTERHUB_ACTIVITY_URL` for session targets.",
+    "Target.tolerations": "Extra tolerations for pods of this target (besides the interLink one).",
+    "Target.node_selector": "Extra node selector labels for pods of this target.",
+    "Target.annotations": "Extra pod annotations (admin text, copied verbatim).",
+    "Target.labels": "Extra pod labels.",
+    "Target.slurm": "SLURM plugin settings (backend `slurm` only) -> `slurm-job.vk.io/*` annotations.",
+    "Target.htcondor": "HTCondor plugin settings (backend `htcondor` only).",
+    "Target.docker": "Docker plugin settings (backend `docker` only).",
+    "Target.kubernetes_plugin": "Kubernetes plugin settings (backend `interlink-kubernetes` only).",
+    # Limits
+    "Limits.cores": "CPU cores (may be fractional).",
+    "Limits.memory": "Memory, as a size: `8G`, `512M` (K/M/G/T are powers of 1024, as in KubeSpawner; a bare number is gigabytes).",
+    "Limits.accelerators": "Extended resource -> count, e.g. `{nvidia.com/gpu: 2}`.",
+    # Toleration (Kubernetes' own fields)
+    "Toleration.key": "Taint key to tolerate.",
+    "Toleration.operator": "`Exists` or `Equal`.",
+    "Toleration.value": "Taint value (with `Equal`).",
+    "Toleration.effect": "`NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset: all.",
+    "Toleration.tolerationSeconds": "How long a `NoExecute` taint is tolerated.",
+    # Backend settings
+    "SlurmSettings.partition": "`--partition=` in `slurm-job.vk.io/flags`.",
+    "SlurmSettings.account": "`--account=` in `slurm-job.vk.io/flags`.",
+    "SlurmSettings.qos": "`--qos=` in `slurm-job.vk.io/flags`.",
+    "SlurmSettings.time_limit": "`--time=` in `slurm-job.vk.io/flags` (`04:00:00`, `1-00:00:00`).",
+    "SlurmSettings.flavor": "`slurm-job.vk.io/flavor`: a flavor the site's plugin defines.",
+    "SlurmSettings.extra_flags": "More `#SBATCH` flags, each `--name` or `--name=value` without spaces or quotes.",
+    "SlurmSettings.image_root": "`slurm-job.vk.io/image-root`, the image prefix such as `docker://`.",
+    "SlurmSettings.singularity_options": "`slurm-job.vk.io/singularity-options`, flags as above.",
+    "HTCondorSettings.singularity_options": "`htcondor-job.vk.io/singularity-options`, flags `--name[=value]`.",
+    "HTCondorSettings.image_root": "`htcondor-job.knoc.io/image-root`, the image prefix such as `docker://`.",
+    "DockerSettings.flags": "`docker-options.vk.io/flags`, flags `--name[=value]` (an FPGA limit becomes `--device` in the plugin).",
+    "InterlinkKubernetesSettings.remote_pvcs": "`interlink.io/remote-pvc`: PVC names the plugin replicates on the remote cluster.",
+    # Profile
+    "Profile.display_name": "Shown to users.",
+    "Profile.slug": "Identifies the profile in user_options and form field names. Default: derived from display_name, as KubeSpawner does.",
+    "Profile.description": "Shown under the profile in the form.",
+    "Profile.default": "Pre-selected in the form.",
+    "Profile.allowed_groups": "Groups that see and may use the profile. Unset: everyone.",
+    "Profile.kubespawner_override": "KubeSpawner traits set for this profile (as in KubeSpawner).",
+    "Profile.profile_options": "KubeSpawner's profile options (`image`, ...), by key.",
+    "Profile.cores": "The cores a user may pick: choices or a min/max range. Unset: not offered.",
+    "Profile.memory": "The memory a user may pick: choices or a min/max range. Unset: not offered.",
+    "Profile.accelerators": "Accelerators offered, by extended resource name (`nvidia.com/gpu`, `xilinx.com/fpga`).",
+    "Profile.targets": "Target slugs this profile may run on. Unset: every target.",
+    "ProfileOption.display_name": "Shown to users.",
+    "ProfileOption.choices": "The choices, by key.",
+    "ProfileOption.unlisted_choice": "Free text instead of a choice (KubeSpawner's `unlisted_choice`).",
+    "Choice.display_name": "Shown to users.",
+    "Choice.description": "Shown with the choice.",
+    "Choice.default": "Pre-selected.",
+    "Choice.allowed_groups": "Groups that see and may pick it. Unset: everyone allowed the profile.",
+    "Choice.kubespawner_override": "KubeSpawner traits this choice sets.",
+    "UnlistedChoice.enabled": "Offer free text.",
+    "UnlistedChoice.display_name": "Label of the text field.",
+    "UnlistedChoice.display_name_in_choices": "The entry in the choices list that selects free text.",
+    "UnlistedChoice.validation_regex": "The text must match it as a whole. Braces, spaces and control characters are always refused.",
+    "UnlistedChoice.validation_message": "Shown when the text does not match.",
+    "UnlistedChoice.kubespawner_override": "KubeSpawner traits; `{value}` is replaced by the text (never parsed as a template).",
+    "CoresOption.choices": "The values offered.",
+    "CoresOption.min": "Lowest value (with `max`, instead of `choices`).",
+    "CoresOption.max": "Highest value.",
+    "CoresOption.default": "Pre-selected value.",
+    "MemoryOption.choices": "The sizes offered (`4G`, ...).",
+    "MemoryOption.min": "Smallest size (with `max`, instead of `choices`).",
+    "MemoryOption.max": "Largest size.",
+    "MemoryOption.default": "Pre-selected size.",
+    "AcceleratorOffer.display_name": "Shown to users (`NVIDIA GPU`).",
+    "AcceleratorOffer.models": "Models offered; the chosen one becomes a node selector on the model label.",
+    "AcceleratorOffer.max": "Most a user may ask for in one server (user and target limits cap it further).",
+}
+
+
+def catalog_json_schema() -> dict[str, Any]:
+    """The catalog's JSON schema (as admins write it) with every field described.
+
+    Raises ``KeyError`` naming a ``FIELD_HELP`` entry for a field that does not
+    exist (a stale entry).
+    """
+    from .catalog import Catalog
+
+    schema = Catalog.model_json_schema(mode="serialization")
+    models = {"Catalog": schema, **schema.get("$defs", {})}
+    for key in FIELD_HELP:
+        model, _, field = key.partition(".")
+        if field not in models.get(model, {}).get("properties", {}):
+            raise KeyError(f"FIELD_HELP[{key!r}]: {model} has no field {field!r}")
+    for name, model in models.items():
+        for field, spec in model.get("properties", {}).items():
+            if "description" not in spec and f"{name}.{field}" in FIELD_HELP:
+                spec["description"] = FIELD_HELP[f"{name}.{field}"]
+    return schema
