@@ -24,6 +24,7 @@ import yaml
 
 from .catalog import CatalogError
 from .config_loader import ConfigLoadError, load_config, spawner_config
+from .tokens import redacted
 
 #: What the pod shows where the hub would put this server's API token.
 TOKEN_PLACEHOLDER = "<redacted: JupyterHub API token>"
@@ -56,6 +57,11 @@ class CliUser:
     name: str
     groups: list[CliGroup] = field(default_factory=list)
     id: int = 1
+    #: what --auth-state FILE holds (OAuthenticator's auth_state), or None
+    auth_state: dict | None = None
+
+    async def get_auth_state(self) -> dict | None:
+        return self.auth_state
 
     @property
     def escaped_name(self) -> str:
@@ -172,9 +178,11 @@ async def _render(args) -> dict:
 
     config, cls = _load(args.file)
     _check_static_catalog(config, cls)
-    _read_data_file(args.auth_state, "--auth-state")
+    auth_state = _read_data_file(args.auth_state, "--auth-state")
+    if auth_state is not None and not isinstance(auth_state, dict):
+        raise CliError(f"--auth-state {args.auth_state}: not a JSON object", 1)
     _read_data_file(args.cluster, "--cluster")
-    user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)])
+    user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)], auth_state=auth_state)
     options = _options(args.option)
     spawner = _make_spawner(config, cls, user)
     spawner.user_options = options
@@ -190,10 +198,12 @@ async def _render(args) -> dict:
     if spawner._uses_catalog():
         selection, _ = await spawner.plan_for(options)
         options = selection.to_user_options()
+    delivery = spawner._token_delivery
     return {
         "pod": pod_dict,
-        "secrets": [],
-        "files": {},
+        # The Secret the hub would create with this server (values redacted).
+        "secrets": [redacted(delivery.secret)] if delivery is not None else [],
+        "files": await spawner.server_files(),
         "user_options": options,
     }
 

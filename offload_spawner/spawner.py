@@ -22,6 +22,7 @@ from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
 from .selection import Selection, SelectionError, select
+from .token_delivery import TokenDeliveryMixin
 
 _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
 _CATALOG_CACHE_SIZE = 16
@@ -49,9 +50,13 @@ def refusal(message: str) -> SpawnException:
     return exc
 
 
-class OffloadSpawner(KubeSpawner):
+class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
     """A KubeSpawner that offers each user what their groups allow and can
-    place the server (or only its Dask clusters) on interLink virtual nodes."""
+    place the server (or only its Dask clusters) on interLink virtual nodes.
+
+    Tokens reach the server only through its per-server Secret
+    (:class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: ``fresh_auth_state``,
+    ``server_files``, Secret creation, rotation in ``poll``)."""
 
     offload_targets = Dict(
         help="""

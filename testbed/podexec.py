@@ -13,11 +13,17 @@ before handing a pod to its plugin:
   does), ``valueFrom.secretKeyRef`` / ``configMapKeyRef`` (read from the API,
   like interLink's virtual kubelet, which sends them in clear to the plugin),
   ``fieldRef`` for the usual downward-API fields, and ``envFrom``. A missing
-  non-optional Secret/ConfigMap key is an error (the pod fails). The process
+  non-optional Secret/ConfigMap key is an error (the pod fails); a missing
+  Secret/ConfigMap raises :class:`MissingObject` and the virtual kubelet waits
+  for it (the kubelet's CreateContainerConfigError), since the hub creates a
+  server's Secret just after its pod. The process
   gets only the pod's env plus ``PATH``/``LANG`` from this machine and
   ``HOME`` set to a private directory.
 * **volumes**: Secret and ConfigMap volumes become files (``items`` and
-  ``defaultMode`` honoured) in ``<pod dir>/volumes/<volume>``; emptyDir and
+  ``defaultMode`` honoured) in ``<pod dir>/volumes/<volume>``, replaced
+  atomically and rewritten every second while the pod runs
+  (:func:`sync_volumes`), so a rotated Secret reaches the running process as
+  with a kubelet (which does it within a minute or so); emptyDir and
   any other volume type (PVC, projected service-account tokens, ...) become an
   empty directory. A process cannot see the container's ``mountPath``; instead
   every env value and argv element that *starts with* a mountPath is rewritten
@@ -50,6 +56,11 @@ _HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 class ProviderError(Exception):
     """The pod cannot be run; reported as phase Failed, reason ProviderFailed."""
+
+
+class MissingObject(ProviderError):
+    """A Secret/ConfigMap the pod needs does not exist (yet): the kubelet's
+    CreateContainerConfigError. The virtual kubelet waits and tries again."""
 
 
 @dataclass
@@ -112,7 +123,7 @@ async def _key_ref(read: DataReader, kind: str, namespace: str, ref: dict[str, A
     if data is None:
         if optional:
             return None
-        raise ProviderError(f"env {var}: {kind} {namespace}/{ref['name']} not found")
+        raise MissingObject(f"env {var}: {kind} {namespace}/{ref['name']} not found")
     if ref["key"] not in data:
         if optional:
             return None
@@ -130,7 +141,7 @@ async def _write_volume(read: DataReader, namespace: str, volume: dict[str, Any]
         if data is None:
             if source.get("optional"):
                 return
-            raise ProviderError(f"volume {volume['name']}: {kind} {namespace}/{source[name_key]} not found")
+            raise MissingObject(f"volume {volume['name']}: {kind} {namespace}/{source[name_key]} not found")
         mode = source.get("defaultMode", 0o644)
         items = source.get("items") or [{"key": k, "path": k} for k in data]
         for item in items:
@@ -142,8 +153,12 @@ async def _write_volume(read: DataReader, namespace: str, volume: dict[str, Any]
             if not path.is_relative_to(target.resolve()):
                 raise ProviderError(f"volume {volume['name']}: item path {item['path']!r} escapes the volume")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data[item["key"]])
-            path.chmod(item.get("mode", mode) & 0o777)
+            # Replace atomically (as the kubelet's symlink swap does): a running
+            # process never reads a half-written file when the Secret changes.
+            fresh = path.with_name(f".{path.name}.new")
+            fresh.write_bytes(data[item["key"]])
+            fresh.chmod(item.get("mode", mode) & 0o777)
+            os.replace(fresh, path)
 
 
 async def prepare(pod: dict[str, Any], pod_ip: str, pod_dir: Path, read: DataReader) -> LocalProcessSpec:
@@ -191,7 +206,7 @@ async def prepare(pod: dict[str, Any], pod_ip: str, pod_dir: Path, read: DataRea
             if data is None:
                 if ref.get("optional"):
                     continue
-                raise ProviderError(f"envFrom: {kind} {namespace}/{ref['name']} not found")
+                raise MissingObject(f"envFrom: {kind} {namespace}/{ref['name']} not found")
             for k, v in data.items():
                 env[prefix + k] = v.decode("utf-8", errors="replace")
 
@@ -228,6 +243,20 @@ async def prepare(pod: dict[str, Any], pod_ip: str, pod_dir: Path, read: DataRea
         if local.is_dir():
             cwd = local
     return LocalProcessSpec(argv=argv, env=env, cwd=cwd, mounts=mounts)
+
+
+async def sync_volumes(pod: dict[str, Any], pod_dir: Path, read: DataReader) -> None:
+    """Rewrite the pod's Secret/ConfigMap volume files from the current objects,
+    as a kubelet does periodically. A volume whose object is missing (a rotation
+    between its delete and create) or unreadable keeps its files."""
+    namespace = pod["metadata"]["namespace"]
+    for volume in pod["spec"].get("volumes") or []:
+        if "secret" not in volume and "configMap" not in volume:
+            continue
+        try:
+            await _write_volume(read, namespace, volume, pod_dir / "volumes" / volume["name"])
+        except ProviderError:
+            continue
 
 
 def decode_data(obj: dict[str, Any], kind: str) -> dict[str, bytes]:

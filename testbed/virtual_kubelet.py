@@ -52,7 +52,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from .kubeapi import KubeRest
 from .nodes import DEFAULT_NODES, MERGE_PATCH, NodeKeeper, NodeSpec
-from .podexec import ProviderError, decode_data, prepare
+from .podexec import MissingObject, ProviderError, decode_data, prepare, sync_volumes
 from .procs import ManagedProcess, die_with_parent
 
 FAIL_ANNOTATION = "testbed.offload-spawner.io/fail"
@@ -61,6 +61,10 @@ LOG_ANNOTATION = "testbed.offload-spawner.io/log"
 JOB_ID_ANNOTATION = "JobID"
 SUBMITTED_MESSAGE = "Remote pod submitted"
 MAX_KILL_GRACE = 10.0
+#: How often a pod waiting for a missing Secret/ConfigMap looks again, and how
+#: often running pods' Secret/ConfigMap volume files are rewritten.
+SECRET_RETRY_SECONDS = 0.5
+SECRET_RESYNC_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -207,7 +211,7 @@ class PodRunner:
             if self.deleting:
                 return
             self.ip = self.vk.ips.take()
-            spec = await prepare(self.pod, self.ip, self.pod_dir, self.vk.read_data)
+            spec = await self._prepare_when_objects_exist()
             if self.deleting:
                 return
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +230,11 @@ class PodRunner:
             await self.vk.annotate(self, {JOB_ID_ANNOTATION: f"testbed-{self.process.pid}",
                                           LOG_ANNOTATION: str(self.log_path)})
             await self.report_running()
-            code = await self.process.wait()
+            resync = asyncio.create_task(self._resync_volumes())
+            try:
+                code = await self.process.wait()
+            finally:
+                resync.cancel()
             _say(f"{self.key}: pid {self.process.pid} exited with {code}")
             if not self.deleting:
                 await self.report_exit(code if code >= 0 else 128 - code)
@@ -239,6 +247,34 @@ class PodRunner:
             _say(f"{self.key}: unexpected error: {e!r}")
             if not self.deleting:
                 await self.report_failed(f"virtual kubelet error: {e}")
+
+    # --- Secrets and ConfigMaps: wait for them, keep their files current ------------
+
+    async def _prepare_when_objects_exist(self) -> Any:
+        """``prepare`` the pod, waiting while a Secret/ConfigMap it needs is missing.
+
+        Like the kubelet (container Waiting, reason CreateContainerConfigError):
+        the hub may create a pod's Secret just after the pod, because the
+        Secret's ownerReference needs the pod's uid.
+        """
+        waiting_reported = False
+        while True:
+            try:
+                return await prepare(self.pod, self.ip, self.pod_dir, self.vk.read_data)
+            except MissingObject as e:
+                if not waiting_reported:
+                    await self.report_pending("CreateContainerConfigError", str(e))
+                    waiting_reported = True
+                await asyncio.sleep(SECRET_RETRY_SECONDS)
+
+    async def _resync_volumes(self) -> None:
+        """Re-read Secret/ConfigMap volumes every SECRET_RESYNC_SECONDS (a kubelet does, slower)."""
+        while True:
+            await asyncio.sleep(SECRET_RESYNC_SECONDS)
+            try:
+                await sync_volumes(self.pod, self.pod_dir, self.vk.read_data)
+            except (ApiException, OSError) as e:
+                _say(f"{self.key}: volume resync failed: {e!r}")
 
     async def kill(self, grace: float) -> None:
         """Stop the process group: SIGTERM, then SIGKILL after ``grace`` seconds."""

@@ -80,11 +80,40 @@ async def _pod(cls, profile_list, user_options) -> dict:
         return client.sanitize_for_serialization(pod)
 
 
+def _token_delivery_apart(pod: dict) -> tuple[dict, dict]:
+    """The pod without how the hub token reaches it, and that part on its own.
+
+    KubeSpawner puts the token in the env as a value; OffloadSpawner refers to
+    the server's Secret instead (the one intended difference, CONTRACT §3).
+    """
+    pod = copy.deepcopy(pod)
+    container = pod["spec"]["containers"][0]
+    token_env = {"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "ACCESS_TOKEN", "BEARER_TOKEN_FILE", "REFRESH_TOKEN"}
+    moved = {"env": [e for e in container.get("env", []) if e["name"] in token_env]}
+    container["env"] = [e for e in container.get("env", []) if e["name"] not in token_env]
+    ours = lambda v: v["name"].startswith("offload-")  # noqa: E731
+    moved["volumes"] = [v for v in pod["spec"].get("volumes", []) if ours(v)]
+    pod["spec"]["volumes"] = [v for v in pod["spec"].get("volumes", []) if not ours(v)]
+    moved["volumeMounts"] = [m for m in container.get("volumeMounts", []) if ours(m)]
+    container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if not ours(m)]
+    return pod, moved
+
+
 @pytest.mark.parametrize("user_options", OPTIONS, ids=[str(o) for o in OPTIONS])
 async def test_plain_profile_list_gives_the_kubespawner_pod(user_options):
-    expected = await _pod(KubeSpawner, PROFILES, user_options)
-    actual = await _pod(OffloadSpawner, PROFILES, user_options)
+    expected, kubespawner_tokens = _token_delivery_apart(await _pod(KubeSpawner, PROFILES, user_options))
+    actual, offload_tokens = _token_delivery_apart(await _pod(OffloadSpawner, PROFILES, user_options))
     assert actual == expected
+    # ... except the hub token: a value there, a Secret reference here (the default token policy).
+    assert {e["name"]: e["value"] for e in kubespawner_tokens["env"]} == {
+        "JUPYTERHUB_API_TOKEN": "parity-token", "JPY_API_TOKEN": "parity-token"}
+    assert offload_tokens == {
+        "env": [{"name": "JUPYTERHUB_API_TOKEN",
+                 "valueFrom": {"secretKeyRef": {"name": "jupyter-alice-offload", "key": "jupyterhub_api_token"}}}],
+        "volumes": [],
+        "volumeMounts": [],
+    }
+    assert "parity-token" not in repr(actual)
 
 
 async def test_parity_check_can_see_a_difference():
@@ -96,9 +125,10 @@ async def test_parity_check_can_see_a_difference():
 
 
 async def test_no_profile_list_gives_the_kubespawner_pod():
-    expected = await _pod(KubeSpawner, [], {})
-    actual = await _pod(OffloadSpawner, [], {})
+    expected, _ = _token_delivery_apart(await _pod(KubeSpawner, [], {}))
+    actual, moved = _token_delivery_apart(await _pod(OffloadSpawner, [], {}))
     assert actual == expected
+    assert [e["name"] for e in moved["env"]] == ["JUPYTERHUB_API_TOKEN"]
 
 
 async def test_callable_override_results_are_awaited():

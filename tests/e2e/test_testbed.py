@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.tests.utils import async_requests
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from testbed.procs import pid_alive
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION
@@ -148,17 +150,93 @@ async def test_provider_failures_are_reported_as_interlink_does(admin, hub_kube)
     await hub_kube.create_pod(pod("refused", [sys.executable, "-c", "pass"],
                                   annotations={FAIL_ANNOTATION: "condor_submit: no such pool"}))
     await hub_kube.create_pod(pod("no-binary", ["/nonexistent/jupyterhub-singleuser"], node="vk-leonardo"))
-    await hub_kube.create_pod(pod("no-secret", [sys.executable, "-c", "pass"], node="vk-docker", container={
-        "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "t"}}}]}))
+    await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "keyless"}, "stringData": {"a": "b"}})
+    await hub_kube.create_pod(pod("no-key", [sys.executable, "-c", "pass"], node="vk-docker", container={
+        "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "keyless", "key": "t"}}}]}))
     expected = {
         "refused": "condor_submit: no such pool",
         "no-binary": "cannot start '/nonexistent/jupyterhub-singleuser'",
-        "no-secret": "secret jhub/missing not found",
+        "no-key": "key 't' not found in secret jhub/keyless",
     }
     for name, message in expected.items():
         failed = await admin.wait_pod(name, phase_is("Failed"), "Failed", timeout=30)
         assert failed["status"]["reason"] == "ProviderFailed"
         assert message in failed["status"]["message"], failed["status"]["message"]
+    await hub_kube.core.delete_namespaced_secret("keyless", "jhub")
+
+
+WATCH_SCRIPT = r"""
+import os, pathlib, sys, time
+path = pathlib.Path(os.environ["BEARER_TOKEN_FILE"])
+seen = pathlib.Path(os.environ["HOME"], "seen")
+last = None
+while True:  # report every token the file shows, as a long-running server would see them
+    now = path.read_text()
+    if now != last:
+        with seen.open("a") as f:
+            f.write(f"{os.environ['ACCESS_TOKEN']} {now}\n")
+        last = now
+    time.sleep(0.1)
+"""
+
+
+async def test_a_pod_waits_for_its_secret_and_sees_it_rotate(admin, hub_kube, cluster):
+    """Like a kubelet: a pod whose Secret does not exist yet waits
+    (CreateContainerConfigError) and starts once it is created; a replaced
+    Secret (delete + create, as the hub rotates it) reaches the running
+    process's files, while its env keeps the value it started with."""
+    env = [{"name": "ACCESS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "late", "key": "access_token"}}},
+           {"name": "BEARER_TOKEN_FILE", "value": "/tokens/access_token"}]
+    volume = {"name": "tokens", "secret": {"secretName": "late", "defaultMode": 0o444,
+                                           "items": [{"key": "access_token", "path": "access_token"}]}}
+    container = {"args": ["-c", WATCH_SCRIPT], "env": env,
+                 "volumeMounts": [{"name": "tokens", "mountPath": "/tokens", "readOnly": True}]}
+    await hub_kube.create_pod(pod("late", [sys.executable], container=container, spec={"volumes": [volume]}))
+
+    def waiting_for_config(p):
+        statuses = (p or {}).get("status", {}).get("containerStatuses") or []
+        return any(cs["state"].get("waiting", {}).get("reason") == "CreateContainerConfigError" for cs in statuses)
+
+    waiting = await admin.wait_pod("late", waiting_for_config, "waiting for its Secret", timeout=30)
+    assert waiting["status"]["phase"] == "Pending"
+    message = waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert "secret jhub/late not found" in message, message
+
+    try:
+        await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "late"},
+                                                              "stringData": {"access_token": "first"}})
+        running = await admin.wait_pod("late", phase_is("Running"), "Running", timeout=30)
+        seen = Path(running["metadata"]["annotations"]["testbed.offload-spawner.io/log"])
+        seen = cluster_pod_home(seen) / "seen"
+
+        async def lines() -> list[str]:
+            for _ in range(100):
+                if seen.exists() and seen.read_text():
+                    return seen.read_text().splitlines()
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"{seen} never written")
+
+        assert await lines() == ["first first"]
+        await hub_kube.core.delete_namespaced_secret("late", "jhub")
+        await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "late"},
+                                                              "stringData": {"access_token": "second"}})
+        for _ in range(100):  # resynced every second
+            if await lines() == ["first first", "first second"]:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the rotated Secret did not reach the process: {await lines()}")
+    finally:
+        try:
+            await hub_kube.core.delete_namespaced_secret("late", "jhub")
+        except ApiException as e:  # not created: keep the test's own failure visible
+            if e.status != 404:
+                raise
+
+
+def cluster_pod_home(log: Path) -> Path:
+    """The pod's HOME: <state>/pods/<same name as its log>/home (see testbed.virtual_kubelet)."""
+    return log.parent.parent / "pods" / log.stem / "home"
 
 
 SERVE = [sys.executable, "-m", "http.server", "8080", "--bind", "$(POD_IP)"]
