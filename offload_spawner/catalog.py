@@ -178,6 +178,46 @@ class InterlinkKubernetesSettings(_Model):
     remote_pvcs: list[Slug] = []
 
 
+class TokenChannels(_Model):
+    """Where one token reaches the server: an env var and/or a file under TOKEN_DIR."""
+
+    env: bool = True
+    file: bool = True
+
+
+class HubTokenChannels(_Model):
+    """Where the server's JupyterHub API token goes (jupyterhub-singleuser reads the env)."""
+
+    env: bool = True
+    file: bool = False
+
+    @model_validator(mode="after")
+    def _delivered(self) -> HubTokenChannels:
+        if not (self.env or self.file):
+            raise ValueError(
+                "the JupyterHub API token must reach the server: set 'env' or 'file' (jupyterhub-singleuser needs it)"
+            )
+        return self
+
+
+class TokenPolicy(_Model):
+    """Which of the user's tokens a server receives, and how (see offload_spawner.tokens)."""
+
+    access_token: TokenChannels = TokenChannels()
+    hub_token: HubTokenChannels = HubTokenChannels()
+    refresh_token: bool = Field(
+        False,
+        description="Deliver the refresh token (file + env REFRESH_TOKEN). Admin opt-in: "
+        "a refresh token lets whoever reads it mint access tokens for days.",
+    )
+    min_lifetime: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Seconds an access token must still live when a server starts."
+    )
+    renew_before: Annotated[int, Field(gt=0)] = Field(
+        600, description="Rotate the delivered access token when it has less than this many seconds left."
+    )
+
+
 _BACKEND_SETTINGS = {
     "slurm": Backend.slurm,
     "htcondor": Backend.htcondor,
@@ -211,6 +251,7 @@ class Target(_Model):
     htcondor: HTCondorSettings | None = None
     docker: DockerSettings | None = None
     kubernetes_plugin: InterlinkKubernetesSettings | None = None
+    tokens: TokenPolicy = TokenPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import adapter_for
-from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, Profile
+from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, Profile, TokenPolicy
 from .selection import Selection
 
 TARGET_KEY = "offload-spawner.io/target"
@@ -41,6 +41,8 @@ class PodPlan:
     start_timeout: int | None = None
     http_timeout: int | None = None
     hub_api_url: str | None = None
+    #: which tokens the server receives and how (the target's, else the default policy)
+    tokens: TokenPolicy = field(default_factory=TokenPolicy)
 
 
 def fill_value(template: Any, value: str) -> Any:
@@ -144,4 +146,5 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
         start_timeout=start_timeout,
         http_timeout=http_timeout,
         hub_api_url=hub_api_url,
+        tokens=target.tokens if target is not None else TokenPolicy(),
     )
