@@ -18,7 +18,7 @@ tokens (with ``exp``) of a configurable lifetime, refresh tokens
 username + password form (consent granted automatically). The redirect URI's
 port may differ from the registered one (loopback, RFC 8252 §7.3), so a hub on
 any free port fits. Test controls: :meth:`OidcProvider.revoke` (the user's
-refresh grant and userinfo fail from then on), :meth:`stats` (grants counted on
+refresh grant and login fail from then on), :meth:`stats` (grants counted on
 the provider side), :meth:`set_access_token_ttl`.
 """
 
@@ -172,7 +172,7 @@ class OidcProvider:
         return self.stats().get("refresh", {}).get(user, 0)
 
     def revoke(self, user: str) -> None:
-        """From now on the user's refresh grant, userinfo and login fail."""
+        """From now on the user's refresh grant and login fail (issued access tokens live on)."""
         self._admin("POST", f"users/{user}/revoke")
 
     def restore(self, user: str) -> None:

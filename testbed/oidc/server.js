@@ -20,7 +20,7 @@
 //
 // Test control (Authorization: Bearer <admin_token>):
 //   GET  /admin/stats                   -> {"refresh": {"alice": 1}, "code": {...}}
-//   POST /admin/users/<name>/revoke     -> the user's refresh tokens stop working
+//   POST /admin/users/<name>/revoke     -> the user's refresh grant and login fail (access tokens live on)
 //   POST /admin/users/<name>/restore
 //   POST /admin/ttl  {"access_token_ttl": N}  -> lifetime of tokens issued from now on
 
@@ -249,7 +249,8 @@ async function userinfo(req, res) {
   } catch {
     return send(res, 401, { error: 'invalid_token', error_description: 'the access token is invalid or expired' });
   }
-  if (!users[payload.sub] || revoked.has(payload.sub)) return send(res, 401, { error: 'invalid_token' });
+  // A revoked user's access tokens stay valid until they expire (as JWTs do at IAM).
+  if (!users[payload.sub]) return send(res, 401, { error: 'invalid_token' });
   return send(res, 200, claimsForScopes(payload.sub, String(payload.scope || '').split(' ')));
 }
 
