@@ -168,12 +168,14 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
         raise LoginExpired()
     if lives_long_enough(auth_state, min_lifetime, now):
         return auth_state
+    seen_token = auth_state.get("access_token")
     async with _user_lock(authenticator, user.name):
-        # Another caller may have refreshed while this one waited for the lock.
         auth_state = await user.get_auth_state()
         if not auth_state:
             raise LoginExpired()
-        if lives_long_enough(auth_state, min_lifetime, now):
+        if auth_state.get("access_token") != seen_token or lives_long_enough(auth_state, min_lifetime, now):
+            # Another caller refreshed while this one waited for the lock: that
+            # token is the freshest the provider gives (no second request).
             return auth_state
         return await _refresh(authenticator, user, auth_state, min_lifetime, now)
 
