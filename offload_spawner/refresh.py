@@ -164,7 +164,7 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
         return await user.get_auth_state()
     auth_state = await user.get_auth_state()
     if not auth_state:
-        log.info("No auth_state for %s: a new login is needed", user.name)
+        _log(authenticator).info("No auth_state for %s: a new login is needed", user.name)
         raise LoginExpired()
     if lives_long_enough(auth_state, min_lifetime, now):
         return auth_state
@@ -180,7 +180,13 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
         return await _refresh(authenticator, user, auth_state, min_lifetime, now)
 
 
+def _log(authenticator: Any) -> logging.Logger:
+    """The hub's log when the authenticator has one (so these lines are in the hub log)."""
+    return getattr(authenticator, "log", None) or log
+
+
 async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime: float, now: float | None) -> dict:
+    log = _log(authenticator)
     refresh_token = auth_state.get("refresh_token")
     if not refresh_token:
         log.info("The access token of %s is about to expire and there is no refresh token: a new login is needed", user.name)

@@ -216,7 +216,8 @@ def login_through_hub(
     """
     s = session or requests.Session()
     r = s.get(hub_url.rstrip("/") + "/hub/oauth_login", timeout=timeout)
-    r.raise_for_status()
+    if r.status_code >= 400:
+        raise OidcProviderError(f"the login for {username} stopped at {r.url.split('?')[0]}: HTTP {r.status_code}")
     parser = _FormParser()
     parser.feed(r.text)
     if parser.action is None or "username" not in parser.inputs:
@@ -224,11 +225,11 @@ def login_through_hub(
     data = {**parser.inputs, "username": username, "password": password}
     r = s.post(urljoin(r.url, parser.action), data=data, timeout=timeout)
     if r.status_code >= 400:
-        raise OidcProviderError(f"login for {username} failed at {r.url}: HTTP {r.status_code}")
+        raise OidcProviderError(f"the hub did not log {username} in: HTTP {r.status_code} at {r.url.split('?')[0]}")
     if "/interaction/" in r.url:
         raise OidcProviderError(f"the provider refused the login for {username}")
     if not any(c.name.startswith("jupyterhub-session-id") or c.name.startswith("jupyterhub-hub-login") for c in s.cookies):
-        raise OidcProviderError(f"the hub did not log {username} in (ended at {r.url}, HTTP {r.status_code})")
+        raise OidcProviderError(f"the hub did not log {username} in (ended at {r.url.split('?')[0]}, HTTP {r.status_code})")
     return s
 
 

@@ -137,6 +137,11 @@ const provider = new Provider(`http://${host}:${config.port}`, {
     AuthorizationCode: 60,
   },
   rotateRefreshToken: Boolean(config.rotate_refresh_token),
+  // oidc-provider drops offline_access unless the client sends prompt=consent
+  // (OIDC Core 11); IAM does not ask for that: issue refresh tokens to the
+  // client whenever it may use them, not tied to the browser session.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: async () => false,
   pkce: { required: () => false },
   async findAccount(_ctx, id) {
     // A revoked user's grants stop working: the refresh grant fails with invalid_grant.
