@@ -89,10 +89,6 @@ async def login(app, username: str):
     return await asyncio.to_thread(login_through_hub, url, username, USERS[username]["password"])
 
 
-def hub_user(app, name: str):
-    return app.users[app.users.find(name)] if hasattr(app.users, "find") else app.users[name]
-
-
 async def test_login_syncs_the_groups_claim_and_allowed_groups_admit_only_members(iam_hub, idp):
     app = await iam_hub({"groups_claim": "groups", "allow_all": False, "allowed_groups": {"cms"}})
     assert app.authenticator.authorize_url == f"{idp.issuer}/authorize"  # from discovery
@@ -180,9 +176,17 @@ TARGETS = {
 PROFILES = [{"display_name": "Analysis", "slug": "analysis"}]
 
 
+def post_spawn_form(session, hub_url: str, user: str, target: str) -> str:
+    """What a browser does on the spawn page (in a thread: the hub runs on this loop)."""
+    url = f"{hub_url.rstrip('/')}/hub/spawn/{user}"
+    session.get(url, timeout=30).raise_for_status()  # sets the _xsrf cookie
+    data = {"_xsrf": session.cookies.get("_xsrf"), "profile": "analysis", "profile-option-analysis--target": target}
+    return session.post(url, data=data, timeout=30).text
+
+
 async def test_a_spawn_whose_login_cannot_be_renewed_is_refused_and_creates_nothing(iam_hub, idp):
     app = await iam_hub(spawner={"offload_targets": TARGETS, "profile_list": PROFILES})
-    await login(app, "dave")
+    browser = await login(app, "dave")
     client = HubClient(app)
     user = app.users["dave"]
     old = await user.get_auth_state()
@@ -197,6 +201,13 @@ async def test_a_spawn_whose_login_cannot_be_renewed_is_refused_and_creates_noth
         assert RecordingSpawner.recorded == []
         assert (await client.api_user("dave"))["servers"] == {}
         assert (await user.get_auth_state())["access_token"] == old["access_token"]  # nothing saved
+
+        # the spawn form: the page says so, with a link to log out and in again
+        page = await asyncio.to_thread(post_spawn_form, browser, public_url(app), "dave", "naples")
+        assert "Your login has expired" in page
+        assert 'href="/@/space%20word/hub/logout"' in page
+        assert old["access_token"] not in page
+        assert RecordingSpawner.recorded == []
     finally:
         idp.restore("dave")
 
