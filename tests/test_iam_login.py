@@ -16,7 +16,7 @@ import os
 
 import pytest
 from jupyterhub import crypto
-from jupyterhub.tests.utils import public_url
+from jupyterhub.tests.utils import api_request, public_url
 
 from hub_fixtures import HubClient, RecordingSpawner
 from offload_spawner.iam import IAMOAuthenticator
@@ -108,17 +108,18 @@ async def test_login_syncs_the_groups_claim_and_allowed_groups_admit_only_member
     # bob is in IAM but not in an allowed group: the hub refuses him
     with pytest.raises(OidcProviderError, match="did not log bob in"):
         await login(app, "bob")
-    assert app.users.get("bob") is None or not app.users["bob"].groups
+    r = await api_request(app, "users", "bob")
+    assert r.status_code == 404  # never created
 
 
 async def test_wlcg_groups_with_a_prefix_and_fresh_tokens_against_the_provider(iam_hub, idp, caplog):
+    caplog.set_level(logging.DEBUG)  # every hub log line, login included
     app = await iam_hub({"groups_claim": "wlcg.groups", "group_prefix": "cms"})
     await login(app, "alice")
     user = app.users["alice"]
     # "/cms/higgs" -> "cms/higgs"; "/atlas" dropped by the prefix
     assert sorted(g.name for g in user.groups) == ["cms", "cms/higgs"]
 
-    caplog.set_level(logging.DEBUG)
     old = await user.get_auth_state()
     refreshes = idp.refresh_count("alice")
 
@@ -138,7 +139,8 @@ async def test_wlcg_groups_with_a_prefix_and_fresh_tokens_against_the_provider(i
     assert access_token_expiry(new) > access_token_expiry(old) + TTL
     assert (await user.get_auth_state())["access_token"] == new["access_token"]
     assert new["refresh_token"]  # kept (the provider does not rotate it)
-    for token in (old["access_token"], old["refresh_token"], new["access_token"]):
+    assert "Refreshing the access token of alice" in caplog.text
+    for token in (old["access_token"], old["refresh_token"], old["id_token"], new["access_token"]):
         assert token not in caplog.text
 
 
