@@ -139,6 +139,20 @@ def min_lifetime_for(plan: Any) -> int:
 _LOCKS: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
+#: a token this hub got by refreshing less than this many seconds ago is not
+#: refreshed again, even when it lives shorter than asked: the provider gave
+#: its longest, and asking again (start(), every poll()) would only add load.
+MIN_REFRESH_INTERVAL = 60
+
+# (authenticator, user) -> (access token our last refresh got, time.monotonic() then)
+_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[str, float]]] = weakref.WeakKeyDictionary()
+
+
+def _refreshed_recently(authenticator: Any, username: str, access_token: Any) -> bool:
+    token, at = _RECENT.get(authenticator, {}).get(username, (None, 0.0))
+    return token is not None and token == access_token and time.monotonic() - at < MIN_REFRESH_INTERVAL
+
+
 def _user_lock(authenticator: Any, username: str) -> asyncio.Lock:
     locks = _LOCKS.setdefault(authenticator, {})
     lock = locks.get(username)
@@ -177,6 +191,9 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
             # Another caller refreshed while this one waited for the lock: that
             # token is the freshest the provider gives (no second request).
             return auth_state
+        if _refreshed_recently(authenticator, user.name, seen_token):
+            # The provider's tokens live shorter than asked (warned when it was issued).
+            return auth_state
         return await _refresh(authenticator, user, auth_state, min_lifetime, now)
 
 
@@ -213,6 +230,7 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
         if inspect.isawaitable(new_state):
             new_state = await new_state
     await user.save_auth_state(new_state)
+    _RECENT.setdefault(authenticator, {})[user.name] = (new_state.get("access_token"), time.monotonic())
     left = remaining_lifetime(new_state, now)
     if left is not None and left < min_lifetime:
         log.warning(
@@ -238,6 +256,7 @@ __all__ = [
     "ISSUED_AT_KEY",
     "min_lifetime_for",
     "LoginExpired",
+    "MIN_REFRESH_INTERVAL",
     "access_token_expiry",
     "ensure_fresh",
     "jwt_claims",

@@ -57,7 +57,7 @@ async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spa
         {},
         (),
         hub_config={
-            "JupyterHub": {"authenticator_class": IAMOAuthenticator},
+            "JupyterHub": {"authenticator_class": IAMOAuthenticator, "redirect_to_server": False},
             "IAMOAuthenticator": {
                 "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret,
                 "allowed_groups": {"ai-infn"}, "admin_users": {"admin"},
