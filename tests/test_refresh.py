@@ -227,3 +227,22 @@ def test_a_bad_groups_claim_is_refused():
 
     with pytest.raises(TraitError):
         authenticator(groups_claim="roles")
+
+
+def test_configure_iam_sets_the_authenticator_up():
+    from traitlets.config import Config
+
+    from offload_spawner.iam import configure_iam
+
+    c = Config()
+    configure_iam(c, issuer="https://iam.example.org/", client_id="hub", client_secret="s3",
+                  groups_claim="wlcg.groups", allowed_groups=["cms"], authorize_url="https://iam.example.org/authorize")
+    assert c.JupyterHub.authenticator_class is IAMOAuthenticator
+    section = c.IAMOAuthenticator
+    assert section.issuer == "https://iam.example.org/"
+    assert section.groups_claim == "wlcg.groups"
+    assert section.allowed_groups == {"cms"}
+    assert section.authorize_url == "https://iam.example.org/authorize"
+    # explicit endpoints: no discovery request when the authenticator is built
+    a = IAMOAuthenticator(config=c, token_url="http://127.0.0.1:1/token", userdata_url="http://127.0.0.1:1/userinfo")
+    assert a.authorize_url == "https://iam.example.org/authorize" and a.discovery == {}

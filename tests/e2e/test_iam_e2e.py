@@ -2,8 +2,8 @@
 (testbed/oidc), gets their groups from it, and starts a real JupyterLab on an
 interLink virtual node of the test bed's real control plane — with an access
 token refreshed first because the target needs it to live longer than it
-would. When the provider no longer renews the login, the next spawn is
-refused before anything is created in Kubernetes.
+would. While the provider does not renew the login, the spawn is refused
+before anything is created in Kubernetes.
 """
 
 from __future__ import annotations
@@ -70,6 +70,19 @@ async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spa
     assert sorted(g.name for g in user.groups) == ["ai-infn", "ai-infn/gpu"]  # from wlcg.groups
     login_state = await user.get_auth_state()
 
+    # the provider does not renew the login: the spawn is refused, no pod
+    idp.revoke("erin")
+    try:
+        r = await hub.api_spawn("erin", {"profile": "analysis", "target": "leonardo"})
+    finally:
+        idp.restore("erin")
+    assert r.status_code == 403, r.text
+    assert "log in again" in r.json()["message"]
+    assert await admin.pods() == []
+    assert (await hub.api_user("erin"))["servers"] == {}
+    assert (await user.get_auth_state())["access_token"] == login_state["access_token"]
+
+    # renewed again: the same spawn starts, with a refreshed token
     refreshes = idp.refresh_count("erin")
     r = await hub.api_spawn("erin", {"profile": "analysis", "target": "leonardo"})
     assert r.status_code in (201, 202), r.text
@@ -87,14 +100,3 @@ async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spa
     await hub.stop("erin")
     await hub.wait_stopped("erin")
     await admin.wait_pod(pod["metadata"]["name"], lambda p: p is None, "deleted", timeout=30)
-
-    # the provider stops renewing the login: the next spawn is refused, no pod
-    idp.revoke("erin")
-    try:
-        r = await hub.api_spawn("erin", {"profile": "analysis", "target": "leonardo"})
-    finally:
-        idp.restore("erin")
-    assert r.status_code == 403, r.text
-    assert "log in again" in r.json()["message"]
-    assert await admin.pods() == []
-    assert (await hub.api_user("erin"))["servers"] == {}
