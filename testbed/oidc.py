@@ -182,6 +182,10 @@ class OidcProvider:
         """Lifetime of access tokens issued from now on."""
         self._admin("POST", "ttl", json={"access_token_ttl": seconds})
 
+    def authenticator_config(self) -> dict[str, str]:
+        """``c.IAMOAuthenticator`` settings for a hub logging in here (tests, demo)."""
+        return {"issuer": self.issuer, "client_id": self.client_id, "client_secret": self.client_secret}
+
     @property
     def discovery_url(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"

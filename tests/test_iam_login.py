@@ -17,6 +17,7 @@ import os
 import pytest
 from jupyterhub import crypto
 from jupyterhub.tests.utils import api_request, public_url
+from tornado.httpclient import HTTPClientError
 
 from hub_fixtures import HubClient, RecordingSpawner
 from offload_spawner.iam import IAMOAuthenticator
@@ -176,6 +177,25 @@ async def test_concurrent_callers_share_one_refresh(iam_hub, idp):
     assert idp.refresh_count("bob") == before + 1
     assert model["auth_state"]["access_token"] != logged_in["access_token"]
     assert model["groups"] == ["atlas"]
+
+
+async def test_a_rotated_refresh_token_is_kept(iam_hub, hub_app):
+    """A provider that rotates refresh tokens invalidates the old one: the new one must be stored."""
+    with OidcProvider(USERS, redirect_uris=[CALLBACK], access_token_ttl=TTL, rotate_refresh_token=True) as rotating:
+        app = await iam_hub(rotating.authenticator_config())
+        await login(app, "carol")
+        user = app.users["carol"]
+        old = await user.get_auth_state()
+        new = await ensure_fresh(app.authenticator, user, TTL + 60)
+        assert rotating.refresh_count("carol") == 1
+        assert new["refresh_token"] and new["refresh_token"] != old["refresh_token"]
+        assert (await user.get_auth_state())["refresh_token"] == new["refresh_token"]
+        # the stored (new) refresh token works; the old one was consumed
+        info = await app.authenticator.get_token_info(None, app.authenticator.build_refresh_token_request_params(new["refresh_token"]))
+        assert info["access_token"]
+        with pytest.raises(HTTPClientError) as refused:
+            await app.authenticator.get_token_info(None, app.authenticator.build_refresh_token_request_params(old["refresh_token"]))
+        assert refused.value.code == 400
 
 
 TARGETS = {
