@@ -133,12 +133,6 @@ def min_lifetime_for(plan: Any) -> int:
     return DEFAULT_MIN_LIFETIME
 
 
-# One lock per (authenticator, user): concurrent spawns, the rotation in poll()
-# and refresh_user of the same user share one refresh instead of each sending
-# the refresh token (a rotating provider would invalidate all but one).
-_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
 #: a token this hub got by refreshing less than this many seconds ago is not
 #: refreshed again, even when it lives shorter than asked: the provider gave
 #: its longest, and asking again (start(), every poll()) would only add load.
@@ -151,6 +145,12 @@ _RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[str, float]]] = weakref.
 def _refreshed_recently(authenticator: Any, username: str, access_token: Any) -> bool:
     token, at = _RECENT.get(authenticator, {}).get(username, (None, 0.0))
     return token is not None and token == access_token and time.monotonic() - at < MIN_REFRESH_INTERVAL
+
+
+# One lock per (authenticator, user): concurrent spawns, the rotation in poll()
+# and refresh_user of the same user share one refresh instead of each sending
+# the refresh token (a rotating provider would invalidate all but one).
+_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 def _user_lock(authenticator: Any, username: str) -> asyncio.Lock:
@@ -191,7 +191,8 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
             # Another caller refreshed while this one waited for the lock: that
             # token is the freshest the provider gives (no second request).
             return auth_state
-        if _refreshed_recently(authenticator, user.name, seen_token):
+        left = remaining_lifetime(auth_state, now)
+        if left is not None and left > 0 and _refreshed_recently(authenticator, user.name, seen_token):
             # The provider's tokens live shorter than asked (warned when it was issued).
             return auth_state
         return await _refresh(authenticator, user, auth_state, min_lifetime, now)
@@ -213,8 +214,9 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     try:
         token_info = await authenticator.get_token_info(None, params)
     except Exception as e:  # any failure means: log in again
-        # The exception's text is the provider's error (never our request body).
-        log.warning("Refreshing the access token of %s failed (%s: %s): a new login is needed", user.name, type(e).__name__, _reason(e))
+        log.warning(
+            "Refreshing the access token of %s failed (%s: %s): a new login is needed", user.name, type(e).__name__, _reason(e)
+        )
         raise LoginExpired() from None
     stamp_issued_at(token_info, now)
     if not token_info.get("refresh_token"):
@@ -244,11 +246,10 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
 
 
 def _reason(exc: Exception) -> str:
-    """A short, token-free reason for a failed refresh."""
-    code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
-    text = getattr(exc, "log_message", None) or getattr(exc, "message", None) or ""
-    text = str(text)[:200]
-    return f"HTTP {code} {text}".strip() if code else (text or "no response")
+    """A short reason for a failed refresh: the exception's text (HTTP status and
+    the provider's error, or the connection error); the refresh token travels
+    only in the request body, which no exception repeats."""
+    return str(exc)[:300] or "no details"
 
 
 __all__ = [

@@ -220,7 +220,8 @@ def post_spawn_form(session, hub_url: str, user: str, target: str) -> str:
     return session.post(url, data=data, timeout=30).text
 
 
-async def test_a_spawn_whose_login_cannot_be_renewed_is_refused_and_creates_nothing(iam_hub, idp):
+async def test_a_spawn_whose_login_cannot_be_renewed_is_refused_and_creates_nothing(iam_hub, idp, caplog):
+    caplog.set_level(logging.DEBUG)
     app = await iam_hub(spawner={"offload_targets": TARGETS, "profile_list": PROFILES})
     browser = await login(app, "dave")
     client = HubClient(app)
@@ -254,8 +255,12 @@ async def test_a_spawn_whose_login_cannot_be_renewed_is_refused_and_creates_noth
     await client.wait_ready("dave")
     assert idp.refresh_count("dave") == before + 1
     assert [name for name, _ in RecordingSpawner.recorded] == ["dave"]
-    assert (await user.get_auth_state())["access_token"] != old["access_token"]
+    new = await user.get_auth_state()
+    assert new["access_token"] != old["access_token"]
     await client.stop("dave")
+    assert "Refreshing the access token of dave failed" in caplog.text
+    for token in (old["access_token"], old["refresh_token"], new["access_token"]):
+        assert token not in caplog.text
 
 
 async def test_refusal_on_the_cluster_target_uses_the_default_minimum(iam_hub, idp):
