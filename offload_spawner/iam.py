@@ -182,13 +182,13 @@ class IAMOAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.discovery: dict = {}
-        if self.issuer and not (self.authorize_url and self.token_url and self.userdata_url):
+        if self.issuer and not (self.authorize_url and self.token_url and (self.userdata_url or self.userdata_from_id_token)):
             self.discovery = fetch_discovery(self.issuer, self.discovery_timeout)
             if not self.authorize_url:
                 self.authorize_url = self.discovery["authorization_endpoint"]
             if not self.token_url:
                 self.token_url = self.discovery["token_endpoint"]
-            if not self.userdata_url:
+            if not self.userdata_url and not self.userdata_from_id_token:
                 self.userdata_url = self.discovery["userinfo_endpoint"]
             self.log.info("IAM issuer %s: endpoints read from its discovery document", self.issuer)
 
