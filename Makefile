@@ -11,6 +11,7 @@ PIP ?= $(PYTHON) -m pip
 setup:
 	$(PIP) install --quiet --disable-pip-version-check -e ".[test]"
 	@command -v configurable-http-proxy >/dev/null 2>&1 || npm install --global --no-fund --no-audit configurable-http-proxy
+	@test -d testbed/oidc/node_modules/oidc-provider || (cd testbed/oidc && npm ci --no-fund --no-audit --silent)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 test: setup testbed-build

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from html import escape as html_escape
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
+from oauthenticator.oauth2 import OAuthenticator
 from traitlets import Dict, List, Unicode, default
 
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
@@ -21,6 +23,7 @@ from .forms import render_form, user_options_from_form
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
+from .refresh import LoginExpired, ensure_fresh, min_lifetime_for
 from .selection import Selection, SelectionError, select
 from .token_delivery import TokenDeliveryMixin
 
@@ -48,6 +51,19 @@ def refusal(message: str) -> SpawnException:
     # JupyterHub's spawn page shows this attribute instead of the exception's repr.
     exc.jupyterhub_message = message
     return exc
+
+
+def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
+    """A spawn refused because the user must log in again: HTTP 403 on the REST
+    API, the message with a log-out/log-in link on the spawn page."""
+    refused = SpawnException(
+        f"{exc.message} Log out and log in again: {logout_url}",
+        reason="login_expired",
+        status_code=403,
+        message_html=f'{html_escape(exc.message)} <a href="{html_escape(logout_url)}">Log out and log in again</a>.',
+    )
+    refused.jupyterhub_message = refused.message_html
+    return refused
 
 
 class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
@@ -178,6 +194,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         if not spawner._uses_catalog():
             if user_options:
                 raise refusal("This hub offers no server options.")
+            await spawner._require_fresh_login(None)
             return
         _, plan = await spawner.plan_for(user_options)
         # JupyterHub reads start_timeout before calling start().
@@ -185,6 +202,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             spawner.start_timeout = plan.start_timeout
         if plan.http_timeout:
             spawner.http_timeout = plan.http_timeout
+        await spawner._require_fresh_login(plan)
 
     async def load_user_options(self):
         """Called by KubeSpawner at the start of ``_start``: apply the plan."""
@@ -227,6 +245,33 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
                     plan.hub_api_url, "users", url_escape_path(self.user.name), "activity"
                 )
         return env
+
+    # --- fresh tokens (issue 5, part A) -------------------------------------------
+    # Before a spawn the user's access token must outlive the target's start (a
+    # job may wait in a batch queue); the running server's token rotation calls
+    # fresh_auth_state too.
+
+    async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict | None:
+        """The user's auth_state, its access token refreshed when it would live
+        less than ``min_lifetime`` seconds (default: this server's target's
+        minimum, see refresh.min_lifetime_for). Raises LoginExpired when it
+        cannot be refreshed; None when the authenticator keeps no auth_state."""
+        if min_lifetime is None:
+            min_lifetime = min_lifetime_for(self._plan)
+        authenticator = getattr(self, "authenticator", None)
+        if isinstance(authenticator, OAuthenticator) and authenticator.enable_auth_state:
+            return await ensure_fresh(authenticator, self.user, min_lifetime)
+        get_auth_state = getattr(self.user, "get_auth_state", None)  # the CLI's user stand-in has none
+        return await get_auth_state() if get_auth_state is not None else None
+
+    async def _require_fresh_login(self, plan: PodPlan | None) -> None:
+        """Refuse the spawn (before anything is created) when the login cannot be renewed."""
+        try:
+            await self.fresh_auth_state(min_lifetime_for(plan))
+        except LoginExpired as e:
+            raise login_expired_refusal(url_path_join(self.hub.base_url, "logout"), e) from None
+
+    # --- end fresh tokens -----------------------------------------------------------
 
 
 def _posted_for_refill(formdata: dict) -> dict:

@@ -105,7 +105,8 @@ class TokenDeliveryMixin:
     # --- hooks other issues replace or extend ----------------------------------------
 
     async def fresh_auth_state(self, min_lifetime: int | None = None) -> dict | None:
-        # replaced by issue-5a's refresh-aware version at merge
+        """The user's auth_state as stored (OffloadSpawner overrides this with
+        the refresh-aware version, offload_spawner.refresh.ensure_fresh)."""
         return await self.user.get_auth_state()
 
     async def server_files(self) -> dict[str, str]:

@@ -19,16 +19,15 @@ appear in the Secret's ``data`` (base64), nowhere else in what is built here.
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import hashlib
-import json
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import TokenPolicy
+from .refresh import jwt_claims
 from .server_secret import (
     ACCESS_TOKEN_KEY,
     HUB_TOKEN_KEY,
@@ -82,14 +81,8 @@ def token_digest(token: str | None) -> str | None:
 
 def jwt_expiry(token: str | None) -> float | None:
     """The ``exp`` claim of a JWT access token (unverified: only to plan renewal), else None."""
-    if not token or token.count(".") != 2:
-        return None
-    payload = token.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    claims = jwt_claims(token)
+    exp = claims.get("exp") if claims else None
     return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 

@@ -257,7 +257,13 @@ async def spawn_hub(
     KubeSpawner.reflectors.clear()  # any left from another loop are dead
     hubs: list[E2EHub] = []
 
-    async def start(spawner_config: dict[str, Any], groups: dict[str, list[str]], users: tuple[str, ...]) -> E2EHub:
+    async def start(
+        spawner_config: dict[str, Any],
+        groups: dict[str, list[str]],
+        users: tuple[str, ...],
+        hub_config: dict[str, Any] | None = None,
+    ) -> E2EHub:
+        """``hub_config``: more config sections (e.g. an authenticator's), merged in."""
         settings = {
             "namespace": NAMESPACE,
             "cmd": [SINGLEUSER],
@@ -267,13 +273,16 @@ async def spawn_hub(
             "http_timeout": 60,
             **spawner_config,
         }
-        app = await hub_app(config={
+        config: dict[str, Any] = {
             "JupyterHub": {"spawner_class": OffloadSpawner},
             "OffloadSpawner": settings,
             # JupyterHub kills the proxy named in an existing pid file: never share the default one
             # (./jupyterhub-proxy.pid) with another test run in the same directory.
             "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "proxy.pid")},
-        })
+        }
+        for section, values in (hub_config or {}).items():
+            config.setdefault(section, {}).update(values)
+        app = await hub_app(config=config)
         hub = E2EHub(app)
         hubs.append(hub)
         for user in users:

@@ -1,0 +1,267 @@
+"""Fresh tokens: make sure a user's access token still lives long enough.
+
+A server on a batch target may wait an hour in a queue before it reads its
+token; OAuthenticator only refreshes a token after the identity provider has
+refused it (upstream #790). :func:`ensure_fresh` refreshes *before* that, when
+the token has less than a given lifetime left, using OAuthenticator's own
+request builders, and shares one refresh among concurrent callers for a user.
+
+Used before a spawn (the target's ``tokens.min_lifetime``), by the running
+server's token rotation (``tokens.renew_before``) and by
+:class:`offload_spawner.iam.IAMOAuthenticator`'s ``refresh_user``.
+No token value is ever logged or put into an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import logging
+import time
+import weakref
+from typing import Any
+
+log = logging.getLogger("offload_spawner.refresh")
+
+#: stored in ``auth_state["token_response"]``: epoch seconds when the token response arrived
+ISSUED_AT_KEY = "issued_at"
+
+LOGIN_EXPIRED_MESSAGE = "Your login has expired. Please log in again to start a server."
+
+
+class LoginExpired(Exception):
+    """The user must log in again (the message is user-facing and holds no token)."""
+
+    def __init__(self, message: str = LOGIN_EXPIRED_MESSAGE) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def jwt_claims(token: Any) -> dict[str, Any] | None:
+    """The claims of a JWT, decoded WITHOUT verifying its signature (base64 only).
+
+    Only used to read ``exp``: the hub got the token from the provider itself.
+    None when ``token`` is not a JWT (e.g. an opaque access token).
+    """
+    if not isinstance(token, str) or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def access_token_expiry(auth_state: dict | None) -> float | None:
+    """Epoch seconds when the access token in ``auth_state`` expires.
+
+    From the JWT ``exp`` claim, else from ``token_response["expires_in"]``
+    plus the issue time stored with it (:data:`ISSUED_AT_KEY`); None if unknown.
+    """
+    if not auth_state:
+        return None
+    claims = jwt_claims(auth_state.get("access_token"))
+    if claims is not None:
+        exp = _number(claims.get("exp"))
+        if exp is not None:
+            return exp
+    response = auth_state.get("token_response")
+    if isinstance(response, dict):
+        expires_in = _number(response.get("expires_in"))
+        issued_at = _number(response.get(ISSUED_AT_KEY))
+        if expires_in is not None and issued_at is not None:
+            return issued_at + expires_in
+    return None
+
+
+def remaining_lifetime(auth_state: dict | None, now: float | None = None) -> float | None:
+    """Seconds the access token still lives (negative: expired); None if unknown."""
+    expiry = access_token_expiry(auth_state)
+    if expiry is None:
+        return None
+    return expiry - (time.time() if now is None else now)
+
+
+def lives_long_enough(auth_state: dict | None, min_lifetime: float, now: float | None = None) -> bool:
+    """True when the token lives at least ``min_lifetime`` more seconds, or
+    when its expiry is unknown (nothing to go by: it is not refreshed blindly)."""
+    remaining = remaining_lifetime(auth_state, now)
+    return remaining is None or remaining >= min_lifetime
+
+
+def stamp_issued_at(token_info: dict, now: float | None = None) -> dict:
+    """Record when a token response arrived, so ``expires_in`` can be turned into an expiry."""
+    if isinstance(token_info, dict) and ISSUED_AT_KEY not in token_info:
+        token_info[ISSUED_AT_KEY] = int(time.time() if now is None else now)
+    return token_info
+
+
+#: min_lifetime when a server's target has no start_timeout
+DEFAULT_MIN_LIFETIME = 900
+#: added to a target's start_timeout for the default min_lifetime (the server must still use the token once up)
+START_TIMEOUT_MARGIN = 300
+
+
+def min_lifetime_for(plan: Any) -> int:
+    """Seconds an access token must still live when a server with this plan starts:
+    the target's ``tokens.min_lifetime``, else its start_timeout + 300 s, else 900 s."""
+    tokens = getattr(plan, "tokens", None)
+    explicit = getattr(tokens, "min_lifetime", None)
+    if explicit is not None:
+        return int(explicit)
+    start_timeout = getattr(plan, "start_timeout", None)
+    if start_timeout:
+        return int(start_timeout) + START_TIMEOUT_MARGIN
+    return DEFAULT_MIN_LIFETIME
+
+
+#: a token this hub got by refreshing less than this many seconds ago is not
+#: refreshed again, even when it lives shorter than asked: the provider gave
+#: its longest, and asking again (start(), every poll()) would only add load.
+MIN_REFRESH_INTERVAL = 60
+
+# (authenticator, user) -> (access token our last refresh got, time.monotonic() then)
+_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[str, float]]] = weakref.WeakKeyDictionary()
+
+
+def _refreshed_recently(authenticator: Any, username: str, access_token: Any) -> bool:
+    token, at = _RECENT.get(authenticator, {}).get(username, (None, 0.0))
+    return token is not None and token == access_token and time.monotonic() - at < MIN_REFRESH_INTERVAL
+
+
+# One lock per (authenticator, user): concurrent spawns, the rotation in poll()
+# and refresh_user of the same user share one refresh instead of each sending
+# the refresh token (a rotating provider would invalidate all but one).
+_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _user_lock(authenticator: Any, username: str) -> asyncio.Lock:
+    locks = _LOCKS.setdefault(authenticator, {})
+    lock = locks.get(username)
+    if lock is None:
+        lock = locks[username] = asyncio.Lock()
+    return lock
+
+
+def keeps_auth_state(authenticator: Any) -> bool:
+    return bool(getattr(authenticator, "enable_auth_state", False))
+
+
+async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, now: float | None = None) -> dict | None:
+    """The user's auth_state, with an access token living at least
+    ``min_lifetime`` more seconds — refreshed (and saved) if needed.
+
+    Returns None when the authenticator keeps no auth_state. Raises
+    :class:`LoginExpired` when the token must be refreshed but there is no
+    refresh token or the identity provider refuses the refresh. A token whose
+    expiry cannot be known is returned as it is.
+    """
+    if not keeps_auth_state(authenticator):
+        return await user.get_auth_state()
+    auth_state = await user.get_auth_state()
+    if not auth_state:
+        _log(authenticator).info("No auth_state for %s: a new login is needed", user.name)
+        raise LoginExpired()
+    if lives_long_enough(auth_state, min_lifetime, now):
+        return auth_state
+    seen_token = auth_state.get("access_token")
+    async with _user_lock(authenticator, user.name):
+        auth_state = await user.get_auth_state()
+        if not auth_state:
+            raise LoginExpired()
+        if auth_state.get("access_token") != seen_token or lives_long_enough(auth_state, min_lifetime, now):
+            # Another caller refreshed while this one waited for the lock: that
+            # token is the freshest the provider gives (no second request).
+            return auth_state
+        left = remaining_lifetime(auth_state, now)
+        if left is not None and left > 0 and _refreshed_recently(authenticator, user.name, seen_token):
+            # The provider's tokens live shorter than asked (warned when it was issued).
+            return auth_state
+        return await _refresh(authenticator, user, auth_state, min_lifetime, now)
+
+
+def _log(authenticator: Any) -> logging.Logger:
+    """The hub's log when the authenticator has one (so these lines are in the hub log)."""
+    return getattr(authenticator, "log", None) or log
+
+
+async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime: float, now: float | None) -> dict:
+    log = _log(authenticator)
+    refresh_token = auth_state.get("refresh_token")
+    if not refresh_token:
+        log.info("The access token of %s is about to expire and there is no refresh token: a new login is needed", user.name)
+        raise LoginExpired()
+    params = authenticator.build_refresh_token_request_params(refresh_token)
+    log.info("Refreshing the access token of %s (it must live %d more seconds)", user.name, min_lifetime)
+    try:
+        token_info = await authenticator.get_token_info(None, params)
+    except Exception as e:  # any failure means: log in again
+        log.warning(
+            "Refreshing the access token of %s failed (%s: %s): a new login is needed", user.name, type(e).__name__, _reason(e)
+        )
+        raise LoginExpired() from None
+    stamp_issued_at(token_info, now)
+    if not token_info.get("refresh_token"):
+        # The provider keeps the refresh token unchanged (no rotation).
+        token_info["refresh_token"] = refresh_token
+    user_info = auth_state.get(getattr(authenticator, "user_auth_state_key", "oauth_user"))
+    new_state = authenticator.build_auth_state_dict(token_info, user_info)
+    if inspect.isawaitable(new_state):
+        new_state = await new_state
+    hook = getattr(authenticator, "modify_auth_state_hook", None)
+    if hook is not None:
+        new_state = hook(authenticator, new_state)
+        if inspect.isawaitable(new_state):
+            new_state = await new_state
+    await user.save_auth_state(new_state)
+    _RECENT.setdefault(authenticator, {})[user.name] = (new_state.get("access_token"), time.monotonic())
+    left = remaining_lifetime(new_state, now)
+    if left is not None and left < min_lifetime:
+        log.warning(
+            "The identity provider issued %s an access token living %d s, less than the %d s asked for: "
+            "lower the target's tokens.min_lifetime or raise the provider's token lifetime",
+            user.name,
+            left,
+            min_lifetime,
+        )
+    return new_state
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a failed refresh: the exception's text (HTTP status and
+    the provider's error, or the connection error); the refresh token travels
+    only in the request body, which no exception repeats."""
+    return str(exc)[:300] or "no details"
+
+
+__all__ = [
+    "DEFAULT_MIN_LIFETIME",
+    "ISSUED_AT_KEY",
+    "min_lifetime_for",
+    "LoginExpired",
+    "MIN_REFRESH_INTERVAL",
+    "access_token_expiry",
+    "ensure_fresh",
+    "jwt_claims",
+    "lives_long_enough",
+    "remaining_lifetime",
+    "stamp_issued_at",
+]

@@ -1,0 +1,102 @@
+"""IAM login end to end: a user logs in through a real OpenID Connect provider
+(testbed/oidc), gets their groups from it, and starts a real JupyterLab on an
+interLink virtual node of the test bed's real control plane — with an access
+token refreshed first because the target needs it to live longer than it
+would. While the provider does not renew the login, the spawn is refused
+before anything is created in Kubernetes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from jupyterhub import crypto
+from jupyterhub.tests.utils import public_url
+
+from offload_spawner.iam import IAMOAuthenticator
+from offload_spawner.refresh import access_token_expiry
+from testbed.oidc import OidcProvider, login_through_hub
+
+TTL = 600
+USERS = {"erin": {"password": "erin-pw", "wlcg_groups": ["/ai-infn", "/ai-infn/gpu"]}}
+CALLBACK = "http://127.0.0.1:8000/@/space%20word/hub/oauth_callback"  # MockHub's prefix; any loopback port
+TARGETS = {
+    "leonardo": {
+        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
+        "offload": "session", "allowed_groups": ["ai-infn"],
+        "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
+        "limits": {"cores": 4, "memory": "8G"},
+        "start_timeout": 60,
+        "tokens": {"min_lifetime": TTL + 300},  # longer than the provider's tokens live
+    },
+}
+PROFILES = [{"display_name": "Analysis", "slug": "analysis", "cores": {"choices": [1], "default": 1},
+             "memory": {"choices": ["1G"], "default": "1G"}}]
+
+
+@pytest.fixture(scope="module")
+def idp():
+    with OidcProvider(USERS, redirect_uris=[CALLBACK], access_token_ttl=TTL) as provider:
+        yield provider
+
+
+@pytest.fixture
+def crypt_key():
+    keeper = crypto.CryptKeeper.instance()
+    before = keeper.keys
+    keeper.keys = [os.urandom(32)]
+    yield
+    keeper.keys = before
+
+
+async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spawn_hub, idp, crypt_key, admin):
+    hub = await spawn_hub(
+        {"offload_targets": TARGETS, "profile_list": PROFILES},
+        {},
+        (),
+        hub_config={
+            "JupyterHub": {"authenticator_class": IAMOAuthenticator, "redirect_to_server": False},
+            "IAMOAuthenticator": {
+                "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret,
+                "allowed_groups": {"ai-infn"}, "admin_users": {"admin"},
+            },
+        },
+    )
+    url = public_url(hub.app).rstrip("/")
+    await asyncio.to_thread(login_through_hub, url, "erin", USERS["erin"]["password"])
+    user = hub.app.users["erin"]
+    assert sorted(g.name for g in user.groups) == ["ai-infn", "ai-infn/gpu"]  # from wlcg.groups
+    login_state = await user.get_auth_state()
+
+    # the provider does not renew the login: the spawn is refused, no pod
+    idp.revoke("erin")
+    try:
+        r = await hub.api_spawn("erin", {"profile": "analysis", "target": "leonardo"})
+    finally:
+        idp.restore("erin")
+    assert r.status_code == 403, r.text
+    assert "log in again" in r.json()["message"]
+    assert await admin.pods() == []
+    assert (await hub.api_user("erin"))["servers"] == {}
+    assert (await user.get_auth_state())["access_token"] == login_state["access_token"]
+
+    # renewed again: the same spawn starts, with a refreshed token
+    refreshes = idp.refresh_count("erin")
+    r = await hub.api_spawn("erin", {"profile": "analysis", "target": "leonardo"})
+    assert r.status_code in (201, 202), r.text
+    await hub.wait_ready("erin", timeout=90)
+    pod = await admin.pod(hub.pod_name("erin"))
+    assert pod["spec"]["nodeName"] == "vk-leonardo"
+    # the token was refreshed before the pod was created
+    assert idp.refresh_count("erin") == refreshes + 1
+    fresh = await user.get_auth_state()
+    assert fresh["access_token"] != login_state["access_token"]
+    assert access_token_expiry(fresh) >= access_token_expiry(login_state)
+    token = await hub.token("erin")
+    r = await hub.via_proxy("erin", "api/status", token)
+    assert r.status_code == 200, r.text[:300]
+    await hub.stop("erin")
+    await hub.wait_stopped("erin")
+    await admin.wait_pod(pod["metadata"]["name"], lambda p: p is None, "deleted", timeout=30)
