@@ -206,6 +206,13 @@ class PodShapeSettings(_Model):
     automount_service_account_token: bool = Field(
         False, description="Mount the pod's ServiceAccount token (the remote site would receive it)."
     )
+    keep_node_purpose_affinity: bool = Field(
+        False,
+        description=(
+            "Keep Zero-to-JupyterHub's required node affinity on hub.jupyter.org/node-purpose "
+            "(matchNodePurpose: require), which no virtual node satisfies."
+        ),
+    )
 
 
 _BACKEND_SETTINGS = {

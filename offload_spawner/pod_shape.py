@@ -145,6 +145,31 @@ def _shape_security(pod: Any, shape: PodShapeSettings) -> None:
             _set(context, attr, _CAMEL[attr], value)
 
 
+#: Zero-to-JupyterHub's ``scheduling.userPods.nodeAffinity.matchNodePurpose: require`` label.
+NODE_PURPOSE_LABEL = "hub.jupyter.org/node-purpose"
+
+
+def _drop_node_purpose_affinity(pod: Any) -> None:
+    affinity = pod.spec.affinity
+    node_affinity = _get(affinity, "node_affinity", "nodeAffinity")
+    required = _get(node_affinity, "required_during_scheduling_ignored_during_execution",
+                    "requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return
+    terms = []
+    for term in _get(required, "node_selector_terms", "nodeSelectorTerms") or []:
+        expressions = _get(term, "match_expressions", "matchExpressions") or []
+        kept = [e for e in expressions if _get(e, "key", "key") != NODE_PURPOSE_LABEL]
+        if kept or _get(term, "match_fields", "matchFields"):
+            _set(term, "match_expressions", "matchExpressions", kept or None)
+            terms.append(term)
+    if terms:
+        _set(required, "node_selector_terms", "nodeSelectorTerms", terms)
+    else:
+        _set(node_affinity, "required_during_scheduling_ignored_during_execution",
+             "requiredDuringSchedulingIgnoredDuringExecution", None)
+
+
 _CAMEL = {"run_as_user": "runAsUser", "run_as_group": "runAsGroup", "fs_group": "fsGroup"}
 
 
@@ -154,7 +179,9 @@ def shape_pod(pod: Any, shape: PodShapeSettings, backend: str) -> Any:
     _shape_init_containers(pod, shape.privileged_init_containers)
     _shape_security(pod, shape)
     pod.spec.automount_service_account_token = shape.automount_service_account_token
+    if not shape.keep_node_purpose_affinity:
+        _drop_node_purpose_affinity(pod)
     return pod
 
 
-__all__ = ["DISABLE_INIT_ANNOTATION", "REMOTE_PVC_ANNOTATION", "effective_shape", "shape_pod"]
+__all__ = ["DISABLE_INIT_ANNOTATION", "NODE_PURPOSE_LABEL", "REMOTE_PVC_ANNOTATION", "effective_shape", "shape_pod"]

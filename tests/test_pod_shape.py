@@ -149,3 +149,28 @@ def test_pod_shape_is_for_virtual_targets_only():
     with pytest.raises(CatalogError) as e:
         build_catalog(offload_targets={"c": {"display_name": "C", "pod_shape": {"volumes": "drop"}}})
     assert e.value.problems == ["offload_targets.c: 'network' and 'pod_shape' are for virtual-node targets, not kubernetes"]
+
+
+def _affinity(pod: V1Pod) -> dict:
+    return as_dict(pod)["spec"].get("affinity") or {}
+
+
+def test_z2jh_node_purpose_affinity_is_dropped_other_required_terms_kept():
+    from kubernetes_asyncio.client.models import V1Affinity, V1NodeAffinity, V1NodeSelector
+
+    def pod_with(expressions):
+        pod = z2jh_pod()
+        pod.spec.affinity = V1Affinity(node_affinity=V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=V1NodeSelector(
+                node_selector_terms=[{"matchExpressions": expressions}])))
+        return pod
+
+    purpose = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
+    zone = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}
+    pod = shape_pod(pod_with([purpose]), effective_shape(target()), "slurm")
+    assert _affinity(pod) == {"nodeAffinity": {}}
+    pod = shape_pod(pod_with([purpose, zone]), effective_shape(target()), "slurm")
+    terms = _affinity(pod)["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [zone]}]
+    pod = shape_pod(pod_with([purpose]), PodShapeSettings(keep_node_purpose_affinity=True), "slurm")
+    assert _affinity(pod) == as_dict(pod_with([purpose]))["spec"]["affinity"]
