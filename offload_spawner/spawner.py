@@ -67,8 +67,10 @@ class OffloadSpawner(KubeSpawner):
         non-kubernetes backends, ``offload`` ("session": the server runs there;
         "dask": only Dask clusters do), ``allowed_groups``, ``limits``
         ({cores, memory, accelerators}), ``start_timeout``, ``http_timeout``,
-        ``hub_api_url`` and typed backend settings (``slurm``, ``htcondor``,
-        ``docker``, ``kubernetes_plugin``). See docs/configuration.md.
+        ``hub_api_url``, ``network`` (wstunnel | mesh | none), ``pod_shape``
+        (how a session pod is reshaped for its virtual node) and typed backend
+        settings (``slurm``, ``htcondor``, ``docker``, ``kubernetes_plugin``).
+        See docs/configuration.md.
         """,
     ).tag(config=True)
 
