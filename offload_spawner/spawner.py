@@ -294,6 +294,7 @@ class OffloadSpawner(KubeSpawner):
         """KubeSpawner's start, raced against a watcher that ends it as soon as the
         remote site reports a failure (instead of waiting for start_timeout)."""
         self._offload_pod_created = False
+        self._plan = None  # load_user_options sets this start's plan; never watch with the last one
         starting = asyncio.ensure_future(super()._start())
         watching = asyncio.ensure_future(self._watch_remote_failure())
         try:
