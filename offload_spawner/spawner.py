@@ -312,23 +312,40 @@ class OffloadSpawner(KubeSpawner):
 
     async def _watch_remote_failure(self) -> SpawnException | None:
         """Return the spawn's failure once this start's pod failed on its virtual
-        node; None at once if the server does not run on a virtual node."""
+        node, or (just before JupyterHub's own start_timeout fires) a timeout that
+        says what the site last reported ("Held: ..."); None at once if the
+        server does not run on a virtual node."""
+        began = time.monotonic()
         while self._plan is None and self._uses_catalog():
             await asyncio.sleep(0.1)  # load_user_options has not run yet
         plan = self._plan
         if plan is None or plan.offload != "session":
             return None
+        target = plan.target_display_name or plan.target or "the remote site"
+        # JupyterHub started its start_timeout clock just before start(): end a little earlier.
+        deadline = began + self.start_timeout - min(1.0, self.start_timeout * 0.1)
         while True:
             await asyncio.sleep(0.2)
             if not self._offload_pod_created or self.pod_reflector is None:
-                continue
-            failure = remote_failure(self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}"))
+                if time.monotonic() < deadline:
+                    continue
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
+            failure = remote_failure(pod)
             if failure is not None:
-                target = plan.target_display_name or plan.target
                 message = f"{target} could not run your server: {failure}"
                 exc = SpawnException(message, reason="remote_failure", status_code=503)
                 exc.jupyterhub_message = message
                 self.log.warning("Spawn of %s on %s failed remotely: %s", self._log_name, plan.target, failure)
+                return exc
+            if time.monotonic() >= deadline:
+                last = describe(target, pod, self.events, time.monotonic(), None).message
+                message = (
+                    f"{target} did not start your server within {self.start_timeout:g} seconds. "
+                    f"Last status: {last}"
+                )
+                exc = SpawnException(message, reason="timeout", status_code=500)
+                exc.jupyterhub_message = message
+                self.log.warning("Spawn of %s on %s timed out: %s", self._log_name, plan.target, last)
                 return exc
 
     def get_env(self):

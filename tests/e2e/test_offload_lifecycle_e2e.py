@@ -128,6 +128,11 @@ async def test_a_held_job_shows_its_reason_and_times_out_at_its_targets_start_ti
     # which outlasts naples' 4-s queue in the test above.
     assert hub.app.users["carol"].spawner.start_timeout == 3
     assert elapsed < 30, elapsed
+    # The timeout says what the site last reported.
+    assert events[-1]["message"].startswith(
+        "Spawn failed: CINECA Leonardo (SLURM) did not start your server within 3 seconds. "
+        f"Last status: Held: {HOLD_REASON} (job testbed-"
+    ), events
     assert r.status_code in (500, 202), r.text
     await hub.wait_spawn_failed("carol", timeout=30)
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted after the timeout", timeout=30)
