@@ -107,6 +107,9 @@ class OffloadSpawner(KubeSpawner):
     _base_timeouts: tuple[float, float] | None = None
     #: set once this start's pod create request succeeded (see _watch_remote_failure)
     _offload_pod_created = False
+    #: when this start's pod was first seen bound to its node (monotonic clock),
+    #: kept across page reloads so the time waited in the queue is the real one
+    _offload_submitted_at: float | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
 
@@ -264,7 +267,6 @@ class OffloadSpawner(KubeSpawner):
             await self._start_watching_events()
         target = plan.target_display_name or plan.target or "the remote site"
         start_future = self._start_future
-        submitted_at: float | None = None
         last_phase = last_message = None
         last_yield = 0.0
         while True:
@@ -273,9 +275,8 @@ class OffloadSpawner(KubeSpawner):
             finished = start_future is not None and start_future.done()
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             now = time.monotonic()
-            if submitted_at is None and pod and (pod.get("spec") or {}).get("nodeName"):
-                submitted_at = now
-            status = describe(target, pod, self.events, now, submitted_at)
+            self._note_submitted(pod, now)
+            status = describe(target, pod, self.events, now, self._offload_submitted_at)
             # A new phase at once; the same phase (a growing wait time) every few seconds.
             if status.phase != last_phase or (status.message != last_message and now - last_yield >= 5):
                 last_phase, last_message, last_yield = status.phase, status.message, now
@@ -283,6 +284,10 @@ class OffloadSpawner(KubeSpawner):
             if finished:
                 break
             await asyncio.sleep(0.5)
+
+    def _note_submitted(self, pod: dict | None, now: float) -> None:
+        if self._offload_submitted_at is None and pod and (pod.get("spec") or {}).get("nodeName"):
+            self._offload_submitted_at = now
 
     async def _make_create_pod_request(self, pod, request_timeout):
         created = await super()._make_create_pod_request(pod, request_timeout)
@@ -294,6 +299,7 @@ class OffloadSpawner(KubeSpawner):
         """KubeSpawner's start, raced against a watcher that ends it as soon as the
         remote site reports a failure (instead of waiting for start_timeout)."""
         self._offload_pod_created = False
+        self._offload_submitted_at = None
         self._plan = None  # load_user_options sets this start's plan; never watch with the last one
         starting = asyncio.ensure_future(super()._start())
         watching = asyncio.ensure_future(self._watch_remote_failure())
@@ -330,6 +336,8 @@ class OffloadSpawner(KubeSpawner):
                 if time.monotonic() < deadline:
                     continue
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
+            if self._offload_pod_created:
+                self._note_submitted(pod, time.monotonic())
             failure = remote_failure(pod)
             if failure is not None:
                 message = f"{target} could not run your server: {failure}"
@@ -338,7 +346,7 @@ class OffloadSpawner(KubeSpawner):
                 self.log.warning("Spawn of %s on %s failed remotely: %s", self._log_name, plan.target, failure)
                 return exc
             if time.monotonic() >= deadline:
-                last = describe(target, pod, self.events, time.monotonic(), None).message
+                last = describe(target, pod, self.events, time.monotonic(), self._offload_submitted_at).message
                 message = (
                     f"{target} did not start your server within {self.start_timeout:g} seconds. "
                     f"Last status: {last}"
