@@ -22,7 +22,7 @@ from jupyterhub.utils import url_path_join
 from testbed.procs import pid_alive
 from testbed.virtual_kubelet import HOLD_ANNOTATION, PID_ANNOTATION, QUEUE_ANNOTATION
 
-from .test_spawn_e2e import reach_jupyterlab
+from .test_spawn_e2e import pod_history, reach_jupyterlab
 
 HOLD_REASON = "The job attribute PeriodicHold expression evaluated to TRUE"
 BLOCK_METADATA = {
@@ -86,8 +86,12 @@ async def test_a_queued_session_reports_the_queue_and_stop_ends_the_remote_job(s
     spawner = hub.app.users["carol"].spawner
     spawner.offload_targets = {**TARGETS, "naples": {**TARGETS["naples"], "hub_api_url": api_url}}
 
-    r, events = await spawn_with_progress(hub, "carol", {"profile": "analysis", "target": "naples"})
+    async with pod_history(admin, hub.pod_name("carol")) as history:
+        r, events = await spawn_with_progress(hub, "carol", {"profile": "analysis", "target": "naples"})
     assert r.status_code in (201, 202), r.text
+    # As interLink's HTCondor plugin reports it: submitted, then Idle (ContainerCreating, no message).
+    assert ("Pending", "ContainerCreating", "Remote pod submitted") in history, history
+    assert ("Pending", "ContainerCreating", "") in history, history
     messages = [e.get("message", "") for e in events]
     queued = [m for m in messages if m.startswith("Waiting in the remote queue (job testbed-")]
     assert queued, messages
