@@ -218,6 +218,43 @@ class TokenPolicy(_Model):
     )
 
 
+class PodShapeSettings(_Model):
+    """How the server pod is reshaped for a virtual node (issue 7). Applied only
+    to session-offload targets; in-cluster pods stay as KubeSpawner makes them."""
+
+    volumes: Literal["keep", "drop", "emptydir"] | list[Slug] | None = Field(
+        None,
+        description=(
+            "PVC volumes: 'keep', 'drop' (volume and its mounts), 'emptydir' (same mount, empty), "
+            "or the names of the PVC volumes to keep (the others become emptyDir). "
+            "Default: 'keep' for interlink-kubernetes (listed in interlink.io/remote-pvc), else 'emptydir'."
+        ),
+    )
+    privileged_init_containers: Literal["local", "drop", "keep"] = Field(
+        "local",
+        description=(
+            "Privileged init containers (Zero-to-JupyterHub's block-cloud-metadata): 'local' lists them in "
+            "interlink.eu/disable-offload-init-containers (they run in the cluster's shadow pod), "
+            "'drop' removes them, 'keep' sends them to the site."
+        ),
+    )
+    run_as_user: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="securityContext.runAsUser of the pod and its containers (the SLURM plugin's job UID)."
+    )
+    run_as_group: Annotated[int, Field(ge=0)] | None = Field(None, description="securityContext.runAsGroup.")
+    fs_group: Annotated[int, Field(ge=0)] | None = Field(None, description="Pod securityContext.fsGroup.")
+    automount_service_account_token: bool = Field(
+        False, description="Mount the pod's ServiceAccount token (the remote site would receive it)."
+    )
+    keep_node_purpose_affinity: bool = Field(
+        False,
+        description=(
+            "Keep Zero-to-JupyterHub's required node affinity on hub.jupyter.org/node-purpose "
+            "(matchNodePurpose: require), which no virtual node satisfies."
+        ),
+    )
+
+
 _BACKEND_SETTINGS = {
     "slurm": Backend.slurm,
     "htcondor": Backend.htcondor,
@@ -252,6 +289,14 @@ class Target(_Model):
     docker: DockerSettings | None = None
     kubernetes_plugin: InterlinkKubernetesSettings | None = None
     tokens: TokenPolicy = TokenPolicy()
+    network: Literal["wstunnel", "mesh", "none"] | None = Field(
+        None,
+        description=(
+            "How the hub reaches a server on the virtual node: 'wstunnel' (interLink's tunnel; set hub_api_url "
+            "so the server can reach the hub), 'mesh' (both ways), 'none' (not at all: an error for offload 'session')."
+        ),
+    )
+    pod_shape: PodShapeSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -267,6 +312,13 @@ class Target(_Model):
         for field, backend in _BACKEND_SETTINGS.items():
             if getattr(self, field) is not None and self.backend is not backend:
                 raise ValueError(f"'{field}' settings need backend {backend.value!r}, not {self.backend.value!r}")
+        if not virtual and (self.network is not None or self.pod_shape is not None):
+            raise ValueError("'network' and 'pod_shape' are for virtual-node targets, not kubernetes")
+        if self.offload == "session" and self.network == "none":
+            raise ValueError(
+                "network 'none': the hub could not reach a server on this target; use offload 'dask', "
+                "or network 'wstunnel' (with hub_api_url) or 'mesh'"
+            )
         return self
 
     @property
@@ -276,6 +328,14 @@ class Target(_Model):
     @property
     def runs_session_remotely(self) -> bool:
         return self.is_virtual and self.offload == "session"
+
+    def effective_pod_shape(self) -> PodShapeSettings:
+        """``pod_shape`` with the backend's default for ``volumes`` filled in."""
+        shape = self.pod_shape or PodShapeSettings()
+        if shape.volumes is None:
+            volumes = "keep" if self.backend is Backend.interlink_kubernetes else "emptydir"
+            shape = shape.model_copy(update={"volumes": volumes})
+        return shape
 
 
 # --- profiles ---------------------------------------------------------------

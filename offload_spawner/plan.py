@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import adapter_for
-from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, Profile, TokenPolicy
+from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, PodShapeSettings, Profile, TokenPolicy
 from .selection import Selection
 
 TARGET_KEY = "offload-spawner.io/target"
@@ -43,6 +43,11 @@ class PodPlan:
     hub_api_url: str | None = None
     #: which tokens the server receives and how (the target's, else the default policy)
     tokens: TokenPolicy = field(default_factory=TokenPolicy)
+    #: session offload only: how the pod is reshaped for the virtual node (pod_shape.py)
+    pod_shape: PodShapeSettings | None = None
+    backend: str | None = None
+    #: the target's display name, for progress and failure messages
+    target_display_name: str | None = None
 
 
 def fill_value(template: Any, value: str) -> Any:
@@ -110,6 +115,7 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
     offload = "none"
     start_timeout = http_timeout = None
     hub_api_url = None
+    pod_shape = None
     if target is not None:
         labels[TARGET_KEY] = selection.target  # type: ignore[assignment]
         annotations[TARGET_KEY] = selection.target  # type: ignore[assignment]
@@ -122,6 +128,7 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
             node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
             annotations.update(adapter_for(target.backend).annotations(target, selection))
             hub_api_url = target.hub_api_url
+            pod_shape = target.effective_pod_shape()
         elif target.is_virtual:
             # Only Dask clusters go to the virtual node; the session stays here.
             offload = "dask"
@@ -149,4 +156,7 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
         http_timeout=http_timeout,
         hub_api_url=hub_api_url,
         tokens=target.tokens if target is not None else TokenPolicy(),
+        pod_shape=pod_shape,
+        backend=target.backend.value if target is not None else None,
+        target_display_name=target.display_name if target is not None else None,
     )

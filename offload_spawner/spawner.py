@@ -7,7 +7,10 @@ traits and pod manifest.  The logic lives in those modules.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
+import time
 from collections import OrderedDict
 from html import escape as html_escape
 from typing import Any
@@ -20,10 +23,13 @@ from traitlets import Dict, List, Unicode, default
 
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .forms import render_form, user_options_from_form
+from .lifecycle import describe, remote_failure
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
 from .refresh import LoginExpired, ensure_fresh, min_lifetime_for
+from .pod_shape import shape_pod
+from .reachability import RESERVED_TUNNEL_PORT, port_problems
 from .selection import Selection, SelectionError, select
 from .token_delivery import TokenDeliveryMixin
 
@@ -82,8 +88,10 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         non-kubernetes backends, ``offload`` ("session": the server runs there;
         "dask": only Dask clusters do), ``allowed_groups``, ``limits``
         ({cores, memory, accelerators}), ``start_timeout``, ``http_timeout``,
-        ``hub_api_url`` and typed backend settings (``slurm``, ``htcondor``,
-        ``docker``, ``kubernetes_plugin``). See docs/configuration.md.
+        ``hub_api_url``, ``network`` (wstunnel | mesh | none), ``pod_shape``
+        (how a session pod is reshaped for its virtual node) and typed backend
+        settings (``slurm``, ``htcondor``, ``docker``, ``kubernetes_plugin``).
+        See docs/configuration.md.
         """,
     ).tag(config=True)
 
@@ -116,6 +124,13 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
     ).tag(config=True)
 
     _plan: PodPlan | None = None
+    #: the configured start/http timeouts, before any target's own replaced them
+    _base_timeouts: tuple[float, float] | None = None
+    #: set once this start's pod create request succeeded (see _watch_remote_failure)
+    _offload_pod_created = False
+    #: when this start's pod was first seen bound to its node (monotonic clock),
+    #: kept across page reloads so the time waited in the queue is the real one
+    _offload_submitted_at: float | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
 
@@ -198,11 +213,16 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             return
         _, plan = await spawner.plan_for(user_options)
         # JupyterHub reads start_timeout before calling start().
-        if plan.start_timeout:
-            spawner.start_timeout = plan.start_timeout
-        if plan.http_timeout:
-            spawner.http_timeout = plan.http_timeout
+        spawner._apply_plan_timeouts(plan)
         await spawner._require_fresh_login(plan)
+
+    def _apply_plan_timeouts(self, plan: PodPlan) -> None:
+        """The target's start/http timeouts, or the configured ones: a spawner object
+        lives across spawns, and the previous target's timeout must not stick."""
+        if self._base_timeouts is None:
+            self._base_timeouts = (self.start_timeout, self.http_timeout)
+        self.start_timeout = plan.start_timeout or self._base_timeouts[0]
+        self.http_timeout = plan.http_timeout or self._base_timeouts[1]
 
     async def load_user_options(self):
         """Called by KubeSpawner at the start of ``_start``: apply the plan."""
@@ -210,10 +230,19 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             self._plan = None
             return
         _, plan = await self.plan_for(self.user_options)
+        self._apply_plan_timeouts(plan)
         for override in plan.overrides:
             await self._apply_overrides_async(override)
         for name, value in plan_traits(plan).items():
             setattr(self, name, value)
+        if plan.offload == "session" and self.port == RESERVED_TUNNEL_PORT:
+            message = (
+                f"This hub is misconfigured: the server on {plan.target_display_name} would listen on port "
+                f"{RESERVED_TUNNEL_PORT}, which interLink reserves for its tunnel. Please tell the hub's admins."
+            )
+            exc = SpawnException(message, reason="config", status_code=500)
+            exc.jupyterhub_message = message
+            raise exc
         self._plan = plan
 
     async def _apply_overrides_async(self, override: dict) -> None:
@@ -231,7 +260,124 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         pod = await super().get_pod_manifest()
         if self._plan is not None:
             apply_plan_to_pod(pod, self._plan)
+            if self._plan.pod_shape is not None:
+                shape_pod(pod, self._plan.pod_shape, self._plan.backend or "")
         return pod
+
+    # --- offloaded sessions: progress and fast failure (lifecycle.py) ------------
+
+    async def _session_plan(self) -> PodPlan | None:
+        """The plan of the spawn under way if its server runs on a virtual node."""
+        plan = self._plan
+        if plan is None and self._uses_catalog():
+            try:
+                _, plan = await self.plan_for(self.user_options)
+            except SpawnException:
+                return None
+        return plan if plan is not None and plan.offload == "session" else None
+
+    async def progress(self):
+        """For a session on a virtual node: what the remote site is doing (submitted,
+        queued with the job id and time waited, held with the reason, starting,
+        running). Other pods: KubeSpawner's event messages."""
+        plan = await self._session_plan()
+        if plan is None:
+            async for event in super().progress():
+                yield event
+            return
+        await self._start_watching_pods()
+        if self.events_enabled:
+            await self._start_watching_events()
+        target = plan.target_display_name or plan.target or "the remote site"
+        start_future = self._start_future
+        last_phase = last_message = None
+        last_yield = 0.0
+        while True:
+            if start_future is None:
+                start_future = self._start_future
+            finished = start_future is not None and start_future.done()
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+            now = time.monotonic()
+            self._note_submitted(pod, now)
+            status = describe(target, pod, self.events, now, self._offload_submitted_at)
+            # A new phase at once; the same phase (a growing wait time) every few seconds.
+            if status.phase != last_phase or (status.message != last_message and now - last_yield >= 5):
+                last_phase, last_message, last_yield = status.phase, status.message, now
+                yield {"progress": status.progress, "message": status.message}
+            if finished:
+                break
+            await asyncio.sleep(0.5)
+
+    def _note_submitted(self, pod: dict | None, now: float) -> None:
+        if self._offload_submitted_at is None and pod and (pod.get("spec") or {}).get("nodeName"):
+            self._offload_submitted_at = now
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        created = await super()._make_create_pod_request(pod, request_timeout)
+        if created:
+            self._offload_pod_created = True
+        return created
+
+    async def _start(self):
+        """KubeSpawner's start, raced against a watcher that ends it as soon as the
+        remote site reports a failure (instead of waiting for start_timeout)."""
+        self._offload_pod_created = False
+        self._offload_submitted_at = None
+        self._plan = None  # load_user_options sets this start's plan; never watch with the last one
+        starting = asyncio.ensure_future(super()._start())
+        watching = asyncio.ensure_future(self._watch_remote_failure())
+        try:
+            await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done() and watching.result() is not None:
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await starting
+                raise watching.result()
+            return await starting
+        finally:
+            for task in (starting, watching):
+                if not task.done():
+                    task.cancel()
+
+    async def _watch_remote_failure(self) -> SpawnException | None:
+        """Return the spawn's failure once this start's pod failed on its virtual
+        node, or (just before JupyterHub's own start_timeout fires) a timeout that
+        says what the site last reported ("Held: ..."); None at once if the
+        server does not run on a virtual node."""
+        began = time.monotonic()
+        while self._plan is None and self._uses_catalog():
+            await asyncio.sleep(0.1)  # load_user_options has not run yet
+        plan = self._plan
+        if plan is None or plan.offload != "session":
+            return None
+        target = plan.target_display_name or plan.target or "the remote site"
+        # JupyterHub started its start_timeout clock just before start(): end a little earlier.
+        deadline = began + self.start_timeout - min(1.0, self.start_timeout * 0.1)
+        while True:
+            await asyncio.sleep(0.2)
+            if not self._offload_pod_created or self.pod_reflector is None:
+                if time.monotonic() < deadline:
+                    continue
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
+            if self._offload_pod_created:
+                self._note_submitted(pod, time.monotonic())
+            failure = remote_failure(pod)
+            if failure is not None:
+                message = f"{target} could not run your server: {failure}"
+                exc = SpawnException(message, reason="remote_failure", status_code=503)
+                exc.jupyterhub_message = message
+                self.log.warning("Spawn of %s on %s failed remotely: %s", self._log_name, plan.target, failure)
+                return exc
+            if time.monotonic() >= deadline:
+                last = describe(target, pod, self.events, time.monotonic(), self._offload_submitted_at).message
+                message = (
+                    f"{target} did not start your server within {self.start_timeout:g} seconds. "
+                    f"Last status: {last}"
+                )
+                exc = SpawnException(message, reason="timeout", status_code=500)
+                exc.jupyterhub_message = message
+                self.log.warning("Spawn of %s on %s timed out: %s", self._log_name, plan.target, last)
+                return exc
 
     def get_env(self):
         env = super().get_env()
@@ -291,12 +437,16 @@ def check_catalog(config_values: dict) -> Catalog:
     profile_list = config_values.get("profile_list")
     if callable(profile_list):
         profile_list = []
-    return build_catalog(
+    catalog = build_catalog(
         profile_list,
         config_values.get("offload_targets"),
         config_values.get("group_limits"),
         config_values.get("default_limits"),
     )
+    problems = port_problems(catalog, config_values.get("port"))
+    if problems:
+        raise CatalogError(problems)
+    return catalog
 
 
 __all__ = ["CatalogError", "OffloadSpawner", "check_catalog"]

@@ -33,6 +33,10 @@ def check_hub_config(app) -> None:
         app.log.critical("%s", e)
         raise SystemExit(1) from None
     app.log.info("offload_spawner: %s", summarize(catalog).splitlines()[0])
+    from .reachability import catalog_warnings
+
+    for warning in catalog_warnings(catalog):
+        app.log.warning("offload_spawner: %s", warning)
 
 
 def install_startup_check() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .catalog import Catalog, Limits
+from .reachability import catalog_warnings
 from .units import format_memory
 
 
@@ -40,4 +41,5 @@ def summarize(catalog: Catalog) -> str:
         lines.append(f"  group {group}: {_limits(limits)}")
     if catalog.default_limits is not None:
         lines.append(f"  default limits: {_limits(catalog.default_limits)}")
+    lines.extend(f"WARNING: {warning}" for warning in catalog_warnings(catalog))
     return "\n".join(lines)

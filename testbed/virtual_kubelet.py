@@ -24,7 +24,12 @@ process serves the test bed's nodes (:mod:`testbed.nodes`: the virtual nodes
   ``Failed`` from the process exit code; ``Failed`` with reason
   ``ProviderFailed`` and a message when the process cannot start or when the
   annotation ``testbed.offload-spawner.io/fail: "<message>"`` is set; writes
-  back the ``JobID`` annotation as interLink does;
+  back the ``JobID`` annotation as interLink does, once submitted (on a
+  virtual node); while queued, an htcondor node reports Waiting
+  ``ContainerCreating`` (HTCondor Idle), the others an empty Waiting state
+  (SLURM); with ``testbed.offload-spawner.io/hold: "<reason>"`` the job is
+  held: Waiting ``JobHeld`` with the reason as message, until deleted; the
+  process id is written back as ``testbed.offload-spawner.io/pid``;
 * on pod deletion kills the process group (SIGTERM, SIGKILL after the grace
   period, at most 10 s) and finalizes the delete (grace period 0), so that
   deletes complete as with a real kubelet.
@@ -58,8 +63,13 @@ from .procs import ManagedProcess, die_with_parent
 FAIL_ANNOTATION = "testbed.offload-spawner.io/fail"
 QUEUE_ANNOTATION = "testbed.offload-spawner.io/queue-seconds"
 LOG_ANNOTATION = "testbed.offload-spawner.io/log"
+#: "<reason>": the job stays held (Waiting ``JobHeld``, message = reason) until deleted.
+HOLD_ANNOTATION = "testbed.offload-spawner.io/hold"
+#: written back once the process runs: its process id
+PID_ANNOTATION = "testbed.offload-spawner.io/pid"
 JOB_ID_ANNOTATION = "JobID"
 SUBMITTED_MESSAGE = "Remote pod submitted"
+HELD_REASON = "JobHeld"
 MAX_KILL_GRACE = 10.0
 #: How often a pod waiting for a missing Secret/ConfigMap looks again, and how
 #: often running pods' Secret/ConfigMap volume files are rewritten.
@@ -200,14 +210,21 @@ class PodRunner:
                 await self.report_failed(annotations[FAIL_ANNOTATION] or "failed on request")
                 return
             await self.report_pending("ContainerCreating", SUBMITTED_MESSAGE if self.virtual else None)
+            if self.virtual:
+                await self.vk.annotate(self, {JOB_ID_ANNOTATION: self.vk.next_job_id()})
             queue = annotations.get(QUEUE_ANNOTATION)
             if queue:
                 try:
                     seconds = float(queue)
                 except ValueError:
                     raise ProviderError(f"{QUEUE_ANNOTATION}: {queue!r} is not a number") from None
-                await self.report_pending(None, None)  # queued: empty Waiting state, as SLURM reports
+                # queued: HTCondor reports Idle as ContainerCreating, SLURM an empty Waiting state
+                htcondor = self.vk.nodes[self.pod["spec"]["nodeName"]].backend == "htcondor"
+                await self.report_pending("ContainerCreating" if htcondor else None, None)
                 await asyncio.sleep(seconds)
+            if HOLD_ANNOTATION in annotations:
+                await self.report_pending(HELD_REASON, annotations[HOLD_ANNOTATION] or "held")
+                await asyncio.Event().wait()  # held until the pod is deleted
             if self.deleting:
                 return
             self.ip = self.vk.ips.take()
@@ -227,8 +244,10 @@ class PodRunner:
             self.started_at = _now()
             _say(f"{self.key}: started pid {self.process.pid} on {self.pod['spec']['nodeName']} "
                  f"as {self.ip} (log {self.log_path})")
-            await self.vk.annotate(self, {JOB_ID_ANNOTATION: f"testbed-{self.process.pid}",
-                                          LOG_ANNOTATION: str(self.log_path)})
+            written = {PID_ANNOTATION: str(self.process.pid), LOG_ANNOTATION: str(self.log_path)}
+            if not self.virtual:
+                written[JOB_ID_ANNOTATION] = f"testbed-{self.process.pid}"
+            await self.vk.annotate(self, written)
             await self.report_running()
             resync = asyncio.create_task(self._resync_volumes())
             try:
@@ -334,6 +353,7 @@ class VirtualKubelet:
         self.done: set[str] = set()
         self._start_times: dict[str, str] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._job_ids = 0
         self.keeper = NodeKeeper(api, list(self.nodes.values()))
 
     def start_time(self, uid: str) -> str:
@@ -345,6 +365,10 @@ class VirtualKubelet:
         if response.status == 404:
             return None
         return decode_data(await _json(response), kind)
+
+    def next_job_id(self) -> str:
+        self._job_ids += 1
+        return f"testbed-{self._job_ids}"
 
     async def annotate(self, runner: PodRunner, annotations: dict[str, str]) -> None:
         try:

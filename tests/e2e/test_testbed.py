@@ -17,7 +17,7 @@ from jupyterhub.tests.utils import async_requests
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from testbed.procs import pid_alive
-from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION
+from testbed.virtual_kubelet import FAIL_ANNOTATION, PID_ANNOTATION, QUEUE_ANNOTATION
 
 INTERLINK_TOLERATION = {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -265,7 +265,7 @@ async def test_pods_get_their_own_ip_and_deleting_kills_the_process(admin, hub_k
             raise AssertionError(f"nothing listens on {ip}:8080")
         assert r.status_code == 200
 
-    pid = int(running["web-a"]["metadata"]["annotations"]["JobID"].removeprefix("testbed-"))
+    pid = int(running["web-a"]["metadata"]["annotations"][PID_ANNOTATION])
     assert pid_alive(pid)
     # A graceful delete (30 s grace by default) completes once the process is gone.
     await hub_kube.delete_pod("web-a")
