@@ -168,7 +168,7 @@ async def _render(args) -> dict:
     return {
         "pod": pod_dict,
         "secrets": [],
-        "files": {},
+        "files": await spawner.server_files(),
         "user_options": options,
     }
 

@@ -13,15 +13,20 @@ from typing import Any
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
+from kubernetes_asyncio.client.models import V1Volume, V1VolumeMount
 from kubespawner import KubeSpawner
+from kubespawner.utils import get_k8s_model
 from traitlets import Dict, List, Unicode, default
 
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
+from .dask_config import DaskServerConfig, dask_config
 from .forms import render_form, user_options_from_form
+from .limits import target_ceiling, user_ceiling
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
 from .selection import Selection, SelectionError, select
+from .server_secret import file_volumes, secret_name
 
 _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
 _CATALOG_CACHE_SIZE = 16
@@ -95,6 +100,7 @@ class OffloadSpawner(KubeSpawner):
     ).tag(config=True)
 
     _plan: PodPlan | None = None
+    _dask: DaskServerConfig | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
 
@@ -192,6 +198,7 @@ class OffloadSpawner(KubeSpawner):
         for name, value in plan_traits(plan).items():
             setattr(self, name, value)
         self._plan = plan
+        self._dask = await self._dask_config_for(plan)
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
@@ -208,6 +215,7 @@ class OffloadSpawner(KubeSpawner):
         pod = await super().get_pod_manifest()
         if self._plan is not None:
             apply_plan_to_pod(pod, self._plan)
+            self._mount_server_files(pod, await self.server_files())
         return pod
 
     def get_env(self):
@@ -215,6 +223,8 @@ class OffloadSpawner(KubeSpawner):
         plan = self._plan
         if plan is not None:
             env.update(plan.env)
+            if self._dask is not None:
+                env.update(self._dask.env)
             if plan.hub_api_url:
                 # A remote server reaches the hub at the target's own address.
                 env["JUPYTERHUB_API_URL"] = plan.hub_api_url
@@ -222,6 +232,52 @@ class OffloadSpawner(KubeSpawner):
                     plan.hub_api_url, "users", url_escape_path(self.user.name), "activity"
                 )
         return env
+
+    # --- Dask offloading (issue 8) ---------------------------------------------
+
+    async def _dask_config_for(self, plan: PodPlan) -> DaskServerConfig | None:
+        """The Dask files/env for this server's target (None: no Dask settings in force).
+
+        Called after the plan's overrides are applied, so ``self.image`` is the
+        server's own image (the Dask pods' default)."""
+        if plan.target is None:
+            return None
+        catalog = await self.get_catalog()
+        target = catalog.offload_targets[plan.target]
+        if target.dask_settings is None:
+            return None
+        return dask_config(
+            target_slug=plan.target,
+            target=target,
+            ceiling=target_ceiling(user_ceiling(catalog, self.user_groups()), target),
+            image=self.image,
+            namespace=self.namespace,
+            pod_name=self.pod_name,
+            user_name=self.user.name,
+            # Dask pods on a virtual node reach the hub at the target's address.
+            hub_api_url=target.hub_api_url or self.hub.api_url,
+        )
+
+    async def server_files(self) -> dict[str, str]:
+        """Non-secret files this server receives (absolute path -> text), delivered
+        through the per-server Secret: its Dask configuration, if any."""
+        if self._plan is None:
+            return {}
+        if self._dask is None:
+            self._dask = await self._dask_config_for(self._plan)
+        return dict(self._dask.files) if self._dask is not None else {}
+
+    def _mount_server_files(self, pod, files: dict[str, str]) -> None:
+        """Mount ``files`` from the per-server Secret into the server container."""
+        if not files:
+            return
+        volumes, mounts = file_volumes(secret_name(self.pod_name), files)
+        pod.spec.volumes = [*(pod.spec.volumes or []), *(get_k8s_model(V1Volume, v) for v in volumes)]
+        container = pod.spec.containers[0]
+        container.volume_mounts = [
+            *(container.volume_mounts or []),
+            *(get_k8s_model(V1VolumeMount, m) for m in mounts),
+        ]
 
 
 def _posted_for_refill(formdata: dict) -> dict:
