@@ -1,4 +1,5 @@
-"""The pods dask-kubernetes' operator makes from a DaskCluster, built with the
+"""A server's Dask files as Dask and dask-kubernetes see them, and the pods
+dask-kubernetes' operator makes from the DaskCluster, built with the
 operator's own functions (no operator runs in these tests).
 
 The operator turns a DaskCluster into a scheduler Deployment and a default
@@ -9,8 +10,14 @@ directly (a Deployment controller would add only a generated name suffix).
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from pathlib import Path
 from typing import Any
+
+import dask.config
+
+from offload_spawner.dask_config import DASK_CONFIG_DIR
 
 
 def operator_pods(cluster: dict[str, Any], namespace: str) -> dict[str, dict[str, Any]]:
@@ -52,3 +59,34 @@ def operator_pods(cluster: dict[str, Any], namespace: str) -> dict[str, dict[str
                 "spec": copy.deepcopy(template["spec"])}
 
     return {"scheduler": pod(scheduler_deployment), "worker": pod(worker_deployment)}
+
+
+def load_with_dask(files: dict[str, str], tmp_path: Path) -> dict:
+    """Place the files as the pod would see them and collect them with dask.config."""
+    root = tmp_path / "etc-dask"
+    for path, text in files.items():
+        assert path.startswith(DASK_CONFIG_DIR + "/")
+        local = root / path.removeprefix(DASK_CONFIG_DIR + "/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text)
+    return dask.config.collect(paths=[str(root)], env={})
+
+
+def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
+    """What dask-kubernetes' KubeCluster takes from this config (name, namespace,
+    the DaskCluster it would create), without contacting a cluster."""
+    from dask_kubernetes.operator import KubeCluster
+    from tornado.ioloop import IOLoop
+
+    # As in the server: dask-kubernetes' defaults (set on import), then the files.
+    merged = dask.config.merge(dask.config.config, config)
+
+    async def build():
+        with dask.config.set(merged):
+            # A KubeCluster made inside a running loop with asynchronous=True
+            # does not start until awaited; its constructor reads the config.
+            cluster = KubeCluster(asynchronous=True, loop=IOLoop.current(), quiet=True)
+        KubeCluster._instances.discard(cluster)
+        return cluster.name, cluster.namespace, cluster._custom_cluster_spec
+
+    return asyncio.run(build())

@@ -7,19 +7,17 @@ No Kubernetes API is called here; tests/e2e/test_dask_e2e.py creates the pods.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import dask.config
 import kubernetes_validate
 import pytest
 import yaml
 
-from dask_pods import operator_pods
+from dask_pods import kubecluster_spec, load_with_dask, operator_pods
 from offload_spawner.catalog import INTERLINK_TOLERATION, CatalogError, build_catalog
 from offload_spawner.dask_config import (
     DASK_CONFIG_DIR,
@@ -67,37 +65,6 @@ def render(slug: str, groups=("highrate",), user: str = "hana", pod: str = POD, 
         image=image, namespace=NAMESPACE, pod_name=pod, user_name=user,
         hub_api_url=target.hub_api_url or "http://hub:8081/hub/api",
     )
-
-
-def load_with_dask(files: dict[str, str], tmp_path: Path) -> dict:
-    """Place the files as the pod would see them and collect them with dask.config."""
-    root = tmp_path / "etc-dask"
-    for path, text in files.items():
-        assert path.startswith(DASK_CONFIG_DIR + "/")
-        local = root / path.removeprefix(DASK_CONFIG_DIR + "/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(text)
-    return dask.config.collect(paths=[str(root)], env={})
-
-
-def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
-    """What dask-kubernetes' KubeCluster takes from this config (name, namespace,
-    the DaskCluster it would create), without contacting a cluster."""
-    from dask_kubernetes.operator import KubeCluster
-    from tornado.ioloop import IOLoop
-
-    # As in the server: dask-kubernetes' defaults (set on import), then the files.
-    merged = dask.config.merge(dask.config.config, config)
-
-    async def build():
-        with dask.config.set(merged):
-            # A KubeCluster made inside a running loop with asynchronous=True
-            # does not start until awaited; its constructor reads the config.
-            cluster = KubeCluster(asynchronous=True, loop=IOLoop.current(), quiet=True)
-        KubeCluster._instances.discard(cluster)
-        return cluster.name, cluster.namespace, cluster._custom_cluster_spec
-
-    return asyncio.run(build())
 
 
 # --- catalog ------------------------------------------------------------------
