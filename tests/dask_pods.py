@@ -72,7 +72,7 @@ def load_with_dask(files: dict[str, str], tmp_path: Path) -> dict:
     return dask.config.collect(paths=[str(root)], env={})
 
 
-def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
+async def kubecluster_spec_async(config: dict) -> tuple[str, str, dict]:
     """What dask-kubernetes' KubeCluster takes from this config (name, namespace,
     the DaskCluster it would create), without contacting a cluster."""
     from dask_kubernetes.operator import KubeCluster
@@ -80,13 +80,14 @@ def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
 
     # As in the server: dask-kubernetes' defaults (set on import), then the files.
     merged = dask.config.merge(dask.config.config, config)
+    with dask.config.set(merged):
+        # A KubeCluster made inside a running loop with asynchronous=True
+        # does not start until awaited; its constructor reads the config.
+        cluster = KubeCluster(asynchronous=True, loop=IOLoop.current(), quiet=True)
+    KubeCluster._instances.discard(cluster)
+    return cluster.name, cluster.namespace, cluster._custom_cluster_spec
 
-    async def build():
-        with dask.config.set(merged):
-            # A KubeCluster made inside a running loop with asynchronous=True
-            # does not start until awaited; its constructor reads the config.
-            cluster = KubeCluster(asynchronous=True, loop=IOLoop.current(), quiet=True)
-        KubeCluster._instances.discard(cluster)
-        return cluster.name, cluster.namespace, cluster._custom_cluster_spec
 
-    return asyncio.run(build())
+def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
+    """:func:`kubecluster_spec_async` outside an event loop."""
+    return asyncio.run(kubecluster_spec_async(config))
