@@ -15,10 +15,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
+from offload_spawner.server_secret import file_key, secret_name
 
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE
 
@@ -169,6 +174,7 @@ async def test_cluster_target_runs_on_the_ordinary_node(hub, admin):
 
 
 async def test_dask_target_keeps_the_session_in_the_cluster(hub, admin):
+    files = await _stand_in_server_files_secret(hub, admin, "hana", {"profile": "analysis", "target": "naples"})
     r = await hub.post_form("hana", form("naples"))
     assert r.status_code == 302, r.text
     await hub.wait_ready("hana", timeout=60)
@@ -176,8 +182,42 @@ async def test_dask_target_keeps_the_session_in_the_cluster(hub, admin):
     pod = await admin.pod(hub.pod_name("hana"))
     assert pod["spec"]["nodeName"] == "node-local"
     assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
+    await _check_dask_config_reached_the_server(pod, files)
     await reach_jupyterlab(hub, "hana")
     await stop_and_check_pod_deleted(hub, admin, "hana", pod["metadata"]["name"])
+    await admin.core.delete_namespaced_secret(secret_name(pod["metadata"]["name"]), "jhub")
+
+
+async def _stand_in_server_files_secret(hub, admin, user: str, options: dict[str, Any]) -> dict[str, str]:
+    """Create the per-server Secret holding ``server_files()``, standing in for the
+    spawner's Secret machinery (issue 5b; remove this once it lands)."""
+    spawner = hub.app.users[user].spawner
+    spawner.user_options = options
+    await spawner.load_user_options()
+    files = await spawner.server_files()
+    assert files, "a Dask target's server receives its Dask configuration"
+    await admin.core.create_namespaced_secret("jhub", {
+        "metadata": {"name": secret_name(spawner.pod_name)},
+        "stringData": {file_key(path): text for path, text in files.items()},
+    })
+    return files
+
+
+async def _check_dask_config_reached_the_server(pod: dict[str, Any], files: dict[str, str]) -> None:
+    """The server process's own DASK_ROOT_CONFIG leads Dask to the file (the test
+    bed maps mount paths to local directories, and env values with them)."""
+    import dask.config
+
+    pid = int(pod["metadata"]["annotations"]["JobID"].removeprefix("testbed-"))
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+    )
+    root = environ["DASK_ROOT_CONFIG"]
+    assert root != DASK_CONFIG_DIR and Path(root).is_dir(), root
+    config = dask.config.collect(paths=[root], env={})
+    expected = yaml.safe_load(files[DASK_CONFIG_FILE])
+    assert config["kubernetes"]["custom-cluster-spec"] == expected["kubernetes"]["custom-cluster-spec"]
+    assert config["labextension"]["factory"]["class"] == "KubeCluster"
 
 
 async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collected(hub, admin, hub_kube):
