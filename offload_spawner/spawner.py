@@ -260,7 +260,10 @@ class OffloadSpawner(KubeSpawner):
 
     async def server_files(self) -> dict[str, str]:
         """Non-secret files this server receives (absolute path -> text), delivered
-        through the per-server Secret: its Dask configuration, if any."""
+        through the per-server Secret: its Dask configuration, if any.
+
+        Known once ``load_user_options`` has run (KubeSpawner calls it first in
+        ``_start``); before that there is no plan and no file."""
         if self._plan is None:
             return {}
         if self._dask is None:
