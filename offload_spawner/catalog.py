@@ -255,6 +255,50 @@ class PodShapeSettings(_Model):
     )
 
 
+class DaskSettings(_Model):
+    """Dask clusters a server starts with dask-kubernetes (the operator's
+    DaskCluster), placed like the target: defaults and per-pod ceilings.
+
+    Each Dask pod's cores and memory are the default here, capped by the
+    ``max_worker_*`` ceiling and by the user's own ceiling on the target
+    (see :func:`offload_spawner.dask_config.dask_pod_size`).
+    """
+
+    enabled: bool = Field(
+        True,
+        description="Write the Dask configuration for servers on this target.",
+    )
+    image: Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}", "image reference")] | None = Field(
+        None, description="Image of the scheduler and workers (default: the server's image)."
+    )
+    workers: Annotated[int, Field(ge=0)] = Field(1, description="Workers a new cluster starts with.")
+    max_workers: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Upper bound for adaptive scaling (distributed.adaptive.maximum)."
+    )
+    worker_cores: Annotated[float, Field(gt=0)] = 1.0
+    worker_memory: Memory = parse_memory("2G")
+    max_worker_cores: Annotated[float, Field(gt=0)] | None = None
+    max_worker_memory: Memory | None = None
+    scheduler_cores: Annotated[float, Field(gt=0)] = 1.0
+    scheduler_memory: Memory = parse_memory("2G")
+    idle_timeout: Annotated[int, Field(ge=0)] = Field(
+        3600, description="Seconds an idle cluster lives (the DaskCluster's idleTimeout; 0: forever)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DaskSettings:
+        if self.max_worker_cores is not None and self.worker_cores > self.max_worker_cores:
+            raise ValueError(f"worker_cores {self.worker_cores:g} is above max_worker_cores {self.max_worker_cores:g}")
+        if self.max_worker_memory is not None and self.worker_memory > self.max_worker_memory:
+            raise ValueError(
+                f"worker_memory {format_memory(self.worker_memory)} is above "
+                f"max_worker_memory {format_memory(self.max_worker_memory)}"
+            )
+        if self.max_workers is not None and self.workers > self.max_workers:
+            raise ValueError(f"workers {self.workers} is above max_workers {self.max_workers}")
+        return self
+
+
 _BACKEND_SETTINGS = {
     "slurm": Backend.slurm,
     "htcondor": Backend.htcondor,
@@ -297,6 +341,10 @@ class Target(_Model):
         ),
     )
     pod_shape: PodShapeSettings | None = None
+    dask: DaskSettings | None = Field(
+        None,
+        description="Dask offloading (defaults apply to offload 'dask' targets; a session target needs it set).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -309,6 +357,8 @@ class Target(_Model):
             raise ValueError("a kubernetes target runs in this cluster and takes no 'node'")
         if not virtual and self.offload == "dask":
             raise ValueError("offload 'dask' needs a virtual-node backend, not kubernetes")
+        if self.offload == "dask" and self.dask is not None and not self.dask.enabled:
+            raise ValueError("offload 'dask' with dask.enabled false would offload nothing")
         for field, backend in _BACKEND_SETTINGS.items():
             if getattr(self, field) is not None and self.backend is not backend:
                 raise ValueError(f"'{field}' settings need backend {backend.value!r}, not {self.backend.value!r}")
@@ -336,6 +386,12 @@ class Target(_Model):
             volumes = "keep" if self.backend is Backend.interlink_kubernetes else "emptydir"
             shape = shape.model_copy(update={"volumes": volumes})
         return shape
+    @property
+    def dask_settings(self) -> DaskSettings | None:
+        """The Dask settings in force: defaults for offload 'dask', else only when set and enabled."""
+        if self.dask is not None:
+            return self.dask if self.dask.enabled else None
+        return DaskSettings() if self.offload == "dask" else None
 
 
 # --- profiles ---------------------------------------------------------------

@@ -22,8 +22,10 @@ from oauthenticator.oauth2 import OAuthenticator
 from traitlets import Dict, List, Unicode, default
 
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
+from .dask_config import DaskServerConfig, dask_config
 from .forms import render_form, user_options_from_form
 from .lifecycle import describe, remote_failure
+from .limits import target_ceiling, user_ceiling
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
@@ -131,6 +133,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
     #: when this start's pod was first seen bound to its node (monotonic clock),
     #: kept across page reloads so the time waited in the queue is the real one
     _offload_submitted_at: float | None = None
+    _dask: DaskServerConfig | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
 
@@ -244,6 +247,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             exc.jupyterhub_message = message
             raise exc
         self._plan = plan
+        self._dask = await self._dask_config_for(plan)
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
@@ -384,6 +388,8 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         plan = self._plan
         if plan is not None:
             env.update(plan.env)
+            if self._dask is not None:
+                env.update(self._dask.env)
             if plan.hub_api_url:
                 # A remote server reaches the hub at the target's own address.
                 env["JUPYTERHUB_API_URL"] = plan.hub_api_url
@@ -418,6 +424,43 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             raise login_expired_refusal(url_path_join(self.hub.base_url, "logout"), e) from None
 
     # --- end fresh tokens -----------------------------------------------------------
+
+    # --- Dask offloading (issue 8) ---------------------------------------------
+
+    async def _dask_config_for(self, plan: PodPlan) -> DaskServerConfig | None:
+        """The Dask files/env for this server's target (None: no Dask settings in force).
+
+        Called after the plan's overrides are applied, so ``self.image`` is the
+        server's own image (the Dask pods' default)."""
+        if plan.target is None:
+            return None
+        catalog = await self.get_catalog()
+        target = catalog.offload_targets[plan.target]
+        if target.dask_settings is None:
+            return None
+        return dask_config(
+            target_slug=plan.target,
+            target=target,
+            ceiling=target_ceiling(user_ceiling(catalog, self.user_groups()), target),
+            image=self.image,
+            namespace=self.namespace,
+            pod_name=self.pod_name,
+            user_name=self.user.name,
+            # Dask pods on a virtual node reach the hub at the target's address.
+            hub_api_url=target.hub_api_url or self.hub.api_url,
+        )
+
+    async def server_files(self) -> dict[str, str]:
+        """Non-secret files this server receives (absolute path -> text), delivered
+        through the per-server Secret: its Dask configuration, if any.
+
+        Known once ``load_user_options`` has run (KubeSpawner calls it first in
+        ``_start``); before that there is no plan and no file."""
+        if self._plan is None:
+            return {}
+        if self._dask is None:
+            self._dask = await self._dask_config_for(self._plan)
+        return dict(self._dask.files) if self._dask is not None else {}
 
 
 def _posted_for_refill(formdata: dict) -> dict:

@@ -16,10 +16,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
 
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE
 
@@ -177,8 +181,29 @@ async def test_dask_target_keeps_the_session_in_the_cluster(hub, admin):
     pod = await admin.pod(hub.pod_name("hana"))
     assert pod["spec"]["nodeName"] == "node-local"
     assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
+    # The spawner's own per-server Secret carried the Dask file into the server.
+    files = await hub.app.users["hana"].spawner.server_files()
+    assert files, "a Dask target's server receives its Dask configuration"
+    await _check_dask_config_reached_the_server(pod, files)
     await reach_jupyterlab(hub, "hana")
     await stop_and_check_pod_deleted(hub, admin, "hana", pod["metadata"]["name"])
+
+
+async def _check_dask_config_reached_the_server(pod: dict[str, Any], files: dict[str, str]) -> None:
+    """The server process's own DASK_ROOT_CONFIG leads Dask to the file (the test
+    bed maps mount paths to local directories, and env values with them)."""
+    import dask.config
+
+    pid = int(pod["metadata"]["annotations"]["testbed.offload-spawner.io/pid"])
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+    )
+    root = environ["DASK_ROOT_CONFIG"]
+    assert root != DASK_CONFIG_DIR and Path(root).is_dir(), root
+    config = dask.config.collect(paths=[root], env={})
+    expected = yaml.safe_load(files[DASK_CONFIG_FILE])
+    assert config["kubernetes"]["custom-cluster-spec"] == expected["kubernetes"]["custom-cluster-spec"]
+    assert config["labextension"]["factory"]["class"] == "KubeCluster"
 
 
 async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collected(hub, admin, hub_kube):

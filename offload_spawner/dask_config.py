@@ -1,0 +1,326 @@
+"""Dask configuration for a server: where its Dask clusters go, as files Dask reads.
+
+For a target with ``offload: dask`` (or a target whose ``dask`` settings are
+enabled), the server receives one YAML file under :data:`DASK_CONFIG_DIR`
+(Dask reads every YAML file there) holding
+
+* ``kubernetes.custom-cluster-spec``: a DaskCluster (dask-kubernetes
+  operator) whose scheduler and worker PodSpecs carry the target's placement
+  (interLink toleration, ``kubernetes.io/hostname`` node selector, the
+  target's own tolerations/selectors), the backend annotations and labels on
+  their pod metadata (the operator copies ``scheduler.metadata`` /
+  ``worker.metadata`` onto the pods), resources sized by :func:`dask_pod_size`,
+  and the user's tokens **by reference** (``valueFrom.secretKeyRef`` to the
+  per-server Secret, :mod:`offload_spawner.server_secret`);
+* ``labextension.factory``: dask-labextension's "New cluster" button builds a
+  dask-kubernetes ``KubeCluster``, which reads the spec above.
+
+Pure: plain data in, plain data out; no token value is ever an input. The
+YAML is written with ``yaml.safe_dump``, so no value (image, user name) is
+ever parsed as YAML or formatted into a string template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .backends import adapter_for
+from .catalog import INTERLINK_TOLERATION, DaskSettings, Target
+from .limits import Ceiling
+from .plan import TARGET_KEY
+from .selection import Selection
+from .server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+
+#: Dask reads every YAML file in DASK_ROOT_CONFIG (default /etc/dask).
+DASK_CONFIG_DIR = "/etc/dask"
+DASK_CONFIG_FILE = posixpath.join(DASK_CONFIG_DIR, "offload-spawner.yaml")
+#: dask-kubernetes: a DaskCluster's name plus "-scheduler" must fit a 63-character name.
+MAX_CLUSTER_NAME_LEN = 63 - len("-scheduler")
+_CLUSTER_SUFFIX = "-dask"
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+SCHEDULER_PORT = 8786
+SCHEDULER_DASHBOARD_PORT = 8787
+WORKER_DASHBOARD_PORT = 8788
+
+
+@dataclass(frozen=True)
+class DaskPodSize:
+    cores: float
+    memory: int
+
+
+@dataclass(frozen=True)
+class DaskServerConfig:
+    """What a server receives for Dask: files (absolute path -> text) and env."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    cluster_name: str = ""
+
+
+def _cap(value: float, *caps: float | None) -> float:
+    return min([value, *[c for c in caps if c is not None]])
+
+
+def dask_pod_size(settings: DaskSettings, ceiling: Ceiling, *, scheduler: bool = False) -> DaskPodSize:
+    """One Dask pod's cores and memory.
+
+    A worker gets ``worker_cores``/``worker_memory``, capped by
+    ``max_worker_cores``/``max_worker_memory`` and by the user's ceiling on the
+    target (``target_ceiling(user_ceiling(...), target)``): no single Dask pod
+    is larger than a server this user could start there. The scheduler gets
+    ``scheduler_cores``/``scheduler_memory``, capped by the same user ceiling.
+    """
+    if scheduler:
+        return DaskPodSize(
+            cores=_cap(settings.scheduler_cores, ceiling.cores),
+            memory=int(_cap(settings.scheduler_memory, ceiling.memory)),
+        )
+    return DaskPodSize(
+        cores=_cap(settings.worker_cores, settings.max_worker_cores, ceiling.cores),
+        memory=int(_cap(settings.worker_memory, settings.max_worker_memory, ceiling.memory)),
+    )
+
+
+def cluster_name(pod_name: str) -> str:
+    """The DaskCluster's name for a server: ``<pod name>-dask``, shortened with a
+    hash when too long, always a valid dask-kubernetes cluster name."""
+    base = re.sub(r"[^a-z0-9-]+", "-", pod_name.lower()).strip("-") or "server"
+    name = base + _CLUSTER_SUFFIX
+    if len(name) > MAX_CLUSTER_NAME_LEN or not _NAME_RE.fullmatch(name):
+        digest = hashlib.sha256(pod_name.encode()).hexdigest()[:8]
+        keep = MAX_CLUSTER_NAME_LEN - len(_CLUSTER_SUFFIX) - len(digest) - 1
+        name = f"{base[:keep].rstrip('-')}-{digest}{_CLUSTER_SUFFIX}"
+    return name
+
+
+def _cpu(value: float) -> str:
+    return f"{value:g}"
+
+
+def _resources(size: DaskPodSize, fraction: float) -> dict[str, dict[str, str]]:
+    return {
+        "limits": {"cpu": _cpu(size.cores), "memory": str(size.memory)},
+        "requests": {"cpu": _cpu(size.cores * fraction), "memory": str(int(size.memory * fraction))},
+    }
+
+
+def _env(secret: str, user_name: str, hub_api_url: str | None) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "JUPYTERHUB_USER", "value": user_name},
+        {"name": "JUPYTERHUB_API_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}},
+        # Only users who log in with OAuth have an access token.
+        {
+            "name": "ACCESS_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}},
+        },
+    ]
+    if hub_api_url:
+        env.append({"name": "JUPYTERHUB_API_URL", "value": hub_api_url})
+    return env
+
+
+def _placement(target_slug: str, target: Target, size: DaskPodSize) -> tuple[dict, dict, list, dict]:
+    """(annotations, labels, tolerations, node selector) for one Dask pod."""
+    annotations: dict[str, str] = {}
+    labels: dict[str, str] = {TARGET_KEY: target_slug}
+    tolerations: list[dict[str, Any]] = []
+    node_selector: dict[str, str] = {}
+    if target.is_virtual:
+        tolerations.append(dict(INTERLINK_TOLERATION))
+        node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
+        # Typed admin settings and the pod's validated size only (no accelerator).
+        selection = Selection(profile=None, target=target_slug, cores=size.cores, memory=size.memory)
+        annotations.update(adapter_for(target.backend).annotations(target, selection))
+    annotations[TARGET_KEY] = target_slug
+    tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
+    node_selector.update(target.node_selector)
+    annotations.update(target.annotations)
+    labels.update(target.labels)
+    return annotations, labels, tolerations, node_selector
+
+
+def _pod_spec(container: dict[str, Any], tolerations: list, node_selector: dict) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [container],
+        # Dask pods never talk to the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return spec
+
+
+def _metadata(annotations: dict, labels: dict) -> dict[str, Any]:
+    return {"annotations": dict(annotations), "labels": dict(labels)}
+
+
+def cluster_spec(
+    *,
+    name: str,
+    target_slug: str,
+    target: Target,
+    settings: DaskSettings,
+    ceiling: Ceiling,
+    image: str,
+    secret: str,
+    user_name: str,
+    hub_api_url: str | None = None,
+) -> dict[str, Any]:
+    """The DaskCluster resource (kubernetes.dask.org/v1) for this server."""
+    image = settings.image or image
+    fraction = target.request_fraction
+
+    worker = dask_pod_size(settings, ceiling)
+    w_annotations, w_labels, w_tolerations, w_selector = _placement(target_slug, target, worker)
+    worker_container = {
+        "name": "worker",
+        "image": image,
+        "args": [
+            "dask-worker",
+            "--name", "$(DASK_WORKER_NAME)",
+            "--dashboard", "--dashboard-address", str(WORKER_DASHBOARD_PORT),
+            # Batch slots often show the whole machine: size the worker from its limits.
+            "--nthreads", str(max(1, math.floor(worker.cores))),
+            "--memory-limit", str(worker.memory),
+        ],
+        "env": _env(secret, user_name, hub_api_url),
+        "resources": _resources(worker, fraction),
+        "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
+    }
+
+    scheduler = dask_pod_size(settings, ceiling, scheduler=True)
+    s_annotations, s_labels, s_tolerations, s_selector = _placement(target_slug, target, scheduler)
+    scheduler_container = {
+        "name": "scheduler",
+        "image": image,
+        "args": ["dask-scheduler", "--host", "0.0.0.0"],
+        "env": _env(secret, user_name, hub_api_url),
+        "resources": _resources(scheduler, fraction),
+        "ports": [
+            {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
+            {"name": "http-dashboard", "containerPort": SCHEDULER_DASHBOARD_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"port": "http-dashboard", "path": "/health"},
+            "initialDelaySeconds": 0,
+            "periodSeconds": 1,
+            "timeoutSeconds": 300,
+        },
+        "livenessProbe": {
+            "httpGet": {"port": "http-dashboard", "path": "/health"},
+            "initialDelaySeconds": 15,
+            "periodSeconds": 20,
+        },
+    }
+    return {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "idleTimeout": settings.idle_timeout,
+            "worker": {
+                "replicas": settings.workers,
+                "metadata": _metadata(w_annotations, w_labels),
+                "spec": _pod_spec(worker_container, w_tolerations, w_selector),
+            },
+            "scheduler": {
+                "metadata": _metadata(s_annotations, s_labels),
+                "spec": _pod_spec(scheduler_container, s_tolerations, s_selector),
+                "service": {
+                    "type": "ClusterIP",
+                    "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},
+                    "ports": [
+                        {"name": "tcp-comm", "protocol": "TCP", "port": SCHEDULER_PORT, "targetPort": "tcp-comm"},
+                        {
+                            "name": "http-dashboard",
+                            "protocol": "TCP",
+                            "port": SCHEDULER_DASHBOARD_PORT,
+                            "targetPort": "http-dashboard",
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
+def dask_config(
+    *,
+    target_slug: str,
+    target: Target,
+    ceiling: Ceiling,
+    image: str,
+    namespace: str,
+    pod_name: str,
+    user_name: str,
+    hub_api_url: str | None = None,
+) -> DaskServerConfig:
+    """The Dask files and env for a server on ``target`` (empty when the target
+    has no Dask settings in force). ``ceiling`` is the user's ceiling on the
+    target; ``image`` the server's image; ``pod_name`` the server's pod."""
+    settings = target.dask_settings
+    if settings is None:
+        return DaskServerConfig()
+    name = cluster_name(pod_name)
+    spec = cluster_spec(
+        name=name,
+        target_slug=target_slug,
+        target=target,
+        settings=settings,
+        ceiling=ceiling,
+        image=image,
+        secret=secret_name(pod_name),
+        user_name=user_name,
+        hub_api_url=hub_api_url,
+    )
+    config: dict[str, Any] = {
+        "kubernetes": {
+            "namespace": namespace,
+            "idle-timeout": settings.idle_timeout,
+            "custom-cluster-spec": spec,
+        },
+        "labextension": {
+            "factory": {
+                "module": "dask_kubernetes.operator",
+                "class": "KubeCluster",
+                "args": [],
+                "kwargs": {"namespace": namespace},
+            },
+        },
+    }
+    if settings.max_workers is not None:
+        config["distributed"] = {"adaptive": {"maximum": settings.max_workers}}
+    header = (
+        f"# Dask configuration for this server, written by offload-spawner (target {target_slug}).\n"
+        "# Values in ~/.config/dask override it. Tokens are referenced from a Secret, never written here.\n"
+    )
+    text = header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return DaskServerConfig(
+        files={DASK_CONFIG_FILE: text},
+        # Dask reads the directory above whatever the image sets.
+        env={"DASK_ROOT_CONFIG": DASK_CONFIG_DIR},
+        cluster_name=name,
+    )
+
+
+__all__ = [
+    "DASK_CONFIG_DIR",
+    "DASK_CONFIG_FILE",
+    "DaskPodSize",
+    "DaskServerConfig",
+    "cluster_name",
+    "cluster_spec",
+    "dask_config",
+    "dask_pod_size",
+]

@@ -1,0 +1,152 @@
+"""Dask offloading on the test bed's real control plane.
+
+The server's Dask file is read back with Dask's own config machinery, the
+DaskCluster comes from dask-kubernetes' KubeCluster, and its scheduler and
+worker pods are built with the dask-kubernetes operator's own functions. No
+dask operator runs here: the test creates those pods itself (with the admin
+identity, standing in for the operator's ServiceAccount), and the real
+kube-scheduler places them. The per-server Secret the pods read their tokens
+from is also created by the test, standing in for the spawner's Secret
+machinery (issue 5b). The containers' command is replaced by a short check of
+their environment: the test bed runs commands as local processes, and a real
+``dask-scheduler --host 0.0.0.0`` would bind a fixed port shared with other runs.
+
+The opt-in RBAC file (helm-values/rbac-dask.yaml) is applied and checked with
+the API server's own authorizer (SubjectAccessReview): the dask-kubernetes
+CRDs need not be installed for that.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
+from offload_spawner.catalog import INTERLINK_TOLERATION, build_catalog
+from offload_spawner.dask_config import dask_config
+from offload_spawner.limits import target_ceiling, user_ceiling
+from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+
+NAMESPACE = "jhub"
+POD = "jupyter-dask-e2e"
+RBAC_FILE = Path(__file__).resolve().parents[2] / "helm-values" / "rbac-dask.yaml"
+FAKE_HUB_TOKEN = "e2e-hub-token-not-real"
+FAKE_ACCESS_TOKEN = "e2e-access-token-not-real"
+NAPLES = {
+    "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": "vk-naples", "offload": "dask",
+    "limits": {"cores": 96, "memory": "180G"}, "hub_api_url": "https://hub.example.org/hub/api",
+    "dask": {"worker_cores": 2, "worker_memory": "1G", "scheduler_memory": "1G"},
+}
+
+CHECK_ENV = f"""
+import os, sys
+expected = {{
+    "JUPYTERHUB_API_TOKEN": {FAKE_HUB_TOKEN!r},
+    "ACCESS_TOKEN": {FAKE_ACCESS_TOKEN!r},
+    "JUPYTERHUB_USER": "dask-e2e",
+    "JUPYTERHUB_API_URL": "https://hub.example.org/hub/api",
+}}
+for key, value in expected.items():
+    if os.environ.get(key) != value:
+        sys.exit(f"{{key}} is not what the Secret/spec holds")
+"""
+
+
+def phase_is(*phases: str):
+    return lambda p: (p or {}).get("status", {}).get("phase") in phases
+
+
+def _rbac_objects() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(RBAC_FILE.read_text()) if doc]
+
+
+def _collection(obj: dict[str, Any]) -> str:
+    ns = obj["metadata"]["namespace"]
+    if obj["kind"] == "ServiceAccount":
+        return f"/api/v1/namespaces/{ns}/serviceaccounts"
+    return f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{obj['kind'].lower()}s"
+
+
+async def test_dask_pods_from_the_servers_config_land_on_the_virtual_node(cluster, admin, tmp_path):
+    catalog = build_catalog(offload_targets={"naples": NAPLES})
+    target = catalog.offload_targets["naples"]
+    result = dask_config(
+        target_slug="naples", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0", namespace=NAMESPACE, pod_name=POD, user_name="dask-e2e",
+        hub_api_url=target.hub_api_url,
+    )
+    name, namespace, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
+    assert namespace == NAMESPACE
+    pods = operator_pods(spec, NAMESPACE)
+
+    secret = secret_name(POD)
+    await admin.core.create_namespaced_secret(NAMESPACE, {
+        "metadata": {"name": secret},
+        "stringData": {HUB_TOKEN_KEY: FAKE_HUB_TOKEN, ACCESS_TOKEN_KEY: FAKE_ACCESS_TOKEN},
+    })
+    try:
+        for role, pod in pods.items():
+            pod["metadata"]["name"] = f"{name}-{role}"
+            container = pod["spec"]["containers"][0]
+            container["command"], container["args"] = [sys.executable, "-c", CHECK_ENV], []
+            container.pop("readinessProbe", None)
+            container.pop("livenessProbe", None)
+            pod["spec"]["restartPolicy"] = "Never"  # a Deployment's pods restart; this check runs once
+            await admin.create_pod(pod)
+        for role in pods:
+            done = await admin.wait_pod(f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=30)
+            # the real kube-scheduler bound it to the virtual node ...
+            assert done["spec"]["nodeName"] == "vk-naples"
+            assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
+            assert done["metadata"]["labels"]["dask.org/component"] == role
+            assert done["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
+            # ... and the tokens reached the process from the Secret, by reference only
+            log = done["metadata"]["annotations"].get("testbed.offload-spawner.io/log", "")
+            assert done["status"]["phase"] == "Succeeded", Path(log).read_text() if log else done["status"]
+            env = done["spec"]["containers"][0]["env"]
+            assert FAKE_HUB_TOKEN not in str(env) and FAKE_ACCESS_TOKEN not in str(env)
+    finally:
+        await admin.core.delete_namespaced_secret(secret, NAMESPACE)
+
+
+async def test_the_opt_in_rbac_lets_users_run_dask_and_nothing_more(cluster):
+    api = cluster.control_plane.admin()
+    objects = _rbac_objects()
+    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}
+    for obj in objects:
+        assert obj["metadata"]["namespace"] == NAMESPACE  # the test bed's hub namespace
+        api.ensure(_collection(obj), obj)
+    user = f"system:serviceaccount:{NAMESPACE}:offload-dask-user"
+
+    def allowed(verb: str, resource: str, group: str = "", namespace: str = NAMESPACE, sub: str = "") -> bool:
+        review = api.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}"],
+                     "resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
+                                            "resource": resource, "subresource": sub}},
+        })
+        return bool(review["status"].get("allowed"))
+
+    try:
+        dask = "kubernetes.dask.org"
+        for verb in ("create", "get", "list", "watch", "patch", "delete"):
+            for resource in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+                assert allowed(verb, resource, dask), (verb, resource)
+        assert allowed("patch", "daskworkergroups", dask, sub="scale")
+        for verb in ("get", "list", "watch"):
+            assert allowed(verb, "pods") and allowed(verb, "services")
+        assert allowed("get", "pods", sub="log")
+        assert allowed("create", "pods", sub="portforward")
+
+        # never: other users' tokens, making pods directly, other namespaces
+        assert not allowed("get", "secrets") and not allowed("list", "secrets")
+        assert not allowed("create", "pods") and not allowed("delete", "pods")
+        assert not allowed("create", "pods", sub="exec")
+        assert not allowed("create", "daskclusters", dask, namespace="kube-system")
+        assert not allowed("list", "pods", namespace="kube-system")
+    finally:
+        for obj in reversed(objects):
+            api.request("DELETE", f"{_collection(obj)}/{obj['metadata']['name']}")
