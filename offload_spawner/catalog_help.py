@@ -97,6 +97,22 @@ FIELD_HELP: dict[str, str] = {
     "AcceleratorOffer.display_name": "Shown to users (`NVIDIA GPU`).",
     "AcceleratorOffer.models": "Models offered; the chosen one becomes a node selector on the model label.",
     "AcceleratorOffer.max": "Most a user may ask for in one server (user and target limits cap it further).",
+    # Tokens (per target: what the per-server Secret delivers)
+    "Target.tokens": "Which of the user's tokens a server on this target receives, and how (env via secretKeyRef, files under /var/run/secrets/offload-spawner).",
+    "TokenPolicy.access_token": "The IAM access token: `env` sets ACCESS_TOKEN, `file` writes it and sets BEARER_TOKEN_FILE.",
+    "TokenPolicy.hub_token": "The server's JupyterHub API token (JUPYTERHUB_API_TOKEN); needs `env` or `file`.",
+    "TokenChannels.env": "Deliver the token as an env var (a `secretKeyRef`; keeps the value the server started with).",
+    "TokenChannels.file": "Deliver the token as a file (follows rotation while the server runs).",
+    "HubTokenChannels.env": "Deliver JUPYTERHUB_API_TOKEN as an env var (`secretKeyRef`); jupyterhub-singleuser reads it.",
+    "HubTokenChannels.file": "Also deliver the hub token as a file under /var/run/secrets/offload-spawner.",
+    # Pod shape and Dask
+    "Target.pod_shape": "How a session pod is reshaped for the virtual node (volumes, privileged init containers, UID, service account token).",
+    "DaskSettings.worker_cores": "Cores of each Dask worker by default (capped by `max_worker_cores` and the user's ceiling).",
+    "DaskSettings.worker_memory": "Memory of each Dask worker by default (capped by `max_worker_memory` and the user's ceiling).",
+    "DaskSettings.max_worker_cores": "Ceiling for a worker's cores. Unset: the user's ceiling on the target.",
+    "DaskSettings.max_worker_memory": "Ceiling for a worker's memory. Unset: the user's ceiling on the target.",
+    "DaskSettings.scheduler_cores": "Cores of the Dask scheduler pod.",
+    "DaskSettings.scheduler_memory": "Memory of the Dask scheduler pod.",
 }
 
 
