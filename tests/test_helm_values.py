@@ -8,16 +8,11 @@ then checked against the chart's JSON schema (``../shared/z2jh/``) — and its
 ``hub.config`` loaded into the spawner by ``offload-spawner check`` run as a
 subprocess.
 
-Values files keep fields that later branches add in commented blocks that
-start with a line ``# after issue N merges:``; the lead uncomments them at
-merge. :func:`uncomment_pending` is that edit, and the files must stay valid
-chart values with the blocks uncommented.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,32 +81,6 @@ def chart_validator():
     return errors
 
 
-PENDING = re.compile(r"^(?P<indent>[ ]*)# after issue (?P<issue>\d+) merges:(?P<note>.*)$")
-
-
-def uncomment_pending(text: str) -> tuple[str, list[str]]:
-    """Uncomment every ``# after issue N merges:`` block (a marker line with
-    nothing after the colon, then comment lines at the same indentation).
-    A marker with text after the colon is a note for the lead, not YAML; any
-    marker ends the block before it."""
-    out, issues = [], []
-    block_indent: str | None = None
-    for line in text.splitlines():
-        marker = PENDING.match(line)
-        if marker:
-            block_indent = None if marker["note"].strip() else marker["indent"]
-            if block_indent is not None:
-                issues.append(marker["issue"])
-            out.append(line)
-            continue
-        if block_indent is not None and line.startswith(block_indent + "# "):
-            out.append(block_indent + line[len(block_indent) + 2:])
-            continue
-        block_indent = None
-        out.append(line)
-    return "\n".join(out) + "\n", issues
-
-
 def start_cli(*args: str) -> subprocess.Popen:
     # Run from the checkout so that its offload_spawner is the one imported.
     return subprocess.Popen(
@@ -167,23 +136,6 @@ def test_rbac_file_holds_only_manifests(path):
 @pytest.mark.parametrize("path", VALUES_FILES, ids=lambda p: p.name)
 def test_values_file_validates_against_the_chart_schema(path, chart_validator):
     assert chart_validator(yaml.safe_load(path.read_text())) == []
-
-
-@pytest.mark.parametrize("path", VALUES_FILES, ids=lambda p: p.name)
-def test_values_file_stays_valid_with_pending_blocks_uncommented(path, chart_validator):
-    text, _ = uncomment_pending(path.read_text())
-    assert chart_validator(yaml.safe_load(text)) == []
-
-
-def test_pending_blocks_uncomment_into_the_right_place():
-    text, issues = uncomment_pending((HELM_VALUES / "values.yaml").read_text())
-    assert "5" in issues
-    targets = _hub_config(yaml.safe_load(text))["OffloadSpawner"]["offload_targets"]
-    assert targets["leonardo"]["tokens"]["min_lifetime"] == 1200
-    assert targets["leonardo"]["slurm"]["partition"] == "boost_usr_prod"  # siblings kept
-    # ...and are really commented out until then.
-    current = _hub_config(yaml.safe_load((HELM_VALUES / "values.yaml").read_text()))
-    assert "tokens" not in current["OffloadSpawner"]["offload_targets"]["leonardo"]
 
 
 def test_chart_schema_refuses_bad_values(chart_validator):
@@ -313,8 +265,12 @@ def test_example_gpu_session_on_leonardo(capsys):
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     flags = pod["metadata"]["annotations"]["slurm-job.vk.io/flags"]
     assert flags == "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:a100:1"
-    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-    assert env["JUPYTERHUB_API_URL"] == "https://hub.example.org/hub/api"
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org/hub/api"
+    # Tokens only by reference; the pod shape for a SLURM job.
+    assert "secretKeyRef" in env["JUPYTERHUB_API_TOKEN"]["valueFrom"] and "value" not in env["JUPYTERHUB_API_TOKEN"]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+    assert pod["spec"]["automountServiceAccountToken"] is False
 
 
 def test_example_fpga_session_on_the_docker_site(capsys):
@@ -332,6 +288,8 @@ def test_example_dask_target_keeps_the_session_here(capsys):
     assert "kubernetes.io/hostname" not in (pod["spec"].get("nodeSelector") or {})
     assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
     assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/alma9-dask:1.0"
+    mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert "/etc/dask" in mounts  # the Dask configuration, from the per-server Secret
 
 
 def test_example_refuses_what_a_group_may_not_use(capsys):
