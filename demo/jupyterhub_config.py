@@ -1,25 +1,41 @@
 """Demo hub: OffloadSpawner with a catalog modelled on the ICSC / AI_INFN sites.
 
-Started by `make demo` (demo/run.py). Users log in with the password "demo".
+Started by `make demo` (demo/run.py), which also starts the test bed and an
+OpenID Connect provider shaped like INDIGO IAM: users log in there (password
+"demo") and their groups come from its ``wlcg.groups`` claim. Run on its own
+(no DEMO_OIDC_ISSUER), the hub falls back to JupyterHub's DummyAuthenticator
+with the same users and groups.
 """
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from users import DEMO_GROUPS  # noqa: E402
+from users import DEMO_GROUPS, PASSWORD  # noqa: E402
 
 c = get_config()  # noqa: F821
 
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(os.environ.get("DEMO_PORT", "8000"))
 c.JupyterHub.spawner_class = "offload"
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = "demo"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"admin"}
 
-c.JupyterHub.load_groups = {name: {"users": users} for name, users in DEMO_GROUPS.items()}
+if os.environ.get("DEMO_OIDC_ISSUER"):
+    # INDIGO IAM made easy: discovery, groups from wlcg.groups ("/cms" -> "cms"),
+    # auth_state (JUPYTERHUB_CRYPT_KEY set by run.py), groups synced, tokens
+    # refreshed before a spawn and delivered through the per-server Secret.
+    c.JupyterHub.authenticator_class = "iam"
+    c.IAMOAuthenticator.issuer = os.environ["DEMO_OIDC_ISSUER"]
+    c.IAMOAuthenticator.client_id = os.environ["DEMO_OIDC_CLIENT_ID"]
+    c.IAMOAuthenticator.client_secret = os.environ["DEMO_OIDC_CLIENT_SECRET"]
+    c.IAMOAuthenticator.oauth_callback_url = f"http://127.0.0.1:{c.JupyterHub.port}/hub/oauth_callback"
+    c.IAMOAuthenticator.groups_claim = "wlcg.groups"
+    c.IAMOAuthenticator.allow_all = True
+else:
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = PASSWORD
+    c.JupyterHub.load_groups = {name: {"users": users} for name, users in DEMO_GROUPS.items()}
 
 c.OffloadSpawner.offload_targets = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes",

@@ -1,14 +1,17 @@
 """Start the demo (`make demo`): the local test bed (a real Kubernetes control
-plane with interLink-style virtual nodes and the local virtual kubelet) and a
-real JupyterHub with OffloadSpawner spawning into it.
+plane with interLink-style virtual nodes and the local virtual kubelet), an
+OpenID Connect provider shaped like INDIGO IAM with the demo users and their
+groups, and a real JupyterHub (IAMOAuthenticator + OffloadSpawner) spawning
+into the test bed.
 
 Prints the URL and the demo users; Ctrl-C stops the hub (which stops the
-servers), then the test bed, leaving nothing running.
+servers), then the provider and the test bed, leaving nothing running.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,29 +22,45 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C and SIGTERM both stop everything cleanly (also when started in the
+    # background, where a shell makes SIGINT ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.path[:0] = [str(HERE), str(ROOT)]
     from testbed import LocalCluster  # noqa: E402
-    from users import DEMO_GROUPS  # noqa: E402
+    from testbed.oidc import OidcProvider  # noqa: E402
+    from users import PASSWORD, groups_by_user, provider_users  # noqa: E402
 
     port = os.environ.get("DEMO_PORT", "8000")
-    with tempfile.TemporaryDirectory(prefix="offload-demo-") as state, LocalCluster() as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="offload-demo-") as state,
+        LocalCluster() as cluster,
+        OidcProvider(provider_users(), redirect_uris=[f"http://127.0.0.1:{port}/hub/oauth_callback"]) as idp,
+    ):
         env = dict(
             os.environ,
             DEMO_PORT=port,
             DEMO_TESTBED="1",
             KUBECONFIG=str(cluster.control_plane.hub_kubeconfig),
+            DEMO_OIDC_ISSUER=idp.issuer,
+            DEMO_OIDC_CLIENT_ID=idp.client_id,
+            # Handed to the hub process through its environment only (never argv).
+            DEMO_OIDC_CLIENT_SECRET=idp.client_secret,
+            # auth_state (the users' tokens) is stored encrypted with this key.
+            JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
         )
-        users = {}
-        for group, members in DEMO_GROUPS.items():
-            for user in members:
-                users.setdefault(user, []).append(group)
-        print(f"offload_spawner demo hub: http://127.0.0.1:{port}/  (password for every user: demo)")
-        for user, groups in sorted(users.items()):
-            print(f"  {user:8} groups: {', '.join(groups)}")
-        print("  nobody   groups: (none)  -> sees no profile")
+        print(f"offload_spawner demo hub: http://127.0.0.1:{port}/  (log in at the demo IAM; password for every user: {PASSWORD})")
+        print(f"demo IAM (OpenID Connect provider): {idp.issuer}")
+        for user, groups in sorted(groups_by_user().items()):
+            shown = ", ".join(groups) if groups else "(none)  -> only the open Teaching profile"
+            print(f"  {user:8} groups: {shown}")
         print(f"admin kubeconfig (kubectl): {cluster.control_plane.admin_kubeconfig}")
-        print("Ctrl-C stops the hub, its servers and the test bed.", flush=True)
+        print("Ctrl-C stops the hub, its servers, the provider and the test bed.", flush=True)
         hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py"),
              "--JupyterHub.db_url=sqlite:///" + str(Path(state, "hub.sqlite")),
@@ -49,10 +68,15 @@ def main() -> int:
              "--ConfigurableHTTPProxy.pid_file=" + str(Path(state, "proxy.pid"))],
             cwd=state,
             env=env,
+            # Its own session: a terminal's Ctrl-C reaches only this script,
+            # which stops the hub once (a second SIGINT would interrupt the
+            # hub's own clean-up of servers and Secrets).
+            start_new_session=True,
         )
         try:
             return hub.wait()
         except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             hub.send_signal(signal.SIGINT)
             try:
                 hub.wait(timeout=60)

@@ -1,4 +1,11 @@
-"""Demo users and their groups (used by jupyterhub_config.py and run.py)."""
+"""Demo users and their groups (used by run.py and jupyterhub_config.py).
+
+The demo's OpenID Connect provider (testbed/oidc, shaped like INDIGO IAM)
+sends these groups in the ``wlcg.groups`` claim, with IAM's leading slash
+("/cms"); the hub's IAMOAuthenticator strips it and syncs them into JupyterHub.
+"""
+
+PASSWORD = "demo"
 
 DEMO_GROUPS = {
     "cms": ["bob", "carol"],
@@ -6,3 +13,22 @@ DEMO_GROUPS = {
     "ai-infn": ["carol"],
     "gpu-users": ["carol"],
 }
+
+#: Users with no group: they log in but are offered nothing.
+NO_GROUP_USERS = ["nobody"]
+
+
+def groups_by_user() -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {name: [] for name in NO_GROUP_USERS}
+    for group, members in DEMO_GROUPS.items():
+        for user in members:
+            users.setdefault(user, []).append(group)
+    return users
+
+
+def provider_users() -> dict[str, dict]:
+    """The users as the OIDC provider takes them."""
+    return {
+        name: {"password": PASSWORD, "groups": groups, "wlcg_groups": ["/" + g for g in groups]}
+        for name, groups in groups_by_user().items()
+    }
