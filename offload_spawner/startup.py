@@ -48,3 +48,18 @@ def install_startup_check() -> None:
         return
     app._offload_spawner_check = True
     app.observe(lambda change: check_hub_config(app), names=["session_factory"])
+    install_handlers(app)
+
+
+def install_handlers(app) -> None:
+    """Add the availability endpoint (``/hub/offload/availability``) to the hub's handlers.
+
+    Called while the hub applies its config, before ``init_handlers`` reads
+    ``extra_handlers``. The list is extended in place: assigning the trait
+    would log JupyterHub's deprecation warning meant for admins' own handlers.
+    """
+    from .handlers import default_handlers
+
+    for handler in default_handlers:
+        if handler not in app.extra_handlers:
+            app.extra_handlers.append(handler)
