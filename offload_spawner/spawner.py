@@ -206,7 +206,7 @@ class OffloadSpawner(KubeSpawner):
     async def _admit(self, selection: Selection, plan: PodPlan, reserve: bool) -> None:
         """Refuse (HTTP 400) a session that does not fit what is free on its node now;
         with ``reserve``, hold what it takes until its pod is bound or the spawn ends."""
-        if plan.offload != "session" or not selection.target:
+        if plan.offload not in ("session", "dask") or not selection.target:
             return
         catalog = await self.get_catalog()
         target = catalog.offload_targets[selection.target]
@@ -226,6 +226,11 @@ class OffloadSpawner(KubeSpawner):
         reservations = self._reservations()
         others = [d for k, d in reservations.items() if k != key]
         available = target_availability(selection.target, target, offers, view, others)
+        if plan.offload == "dask":
+            # The session runs here; only its Dask clusters need the site to be up.
+            if available.status == "down":
+                raise refusal(admission_refusal(available, None, None) or "")
+            return
         message = admission_refusal(
             available, plan.cpu_guarantee, plan.mem_guarantee,
             selection.accelerator, selection.accelerator_model, selection.accelerator_count,
