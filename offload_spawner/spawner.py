@@ -129,6 +129,13 @@ class OffloadSpawner(KubeSpawner):
     _static_view: ClusterView | None = None
     _reservation_key: str | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._uses_catalog() and self.offload_availability:
+            from .startup import install_handlers_on_running_hub
+
+            install_handlers_on_running_hub()
+
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
     async def get_catalog(self) -> Catalog:

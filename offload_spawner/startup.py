@@ -52,14 +52,32 @@ def install_startup_check() -> None:
 
 
 def install_handlers(app) -> None:
-    """Add the availability endpoint (``/hub/offload/availability``) to the hub's handlers.
+    """Add the availability endpoint (``/hub/offload/availability``) to the hub, once.
 
-    Called while the hub applies its config, before ``init_handlers`` reads
-    ``extra_handlers``. The list is extended in place: assigning the trait
-    would log JupyterHub's deprecation warning meant for admins' own handlers.
+    Normally called while the hub applies its config, before ``init_handlers``
+    reads ``extra_handlers`` (extended in place: assigning the trait would log
+    JupyterHub's deprecation warning meant for admins' own handlers). When the
+    spawner class was handed to the hub before the hub object existed (a hub
+    built in Python, e.g. tests), the first spawner calls this after start-up
+    and the route is added to the running tornado application instead.
     """
     from .handlers import default_handlers
 
-    for handler in default_handlers:
-        if handler not in app.extra_handlers:
-            app.extra_handlers.append(handler)
+    if getattr(app, "_offload_spawner_handlers", False):
+        return
+    app._offload_spawner_handlers = True
+    web_app = getattr(app, "tornado_application", None)
+    if web_app is None:
+        app.extra_handlers.extend(h for h in default_handlers if h not in app.extra_handlers)
+    else:
+        web_app.add_handlers(".*$", app.add_url_prefix(app.hub_prefix, list(default_handlers)))
+
+
+def install_handlers_on_running_hub() -> None:
+    """:func:`install_handlers` on the hub of this process, if there is one."""
+    try:
+        from jupyterhub.app import JupyterHub
+    except ImportError:  # pragma: no cover - jupyterhub is a dependency
+        return
+    if JupyterHub.initialized():
+        install_handlers(JupyterHub.instance())

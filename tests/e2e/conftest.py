@@ -257,7 +257,8 @@ async def spawn_hub(
     KubeSpawner.reflectors.clear()  # any left from another loop are dead
     hubs: list[E2EHub] = []
 
-    async def start(spawner_config: dict[str, Any], groups: dict[str, list[str]], users: tuple[str, ...]) -> E2EHub:
+    async def start(spawner_config: dict[str, Any], groups: dict[str, list[str]], users: tuple[str, ...],
+                    hub_config: dict[str, Any] | None = None) -> E2EHub:
         settings = {
             "namespace": NAMESPACE,
             "cmd": [SINGLEUSER],
@@ -268,7 +269,7 @@ async def spawn_hub(
             **spawner_config,
         }
         app = await hub_app(config={
-            "JupyterHub": {"spawner_class": OffloadSpawner},
+            "JupyterHub": {"spawner_class": OffloadSpawner, **(hub_config or {})},
             "OffloadSpawner": settings,
             # JupyterHub kills the proxy named in an existing pid file: never share the default one
             # (./jupyterhub-proxy.pid) with another test run in the same directory.
