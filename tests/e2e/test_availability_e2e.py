@@ -17,8 +17,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
-from jupyterhub.tests.utils import async_requests, public_url
+from jupyterhub.tests.utils import async_requests, auth_header, public_url
 from jupyterhub.utils import url_path_join
 from kubernetes_asyncio.client import rest
 
@@ -176,28 +177,49 @@ async def _json_has(hub, user: str, test: Callable[[dict], bool]) -> bool:
     return test((await availability(hub, user))["targets"])
 
 
+async def spawn_all_at_once(hub, users: tuple[str, ...], options: dict[str, Any]) -> list[tuple[int, str]]:
+    """POST every user's spawn request to the REST API at the same time (the hub
+    test helpers send one request at a time, which would hide any race)."""
+    headers = {user: {"Sec-Fetch-Mode": "cors", **auth_header(hub.app.db, user)} for user in users}
+    base = public_url(hub.app, path="hub")
+
+    async def one(session: aiohttp.ClientSession, user: str) -> tuple[int, str]:
+        url = url_path_join(base, "api/users", user, "server")
+        async with session.post(url, data=json.dumps(options), headers=headers[user]) as r:
+            return r.status, await r.text()
+
+    async with aiohttp.ClientSession() as session:
+        return list(await asyncio.gather(*(one(session, u) for u in users)))
+
+
 async def test_twenty_concurrent_spawns_for_four_gpus(spawn_hub, node_reader, admin):
     """20 users ask for one a100 each at the same moment; vk-leonardo has 4.
     The 4 admitted servers are the real jupyterhub-singleuser; the 16 refused
     spawns create nothing."""
     users = tuple(f"gpu{i:02d}" for i in range(20))
+    t0 = time.monotonic()
     hub = await start_hub(spawn_hub, users, {"ai-infn": list(users)})
+    print(f"hub with 20 users in {time.monotonic() - t0:.1f}s")
     data = await availability(hub, users[0])  # starts the watcher
     if data["targets"]["leonardo"]["status"] != "up":
         await until("watcher up", lambda: _json_has(hub, users[0], lambda t: t["leonardo"]["status"] == "up"), 10)
 
-    responses = await asyncio.gather(*(hub.api_spawn(u, GPU_REQUEST) for u in users))
-    admitted = [u for u, r in zip(users, responses) if r.status_code in (201, 202)]
-    refused = [(u, r) for u, r in zip(users, responses) if r.status_code not in (201, 202)]
-    assert len(admitted) == 4, [(u, r.status_code, r.text[:200]) for u, r in zip(users, responses)]
+    t0 = time.monotonic()
+    responses = await spawn_all_at_once(hub, users, GPU_REQUEST)
+    print(f"20 concurrent spawn requests answered in {time.monotonic() - t0:.1f}s")
+    admitted = [u for u, (status, _) in zip(users, responses) if status in (201, 202)]
+    refused = [(u, status, body) for u, (status, body) in zip(users, responses) if status not in (201, 202)]
+    assert len(admitted) == 4, list(zip(users, responses))
     assert len(refused) == 16
-    for user, r in refused:
-        assert r.status_code == 400, r.text
-        assert r.json()["message"] == ("All 4 NVIDIA GPU a100 on CINECA Leonardo (SLURM) are in use; "
-                                       "try again later or pick another target.")
+    for user, status, body in refused:
+        assert status == 400, body
+        assert json.loads(body)["message"] == ("All 4 NVIDIA GPU a100 on CINECA Leonardo (SLURM) are in use; "
+                                               "try again later or pick another target.")
         assert (await hub.api_user(user))["servers"] == {}
 
+    t0 = time.monotonic()
     await asyncio.gather(*(hub.wait_ready(u, timeout=90) for u in admitted))
+    print(f"4 servers ready in {time.monotonic() - t0:.1f}s")
     pods = await admin.pods()
     assert sorted(p["metadata"]["name"] for p in pods) == sorted(hub.pod_name(u) for u in admitted)
     assert all(p["spec"]["nodeName"] == "vk-leonardo" for p in pods)
