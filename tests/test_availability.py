@@ -304,3 +304,18 @@ def test_cli_refuses_a_bad_cluster_file(contract_file, tmp_path, content, words,
     assert main(["form", "-f", str(contract_file), "--user", "carol", "--cluster", str(cluster)]) == 1
     result = capsys.readouterr()
     assert words in result.err and result.out == ""
+
+
+def test_the_shipped_rbac_is_the_role_the_e2e_tests_bind():
+    """helm-values/rbac-availability.yaml grants exactly what the test bed's optional
+    ClusterRole grants (tests/e2e bind that one), to the chart's hub ServiceAccount."""
+    from testbed.controlplane import NODE_READER_ROLE, NODE_READER_RULES
+
+    path = Path(__file__).resolve().parents[1] / "helm-values" / "rbac-availability.yaml"
+    role, binding = list(yaml.safe_load_all(path.read_text()))
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == NODE_READER_ROLE
+    assert role["rules"] == NODE_READER_RULES
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in role["rules"])
+    assert binding["kind"] == "ClusterRoleBinding"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NODE_READER_ROLE}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}]
