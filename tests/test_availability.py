@@ -249,16 +249,19 @@ def contract_file(tmp_path) -> Path:
     return path
 
 
-def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path):
+def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path, capsys):
     """Done when: the form for a cluster file with one exhausted GPU model shows it
-    as unavailable, and a render asking for it is refused (exit 2)."""
+    as unavailable, and a render asking for it is refused (exit 2).
+    The form in-process (the console script's main()), the render as the console script."""
+    from offload_spawner.cli import main
+
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(yaml.safe_dump([node(), node("vk-naples", gpus=None, labels={}), pod("a", gpus=4)]))
     who = ["-f", str(contract_file), "--user", "carol", "--groups", ",".join(GPU_USER), "--cluster", str(cluster)]
 
-    form = run("form", *who)
-    assert form.returncode == 0, form.stderr
-    assert '<option value="nvidia.com/gpu:a100" disabled>NVIDIA GPU a100 (unavailable: all 4 in use)</option>' in form.stdout
+    assert main(["form", *who]) == 0
+    form = capsys.readouterr().out
+    assert '<option value="nvidia.com/gpu:a100" disabled>NVIDIA GPU a100 (unavailable: all 4 in use)</option>' in form
 
     ask = ["-o", "profile=analysis", "-o", "target=leonardo", "-o", "accelerator=nvidia.com/gpu:a100"]
     render = run("render", *who, *ask)
