@@ -36,6 +36,8 @@ from .availability import UNKNOWN, ClusterView, Demand, cluster_view
 
 #: retry a failed start (API server unreachable) at most this often
 RETRY_SECONDS = 30.0
+#: look again whether node access was granted (RBAC applied after hub start) this often
+FORBIDDEN_RETRY_SECONDS = 300.0
 
 
 def _with_namespace(obj: Any) -> None:
@@ -132,9 +134,12 @@ class AvailabilityWatcher:
 
     def ensure_started(self) -> asyncio.Task | None:
         """Start watching in the background (once; again after a failure, at most every 30 s)."""
-        if self.state in ("running", "forbidden", "starting"):
+        if self.state in ("running", "starting"):
             return self._start_task
-        if self.state == "failed" and time.monotonic() - self._failed_at < RETRY_SECONDS:
+        waited = time.monotonic() - self._failed_at
+        if self.state == "forbidden" and waited < FORBIDDEN_RETRY_SECONDS:
+            return self._start_task
+        if self.state == "failed" and waited < RETRY_SECONDS:
             return None
         self.state = "starting"
         self._start_task = asyncio.ensure_future(self._start())
@@ -151,12 +156,14 @@ class AvailabilityWatcher:
 
     async def _start(self) -> None:
         core = shared_client("CoreV1Api")
+        await self._stop_reflectors()  # what a failed earlier run left
         try:
             try:
                 await core.list_node(limit=1)
             except ApiException as e:
                 if e.status in (401, 403):
                     self.state = "forbidden"
+                    self._failed_at = time.monotonic()
                     if not self._warned:
                         self._warned = True
                         self.log.warning(
