@@ -359,7 +359,7 @@ def target_availability(
             models.append(ModelAvailability(offer.resource, model, offer.display_name, total, min(used, total), available))
     return TargetAvailability(
         status="down" if down else "up",
-        reason=down or (f"interLink ping OK" if node.reason == PING_OK else ""),
+        reason=down or ("interLink ping OK" if node.reason == PING_OK else ""),
         cores_total=node.allocatable.get("cpu", 0.0) if node.registered else None,
         cores_free=round(free("cpu"), 3) if node.registered else None,
         memory_total=node.allocatable.get("memory", 0.0) if node.registered else None,

@@ -7,6 +7,7 @@ traits and pod manifest.  The logic lives in those modules.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections import OrderedDict
 from typing import Any
@@ -176,7 +177,10 @@ class OffloadSpawner(KubeSpawner):
         # stopped by KubeSpawner._stop_all_reflectors like them.
         key = ("offload-availability", self.namespace)
         watcher = KubeSpawner.reflectors.get(key)
-        if watcher is None or set(watcher.node_names) != set(nodes):
+        stale = watcher is not None and (
+            set(watcher.node_names) != set(nodes) or watcher.loop is not asyncio.get_event_loop()
+        )
+        if watcher is None or stale:
             watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
             KubeSpawner.reflectors[key] = watcher
         return watcher

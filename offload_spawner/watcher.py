@@ -32,7 +32,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner.clients import shared_client
 from kubespawner.reflector import MultiNamespaceResourceReflector, NamespacedResourceReflector
 
-from .availability import UNKNOWN, ClusterView, Demand, cluster_view
+from .availability import ClusterView, Demand, cluster_view
 
 #: retry a failed start (API server unreachable) at most this often
 RETRY_SECONDS = 30.0
@@ -128,7 +128,8 @@ class AvailabilityWatcher:
         self._failed_at = 0.0
         self._warned = False
         # KubeSpawner waits on this for its own reflectors; keep the interface.
-        self.first_load_future: asyncio.Future = asyncio.get_event_loop().create_future()
+        self.loop = asyncio.get_event_loop()
+        self.first_load_future: asyncio.Future = self.loop.create_future()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -250,4 +251,4 @@ class AvailabilityWatcher:
         return cluster_view(objects, self.node_names)
 
 
-__all__ = ["AvailabilityWatcher", "UNKNOWN"]
+__all__ = ["AvailabilityWatcher"]
