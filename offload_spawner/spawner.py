@@ -181,6 +181,8 @@ class OffloadSpawner(KubeSpawner):
             set(watcher.node_names) != set(nodes) or watcher.loop is not asyncio.get_event_loop()
         )
         if watcher is None or stale:
+            if stale and watcher.loop is asyncio.get_event_loop():
+                asyncio.ensure_future(watcher.stop())
             watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
             KubeSpawner.reflectors[key] = watcher
         return watcher
