@@ -128,8 +128,10 @@ async def test_form_and_endpoint_follow_the_virtual_node(spawn_hub, node_reader,
     assert leonardo["status"] == "up" and leonardo["reason"] == "interLink ping OK"
     assert leonardo["accelerators"] == {"nvidia.com/gpu:a100": {"total": 4, "used": 0, "available": 4}}
     assert leonardo["cores_total"] == 32
-    # bob sees neither of the virtual-node targets.
+    # bob sees neither of the virtual-node targets; without a login there is nothing.
     assert set((await availability(hub, "bob"))["targets"]) == {"cluster"}
+    r = await async_requests.get(url_path_join(public_url(hub.app), "hub/offload/availability"), allow_redirects=False)
+    assert r.status_code in (302, 403) and "vk-leonardo" not in r.text and "Leonardo" not in r.text
 
     # Zero Kubernetes API calls per form render / availability answer, once the watcher runs.
     spawner = hub.app.users["carol"].spawner
