@@ -20,6 +20,7 @@ they are never refused here. Virtual-node targets name one node.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,13 @@ def parse_quantity(value: Any) -> float:
         return 0.0
     if isinstance(value, (int, float)):
         return float(value)
-    match = _QUANTITY.match(str(value))
+    return _parse_quantity_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_quantity_text(value: str) -> float:
+    # Pods repeat the same few quantities ("500m", "4Gi"): parse each once.
+    match = _QUANTITY.match(value)
     if not match:
         return 0.0
     try:

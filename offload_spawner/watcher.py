@@ -125,6 +125,7 @@ class AvailabilityWatcher:
         #: in-flight spawns: "namespace/pod" -> what it will take (see OffloadSpawner._admit)
         self.reservations: dict[str, Demand] = {}
         self._start_task: asyncio.Task | None = None
+        self._view: tuple[frozenset, ClusterView] | None = None
         self._failed_at = 0.0
         self._warned = False
         # KubeSpawner waits on this for its own reflectors; keep the interface.
@@ -242,13 +243,18 @@ class AvailabilityWatcher:
             }.get(self.state, "not loaded yet")
             return ClusterView(known=False, note=note)
         wanted = set(self.node_names)
-        objects: list[Any] = [
-            {**n, "kind": "Node"} for n in list(self.nodes.resources.values())
-            if (n.get("metadata") or {}).get("name") in wanted
-        ]
-        for reflector in list(self.pods.values()):
-            objects.extend({**p, "kind": "Pod"} for p in list(reflector.resources.values()))
-        return cluster_view(objects, self.node_names)
+        nodes = [n for n in list(self.nodes.resources.values()) if (n.get("metadata") or {}).get("name") in wanted]
+        pods = [p for reflector in list(self.pods.values()) for p in list(reflector.resources.values())]
+        # Rebuild only when something changed: every stored object version has its
+        # own resourceVersion, so the set of them names the state.
+        version = frozenset(
+            ((o.get("metadata") or {}).get("uid"), (o.get("metadata") or {}).get("resourceVersion"))
+            for o in nodes + pods
+        )
+        if self._view is None or self._view[0] != version:
+            objects: list[Any] = [{**n, "kind": "Node"} for n in nodes] + [{**p, "kind": "Pod"} for p in pods]
+            self._view = (version, cluster_view(objects, self.node_names))
+        return self._view[1]
 
 
 __all__ = ["AvailabilityWatcher"]
