@@ -119,7 +119,59 @@ async def main() -> int:
     o = await measure("OffloadSpawner, same plain profile_list", lambda: make(OffloadSpawner, plain, []), form)
     print(f"  -> OffloadSpawner / KubeSpawner: {o / k:.2f}x")
     await measure("OffloadSpawner, contract catalog", lambda: make(OffloadSpawner, catalog, ["cms", "ai-infn", "gpu-users"]), form)
+    await availability(catalog)
     return 0
+
+
+def _watcher_with(pods: int):
+    """The hub's node watcher holding two virtual nodes and ``pods`` running pods
+    (its reflectors' in-memory ``resources``, as a watch would have filled them)."""
+    import logging
+    from types import SimpleNamespace
+
+    from testbed.nodes import DEFAULT_NODES
+
+    from offload_spawner.watcher import AvailabilityWatcher
+
+    def meta(obj: dict, uid: str) -> dict:
+        return {**obj, "metadata": {**obj["metadata"], "uid": uid, "resourceVersion": uid}}
+
+    nodes = {f"/{n.name}": meta(n.manifest(), n.name) for n in DEFAULT_NODES}
+    per_node: dict[str, dict] = {"vk-leonardo": {}, "vk-naples": {}}
+    for i in range(pods):
+        name = "vk-leonardo" if i % 2 else "vk-naples"
+        per_node[name][f"jhub/p{i}"] = meta({
+            "metadata": {"name": f"p{i}", "namespace": "jhub"},
+            "spec": {"nodeName": name,
+                     "containers": [{"name": "c", "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}]},
+            "status": {"phase": "Running"},
+        }, str(i))
+    watcher = AvailabilityWatcher(list(per_node), "default", logging.getLogger("bench"))
+    watcher.nodes = SimpleNamespace(resources=nodes)
+    watcher.pods = {name: SimpleNamespace(resources=held) for name, held in per_node.items()}
+    watcher.state = "running"
+    return watcher
+
+
+async def availability(catalog: dict) -> None:
+    """The form with live availability, read from the watcher's memory (no API call);
+    the cluster view is rebuilt only when an object changed."""
+    print("spawn form with availability (from the watcher's memory, no API call):")
+    for pods in (10, 1000):
+        watcher = _watcher_with(pods)
+        KubeSpawner.reflectors[("offload-availability", "default")] = watcher
+        await measure(f"OffloadSpawner, contract catalog, {pods} pods on the nodes",
+                      lambda: make(OffloadSpawner, catalog, ["cms", "highrate", "ai-infn", "gpu-users"]), form)
+        watcher._view = None
+        await measure(f"  same, {pods} pods, first render after a change",
+                      lambda: make(OffloadSpawner, catalog, ["cms", "highrate", "ai-infn", "gpu-users"]),
+                      lambda s, w=watcher: _changed(w, s), repeats=50)
+        KubeSpawner.reflectors.pop(("offload-availability", "default"), None)
+
+
+async def _changed(watcher, spawner):
+    watcher._view = None
+    return await form(spawner)
 
 
 if __name__ == "__main__":

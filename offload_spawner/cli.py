@@ -181,10 +181,11 @@ async def _render(args) -> dict:
     auth_state = _read_data_file(args.auth_state, "--auth-state")
     if auth_state is not None and not isinstance(auth_state, dict):
         raise CliError(f"--auth-state {args.auth_state}: not a JSON object", 1)
-    _read_data_file(args.cluster, "--cluster")
+    view = _cluster_view(args.cluster)
     user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)], auth_state=auth_state)
     options = _options(args.option)
     spawner = _make_spawner(config, cls, user)
+    spawner._static_view = view
     spawner.user_options = options
     try:
         await spawner._run_apply_user_options(options)  # the hub's own hook runner
@@ -211,10 +212,33 @@ async def _render(args) -> dict:
 async def _form(args) -> str:
     config, cls = _load(args.file)
     _check_static_catalog(config, cls)
-    _read_data_file(args.cluster, "--cluster")
+    view = _cluster_view(args.cluster)
     user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)])
     spawner = _make_spawner(config, cls, user)
+    spawner._static_view = view
     return await spawner.get_options_form()
+
+
+def _cluster_view(path: str | None):
+    """The ``--cluster`` file as the availability logic's cluster view.
+
+    Without the option the CLI knows nothing of the cluster: availability is
+    unknown and nothing is refused for it (as on a hub without node access).
+    """
+    from .availability import ClusterView, cluster_view
+
+    data = _read_data_file(path, "--cluster")
+    if path is None:
+        return ClusterView(known=False, note="no --cluster file given")
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):
+        raise CliError(f"--cluster {path}: expected a list of Node and Pod objects (or a List with items)", 1)
+    kinds = {o.get("kind") for o in data}
+    if not kinds <= {"Node", "Pod"}:
+        bad = sorted(str(k) for k in kinds - {"Node", "Pod"})[0]
+        raise CliError(f"--cluster {path}: expected Node and Pod objects, found kind {bad[:40]!r}", 1)
+    return cluster_view(data)
 
 
 def _check_static_catalog(config, cls) -> None:

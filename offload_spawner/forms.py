@@ -17,6 +17,7 @@ from importlib.resources import files
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from .availability import TargetAvailability
 from .menu import Bounds, Menu, MenuProfile
 from .selection import UNLISTED_SUFFIX, SelectionError, select
 from .units import format_cores, format_memory
@@ -95,7 +96,7 @@ def _union(bounds: list[Bounds]) -> Bounds | None:
     return Bounds(choices=None, min=min(lows), max=max(highs), default=bounds[0].default)
 
 
-def _profile_view(profile: MenuProfile) -> dict:
+def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailability]) -> dict:
     """Template data for one profile: only what the user may choose."""
     targets = [t for t in profile.targets]
     cores = _union([t.cores for t in targets if t.cores is not None])
@@ -108,13 +109,22 @@ def _profile_view(profile: MenuProfile) -> dict:
             entry["max"] = max(entry["max"], acc.max)
     per_target = {
         t.slug or "": {
+            "offload": t.offload,
             "cores": asdict(t.cores) if t.cores else None,
             "memory": asdict(t.memory) if t.memory else None,
             "accelerators": {a.resource: {"models": list(a.models), "max": a.max} for a in t.accelerators},
+            "availability": availability[t.slug].to_json() if t.slug in availability else None,
         }
         for t in targets
     }
+    down = {t.slug for t in targets if t.slug in availability and availability[t.slug].status == "down"}
+    default_target = profile.default_target
+    if default_target in down:
+        default_target = next((t.slug for t in targets if t.slug not in down), default_target)
     return {
+        "default_target": default_target,
+        "down": down,
+        "unavailable_models": _unavailable_models(profile, availability),
         "profile": profile,
         "targets": [t for t in targets if t.slug is not None],
         "cores": cores,
@@ -124,13 +134,42 @@ def _profile_view(profile: MenuProfile) -> dict:
     }
 
 
+def _unavailable_models(profile: MenuProfile, availability: Mapping[str, TargetAvailability]) -> dict[str, str]:
+    """``resource:model`` -> why no target of this profile can provide one now.
+
+    A model stays enabled while any target offering it has one free or is of
+    unknown availability (the server checks again at spawn).
+    """
+    out: dict[str, str] = {}
+    offering: dict[str, list] = {}
+    for target in profile.targets:
+        for acc in target.accelerators:
+            for model in acc.models:
+                offering.setdefault(f"{acc.resource}:{model}", []).append(target.slug)
+    for key, slugs in offering.items():
+        states = [availability.get(slug) for slug in slugs]
+        if not states or any(a is None or a.status == "unknown" for a in states):
+            continue
+        resource, _, model = key.rpartition(":")
+        counts = [a.model(resource, model) for a in states if a.status == "up"]
+        if any(m is not None and m.available > 0 for m in counts):
+            continue
+        totals = sum(m.total for m in counts if m is not None)
+        out[key] = f"all {totals} in use" if totals else "none available now"
+    return out
+
+
 def render_form(
     menu: Menu,
     user_options: Mapping | None = None,
     error: SelectionError | None = None,
     template_paths: Iterable[str] = (),
+    availability: Mapping[str, TargetAvailability] | None = None,
 ) -> str:
     """The spawn form HTML for one user.
+
+    ``availability`` (per target slug, from :func:`offload_spawner.availability.menu_availability`)
+    fills the availability lines and disables what cannot start now; None: unknown.
 
     ``user_options`` pre-selects choices: the saved options of the last spawn,
     or what was just posted when ``error`` refused it.  Saved options that no
@@ -148,11 +187,12 @@ def render_form(
                 notice = f"Your last choices are no longer available ({e.message}); the defaults are selected."
     if not current.get("profile") and menu.default_profile:
         current["profile"] = menu.default_profile
-    views = [_profile_view(p) for p in menu.profiles]
+    views = [_profile_view(p, availability or {}) for p in menu.profiles]
     template = _environment(template_paths).get_template("form.html")
     return template.render(
         menu=menu,
         profiles=views,
+        availability=availability or {},
         current={k: str(v) for k, v in current.items() if isinstance(v, (str, int, float))},
         error=error,
         notice=notice,

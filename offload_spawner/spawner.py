@@ -19,8 +19,17 @@ from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
 from oauthenticator.oauth2 import OAuthenticator
-from traitlets import Dict, List, Unicode, default
+from traitlets import Bool, Dict, Float, List, Unicode, default
 
+from .availability import (
+    AcceleratorOffered,
+    ClusterView,
+    Demand,
+    TargetAvailability,
+    admission_refusal,
+    menu_availability,
+    target_availability,
+)
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .dask_config import DaskServerConfig, dask_config
 from .forms import render_form, user_options_from_form
@@ -125,6 +134,25 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         """,
     ).tag(config=True)
 
+    offload_availability = Bool(
+        True,
+        help="""
+        Watch the targets' virtual nodes and the pods on them, show per target
+        up/down, free cores and memory and accelerators by model in the form,
+        and refuse a spawn that does not fit what is free. Needs the opt-in
+        ClusterRole (helm-values/rbac-availability.yaml); without it,
+        availability is "unknown" and spawns are not checked.
+        """,
+    ).tag(config=True)
+
+    offload_availability_wait = Float(
+        3.0,
+        help="""
+        Seconds the first form render (or spawn) after hub start waits for the
+        node watcher's first load; later renders read memory only.
+        """,
+    ).tag(config=True)
+
     _plan: PodPlan | None = None
     #: the configured start/http timeouts, before any target's own replaced them
     _base_timeouts: tuple[float, float] | None = None
@@ -136,6 +164,16 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
     _dask: DaskServerConfig | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
+    #: a fixed cluster state (the CLI's --cluster FILE) instead of the watcher
+    _static_view: ClusterView | None = None
+    _reservation_key: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._uses_catalog() and self.offload_availability:
+            from .startup import install_handlers_on_running_hub
+
+            install_handlers_on_running_hub()
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -164,6 +202,104 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
     def _uses_catalog(self) -> bool:
         return bool(self.profile_list) or bool(self.offload_targets)
 
+    # --- availability and admission (offload_spawner.availability, .watcher) ---
+
+    def _watcher(self, catalog: Catalog):
+        """The hub's node watcher for the targets' virtual nodes (created, not awaited)."""
+        from .watcher import AvailabilityWatcher
+
+        nodes = sorted({t.node for t in catalog.offload_targets.values() if t.is_virtual and t.node})
+        if not nodes:
+            return None
+        # Kept with KubeSpawner's own reflectors: one per hub process and namespace,
+        # stopped by KubeSpawner._stop_all_reflectors like them.
+        key = ("offload-availability", self.namespace)
+        watcher = KubeSpawner.reflectors.get(key)
+        stale = watcher is not None and (
+            set(watcher.node_names) != set(nodes) or watcher.loop is not asyncio.get_event_loop()
+        )
+        if watcher is None or stale:
+            if stale and watcher.loop is asyncio.get_event_loop():
+                asyncio.ensure_future(watcher.stop())
+            watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
+            KubeSpawner.reflectors[key] = watcher
+        return watcher
+
+    async def cluster_view(self, catalog: Catalog | None = None) -> ClusterView:
+        """What is known of the targets' nodes: from memory once the watcher runs."""
+        if self._static_view is not None:
+            return self._static_view
+        if not self.offload_availability:
+            return ClusterView(known=False, note="not tracked on this hub")
+        watcher = self._watcher(catalog or await self.get_catalog())
+        if watcher is None:
+            return ClusterView(known=False, note="no virtual-node targets")
+        await watcher.ready(self.offload_availability_wait)
+        return watcher.view()
+
+    def _reservations(self) -> dict[str, Demand]:
+        watcher = KubeSpawner.reflectors.get(("offload-availability", self.namespace))
+        return watcher.reservations if watcher is not None else {}
+
+    async def get_availability(self, menu: Menu | None = None) -> dict[str, TargetAvailability]:
+        """Per target in the user's menu: up/down, free resources, accelerators by model."""
+        catalog = await self.get_catalog()
+        menu = menu or build_menu(catalog, self.user_groups())
+        view = await self.cluster_view(catalog)
+        return menu_availability(menu, catalog, view, self._reservations().values())
+
+    async def availability_json(self) -> dict:
+        """What the availability endpoint returns: only this user's targets and models."""
+        if not self._uses_catalog():
+            return {"targets": {}}
+        return {"targets": {slug: a.to_json() for slug, a in (await self.get_availability()).items()}}
+
+    async def _admit(self, selection: Selection, plan: PodPlan, reserve: bool) -> None:
+        """Refuse (HTTP 400) a session that does not fit what is free on its node now;
+        with ``reserve``, hold what it takes until its pod is bound or the spawn ends."""
+        if plan.offload not in ("session", "dask") or not selection.target:
+            return
+        catalog = await self.get_catalog()
+        target = catalog.offload_targets[selection.target]
+        view = await self.cluster_view(catalog)
+        if not view.known:
+            return  # unknown availability never blocks a spawn
+        offers = []
+        menu_target = build_menu(catalog, self.user_groups()).profile(selection.profile).target(selection.target)
+        accelerator = menu_target.accelerator(selection.accelerator) if selection.accelerator else None
+        if accelerator is not None:
+            offers.append(AcceleratorOffered(
+                accelerator.resource, accelerator.display_name, accelerator.model_label, accelerator.models))
+        key = f"{self.namespace}/{self.pod_name}"
+        # From here to the reservation there is no await: the check and the
+        # reservation are one step for the hub's single event loop, so two
+        # concurrent spawns cannot both take the last GPU.
+        reservations = self._reservations()
+        others = [d for k, d in reservations.items() if k != key]
+        available = target_availability(selection.target, target, offers, view, others)
+        if plan.offload == "dask":
+            # The session runs here; only its Dask clusters need the site to be up.
+            if available.status == "down":
+                raise refusal(admission_refusal(available, None, None) or "")
+            return
+        message = admission_refusal(
+            available, plan.cpu_guarantee, plan.mem_guarantee,
+            selection.accelerator, selection.accelerator_model, selection.accelerator_count,
+        )
+        if message:
+            raise refusal(message)
+        if reserve and self._static_view is None:
+            reservations[key] = Demand(
+                node=target.node or "", cores=plan.cpu_guarantee or 0.0, memory=plan.mem_guarantee or 0,
+                extended={k: float(v) for k, v in plan.extra_resource_limits.items()}, pod=key,
+            )
+            self._reservation_key = key
+
+    def _release_reservation(self) -> None:
+        if self._reservation_key is not None:
+            self._reservations().pop(self._reservation_key, None)
+            self._reservation_key = None
+
     # --- JupyterHub hooks -------------------------------------------------------
 
     @default("options_form")
@@ -182,6 +318,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             user_options=posted if error else spawner.user_options,
             error=error,
             template_paths=spawner.offload_template_paths,
+            availability=await spawner.get_availability(menu),
         )
 
     @default("options_from_form")
@@ -214,7 +351,8 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
                 raise refusal("This hub offers no server options.")
             await spawner._require_fresh_login(None)
             return
-        _, plan = await spawner.plan_for(user_options)
+        selection, plan = await spawner.plan_for(user_options)
+        await spawner._admit(selection, plan, reserve=False)
         # JupyterHub reads start_timeout before calling start().
         spawner._apply_plan_timeouts(plan)
         await spawner._require_fresh_login(plan)
@@ -232,7 +370,7 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
         if not self._uses_catalog():
             self._plan = None
             return
-        _, plan = await self.plan_for(self.user_options)
+        selection, plan = await self.plan_for(self.user_options)
         self._apply_plan_timeouts(plan)
         for override in plan.overrides:
             await self._apply_overrides_async(override)
@@ -248,6 +386,27 @@ class OffloadSpawner(TokenDeliveryMixin, KubeSpawner):
             raise exc
         self._plan = plan
         self._dask = await self._dask_config_for(plan)
+        # Checked again and reserved here, before KubeSpawner creates anything.
+        await self._admit(selection, plan, reserve=True)
+
+    def start(self):
+        future = super().start()
+        # A failed spawn gives its reservation back; a started one keeps it until
+        # stop (it no longer counts once the node's pods include the pod).
+        future.add_done_callback(lambda f: (f.cancelled() or f.exception()) and self._release_reservation())
+        return future
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            self._release_reservation()
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None:
+            self._release_reservation()
+        return status
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""

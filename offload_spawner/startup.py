@@ -52,3 +52,36 @@ def install_startup_check() -> None:
         return
     app._offload_spawner_check = True
     app.observe(lambda change: check_hub_config(app), names=["session_factory"])
+    install_handlers(app)
+
+
+def install_handlers(app) -> None:
+    """Add the availability endpoint (``/hub/offload/availability``) to the hub, once.
+
+    Normally called while the hub applies its config, before ``init_handlers``
+    reads ``extra_handlers`` (extended in place: assigning the trait would log
+    JupyterHub's deprecation warning meant for admins' own handlers). When the
+    spawner class was handed to the hub before the hub object existed (a hub
+    built in Python, e.g. tests), the first spawner calls this after start-up
+    and the route is added to the running tornado application instead.
+    """
+    from .handlers import default_handlers
+
+    if getattr(app, "_offload_spawner_handlers", False):
+        return
+    app._offload_spawner_handlers = True
+    web_app = getattr(app, "tornado_application", None)
+    if web_app is None:
+        app.extra_handlers.extend(h for h in default_handlers if h not in app.extra_handlers)
+    else:
+        web_app.add_handlers(".*$", app.add_url_prefix(app.hub_prefix, list(default_handlers)))
+
+
+def install_handlers_on_running_hub() -> None:
+    """:func:`install_handlers` on the hub of this process, if there is one."""
+    try:
+        from jupyterhub.app import JupyterHub
+    except ImportError:  # pragma: no cover - jupyterhub is a dependency
+        return
+    if JupyterHub.initialized():
+        install_handlers(JupyterHub.instance())

@@ -16,7 +16,7 @@ node-lifecycle controllers) and kube-scheduler from the binaries
   ``hub.kubeconfig`` authenticates as that ServiceAccount (a TokenRequest
   token), so whatever the hub does in the tests, that Role allowed;
 * the optional ClusterRole ``offload-spawner-nodes`` (nodes get/list/watch,
-  pods list), bound only on request (:meth:`ControlPlane.bind_node_reader`);
+  pods list/watch), bound only on request (:meth:`ControlPlane.bind_node_reader`);
 * an identity for the virtual kubelet (``virtual-kubelet.kubeconfig``) with a
   ClusterRole like the one interLink's chart gives its virtual kubelet;
 * ``admin.kubeconfig`` (``system:masters``) for the test code itself.
@@ -64,7 +64,7 @@ Z2JH_HUB_RULES: list[dict[str, Any]] = [
 #: Optional extra for reading virtual-node capacity and usage.
 NODE_READER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]
 
 #: What a virtual kubelet needs (modelled on interLink's Helm chart).
