@@ -156,9 +156,18 @@ async def test_unreachable_token_endpoint_means_log_in_again_and_nothing_is_save
     token = make_jwt({"exp": 1000, "sub": "alice"})
     refresh = "refresh-token-value-that-must-not-be-logged"
     user = StoredUser("alice", {"access_token": token, "refresh_token": refresh})
+    auth = authenticator()
+    # The authenticator logs to the hub's logger, which stops propagating once a
+    # hub has run in this process: listen on it directly.
+    hub_log = auth.log
+    hub_log.addHandler(caplog.handler)
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(LoginExpired):
-        await ensure_fresh(authenticator(), user, 600, now=900)
+    caplog.set_level(logging.DEBUG, logger=hub_log.name)
+    try:
+        with pytest.raises(LoginExpired):
+            await ensure_fresh(auth, user, 600, now=900)
+    finally:
+        hub_log.removeHandler(caplog.handler)
     assert user.saved == 0
     assert refresh not in caplog.text and token not in caplog.text
     assert "a new login is needed" in caplog.text
