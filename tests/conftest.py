@@ -72,3 +72,26 @@ def contract_catalog(contract_config):
 
 # END core-module fixtures
 # ---------------------------------------------------------------------------
+
+
+@_pytest.fixture
+def contract_file(tmp_path) -> _Path:
+    """CONTRACT.md's own configuration example, as a jupyterhub_config.py."""
+    import re
+
+    block = re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1)
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(block)
+    return path
+
+
+@_pytest.fixture
+def crypt_key():
+    """auth_state is stored encrypted: what JUPYTERHUB_CRYPT_KEY gives a real hub."""
+    from jupyterhub import crypto
+
+    keeper = crypto.CryptKeeper.instance()
+    before = keeper.keys
+    keeper.keys = [os.urandom(32)]
+    yield
+    keeper.keys = before

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONTRACT_PATH
 from offload_spawner.availability import (
     UNKNOWN,
     AcceleratorOffered,
@@ -241,12 +240,6 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.fixture
-def contract_file(tmp_path) -> Path:
-    block = re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1)
-    path = tmp_path / "jupyterhub_config.py"
-    path.write_text(block)
-    return path
 
 
 def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path, capsys):

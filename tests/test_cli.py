@@ -12,7 +12,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CONTRACT_PATH
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -25,15 +24,6 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def contract_file(tmp_path) -> Path:
-    """CONTRACT.md's own configuration example, as a jupyterhub_config.py."""
-    import re
-
-    block = re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1)
-    path = tmp_path / "jupyterhub_config.py"
-    path.write_text(block)
-    return path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import yaml
 
 from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
-from test_cli import contract_file, run  # noqa: F401  (fixture)
+from test_cli import run
 
 
 def test_render_prints_the_dask_file_in_full(contract_file):  # noqa: F811

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from test_cli import contract_file, run  # noqa: F401 (contract_file is a fixture)
+from test_cli import run
 from test_tokens import ACCESS, REFRESH, jwt
 
 ID_TOKEN = jwt({"sub": "carol", "aud": "hub"})

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 import pytest
-from jupyterhub import crypto
 from jupyterhub.tests.utils import api_request, public_url
 from tornado.httpclient import HTTPClientError
 
@@ -45,14 +43,6 @@ def idp():
         yield provider
 
 
-@pytest.fixture
-def crypt_key():
-    """auth_state is stored encrypted: what JUPYTERHUB_CRYPT_KEY gives a real hub."""
-    keeper = crypto.CryptKeeper.instance()
-    before = keeper.keys
-    keeper.keys = [os.urandom(32)]
-    yield
-    keeper.keys = before
 
 
 @pytest.fixture

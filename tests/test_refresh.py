@@ -6,8 +6,6 @@ the spawn refused when the login cannot be renewed) is in test_iam_login.py.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from types import SimpleNamespace
 
@@ -31,20 +29,14 @@ from offload_spawner.refresh import (
     min_lifetime_for,
     remaining_lifetime,
 )
-
-
-def make_jwt(claims: dict) -> str:
-    def part(obj: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'RS256', 'typ': 'at+jwt'})}.{part(claims)}.c2lnbmF0dXJl"
+from test_tokens import jwt
 
 
 # --- expiry --------------------------------------------------------------------------
 
 
 def test_expiry_from_the_jwt_exp_claim():
-    state = {"access_token": make_jwt({"sub": "alice", "exp": 2_000_000_000}), "token_response": {"expires_in": 5}}
+    state = {"access_token": jwt({"sub": "alice", "exp": 2_000_000_000}), "token_response": {"expires_in": 5}}
     assert access_token_expiry(state) == 2_000_000_000.0
     assert remaining_lifetime(state, now=1_999_999_000) == 1000
 
@@ -62,9 +54,9 @@ def test_expiry_from_expires_in_and_the_stored_issue_time():
         {"access_token": "opaque-token"},
         {"access_token": "opaque", "token_response": {"expires_in": 3600}},  # no issue time stored
         {"access_token": "a.!!!notbase64!!!.c"},
-        {"access_token": make_jwt({"sub": "alice"})},  # no exp
-        {"access_token": make_jwt({"exp": "soon"})},
-        {"access_token": make_jwt({"exp": True})},
+        {"access_token": jwt({"sub": "alice"})},  # no exp
+        {"access_token": jwt({"exp": "soon"})},
+        {"access_token": jwt({"exp": True})},
     ],
 )
 def test_expiry_unknown(state):
@@ -74,7 +66,7 @@ def test_expiry_unknown(state):
 
 
 def test_jwt_claims_is_base64_only_and_refuses_non_jwts():
-    token = make_jwt({"sub": "alice", "exp": 5})
+    token = jwt({"sub": "alice", "exp": 5})
     assert jwt_claims(token) == {"sub": "alice", "exp": 5}
     assert jwt_claims("not-a-jwt") is None
     assert jwt_claims(None) is None
@@ -82,7 +74,7 @@ def test_jwt_claims_is_base64_only_and_refuses_non_jwts():
 
 
 def test_lives_long_enough_is_a_lower_bound():
-    state = {"access_token": make_jwt({"exp": 1000})}
+    state = {"access_token": jwt({"exp": 1000})}
     assert lives_long_enough(state, 100, now=900)
     assert not lives_long_enough(state, 101, now=900)
     assert not lives_long_enough(state, 0, now=1001)  # already expired
@@ -134,7 +126,7 @@ def authenticator(**kwargs) -> IAMOAuthenticator:
 
 
 async def test_a_token_that_lives_long_enough_is_returned_as_is():
-    state = {"access_token": make_jwt({"exp": 10_000}), "refresh_token": "r"}
+    state = {"access_token": jwt({"exp": 10_000}), "refresh_token": "r"}
     user = StoredUser("alice", state)
     # token_url points at a closed port: any request would fail
     assert await ensure_fresh(authenticator(), user, 500, now=9_000) is state
@@ -142,7 +134,7 @@ async def test_a_token_that_lives_long_enough_is_returned_as_is():
 
 
 async def test_no_refresh_token_means_log_in_again(caplog):
-    token = make_jwt({"exp": 1000, "sub": "alice"})
+    token = jwt({"exp": 1000, "sub": "alice"})
     user = StoredUser("alice", {"access_token": token, "refresh_token": None})
     caplog.set_level(logging.DEBUG)
     with pytest.raises(LoginExpired) as e:
@@ -153,7 +145,7 @@ async def test_no_refresh_token_means_log_in_again(caplog):
 
 
 async def test_unreachable_token_endpoint_means_log_in_again_and_nothing_is_saved(caplog):
-    token = make_jwt({"exp": 1000, "sub": "alice"})
+    token = jwt({"exp": 1000, "sub": "alice"})
     refresh = "refresh-token-value-that-must-not-be-logged"
     user = StoredUser("alice", {"access_token": token, "refresh_token": refresh})
     auth = authenticator()
@@ -206,7 +198,7 @@ def test_wlcg_groups_is_one_claim_not_a_path():
 
 
 def test_groups_from_auth_state_falls_back_to_the_token_claims():
-    state = {"oauth_user": {"sub": "alice"}, "access_token": make_jwt({"wlcg.groups": ["/cms", "/dune"]})}
+    state = {"oauth_user": {"sub": "alice"}, "access_token": jwt({"wlcg.groups": ["/cms", "/dune"]})}
     assert groups_from_auth_state(state, "auto", "") == ["cms", "dune"]
     assert groups_from_auth_state({"oauth_user": {"groups": ["/x"]}}, "wlcg.groups", "") == []
 

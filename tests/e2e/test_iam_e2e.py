@@ -9,10 +9,8 @@ before anything is created in Kubernetes.
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
-from jupyterhub import crypto
 from jupyterhub.tests.utils import public_url
 
 from offload_spawner.iam import IAMOAuthenticator
@@ -42,13 +40,6 @@ def idp():
         yield provider
 
 
-@pytest.fixture
-def crypt_key():
-    keeper = crypto.CryptKeeper.instance()
-    before = keeper.keys
-    keeper.keys = [os.urandom(32)]
-    yield
-    keeper.keys = before
 
 
 async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spawn_hub, idp, crypt_key, admin):
