@@ -147,6 +147,8 @@ async def test_the_pod_shape_reaches_the_control_plane(spawn_hub, hub_kube):
     hub = await start_hub(spawn_hub)
     spawner = hub.app.users["carol"].spawner
     spawner.user_options = {"profile": "analysis", "target": "leonardo"}
+    # What the hub gives a spawner before start(): the token its Secret delivers.
+    spawner.api_token = spawner.user.new_api_token()
     await spawner.load_user_options()
     manifest = await spawner.get_pod_manifest()
     body = hub_kube.api.sanitize_for_serialization(manifest)
