@@ -34,6 +34,7 @@ def main() -> int:
     sys.path[:0] = [str(HERE), str(ROOT)]
     from testbed import LocalCluster  # noqa: E402
     from testbed.oidc import OidcProvider  # noqa: E402
+    from testbed.procs import child_preexec  # noqa: E402
     from users import PASSWORD, groups_by_user, provider_users  # noqa: E402
 
     port = os.environ.get("DEMO_PORT", "8000")
@@ -72,6 +73,8 @@ def main() -> int:
             # which stops the hub once (a second SIGINT would interrupt the
             # hub's own clean-up of servers and Secrets).
             start_new_session=True,
+            # ...and if this script is killed outright, the kernel stops the hub.
+            preexec_fn=child_preexec(),  # type: ignore[arg-type]
         )
         try:
             return hub.wait()

@@ -45,6 +45,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -87,10 +88,12 @@ def _say(message: str) -> None:
 
 class IpPool:
     """Loopback addresses 127.0.0.2 ... 127.0.255.254, handed out round-robin
-    (so a just-freed address is not reused at once)."""
+    (so a just-freed address is not reused at once) from a random start, so
+    that two test beds on one machine (the demo beside the tests) do not hand
+    out the same addresses."""
 
-    def __init__(self) -> None:
-        self._next = 2
+    def __init__(self, start: int | None = None) -> None:
+        self._next = start if start is not None else random.randrange(2, 256 * 256 - 2)
         self.in_use: set[str] = set()
 
     def take(self) -> str:
