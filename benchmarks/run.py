@@ -20,6 +20,8 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout's own packages (offload_spawner and the test bed's node shapes).
+sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT.parent / "shared" / "design" / "CONTRACT.md"
 
 _kubeconfig = Path(tempfile.mkdtemp(prefix="offload-bench-"), "offline.kubeconfig")
