@@ -122,7 +122,7 @@ class AvailabilityWatcher:
         self.pods_scope = ""
         self.nodes: NodeReflector | None = None
         self.pods: dict[str, Any] = {}
-        #: in-flight spawns: "namespace/pod" -> what it will take (see OffloadSpawner._admit)
+        #: in-flight spawns: "namespace/pod" -> what it will take (see AdmissionMixin._admit)
         self.reservations: dict[str, Demand] = {}
         self._start_task: asyncio.Task | None = None
         self._view: tuple[frozenset, ClusterView] | None = None

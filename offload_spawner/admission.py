@@ -1,0 +1,178 @@
+"""Spawner side of availability and admission (the pure logic is
+:mod:`offload_spawner.availability`, the node watcher :mod:`offload_spawner.watcher`).
+
+:class:`AdmissionMixin` sits before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`
+and KubeSpawner in :class:`~offload_spawner.spawner.OffloadSpawner`'s bases. It
+
+* keeps the hub's one node watcher with KubeSpawner's own reflectors and reads
+  the cluster from its memory (or from a fixed ``_static_view``: the CLI's
+  ``--cluster FILE``);
+* answers the form's and the availability endpoint's question: per target of
+  the user's menu, up/down and what is free;
+* admits a spawn only if it fits what is free now and, from the check in
+  ``load_user_options`` on, holds what it takes (a reservation) until its pod
+  is bound; ``start``/``stop``/``poll`` give the reservation back when the
+  spawn fails or the server ends, each after calling ``super()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kubespawner import KubeSpawner
+
+from .availability import (
+    AcceleratorOffered,
+    ClusterView,
+    Demand,
+    TargetAvailability,
+    admission_refusal,
+    menu_availability,
+    target_availability,
+)
+from .catalog import Catalog
+from .menu import Menu, build_menu
+from .plan import PodPlan
+from .selection import Selection
+from .spawn_errors import refusal
+
+
+class AdmissionMixin:
+    """Availability for the form and the endpoint, admission and reservations
+    for spawns (see module doc).
+
+    Uses what :class:`~offload_spawner.spawner.OffloadSpawner` defines: the
+    traits ``offload_availability`` and ``offload_availability_wait`` (they stay
+    on OffloadSpawner so that ``c.OffloadSpawner.<name>`` and the generated
+    reference keep them: traitlets sets up only traits declared on a HasTraits
+    class), ``get_catalog``, ``user_groups`` and ``_uses_catalog``; and
+    KubeSpawner's ``namespace``, ``pod_name``, ``log``."""
+
+    #: a fixed cluster state (the CLI's --cluster FILE) instead of the watcher
+    _static_view: ClusterView | None = None
+    _reservation_key: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._uses_catalog() and self.offload_availability:
+            from .startup import install_handlers_on_running_hub
+
+            install_handlers_on_running_hub()
+
+    def _watcher(self, catalog: Catalog):
+        """The hub's node watcher for the targets' virtual nodes (created, not awaited)."""
+        from .watcher import AvailabilityWatcher
+
+        nodes = sorted({t.node for t in catalog.offload_targets.values() if t.is_virtual and t.node})
+        if not nodes:
+            return None
+        # Kept with KubeSpawner's own reflectors: one per hub process and namespace,
+        # stopped by KubeSpawner._stop_all_reflectors like them.
+        key = ("offload-availability", self.namespace)
+        watcher = KubeSpawner.reflectors.get(key)
+        stale = watcher is not None and (
+            set(watcher.node_names) != set(nodes) or watcher.loop is not asyncio.get_event_loop()
+        )
+        if watcher is None or stale:
+            if stale and watcher.loop is asyncio.get_event_loop():
+                asyncio.ensure_future(watcher.stop())
+            watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
+            KubeSpawner.reflectors[key] = watcher
+        return watcher
+
+    async def cluster_view(self, catalog: Catalog | None = None) -> ClusterView:
+        """What is known of the targets' nodes: from memory once the watcher runs."""
+        if self._static_view is not None:
+            return self._static_view
+        if not self.offload_availability:
+            return ClusterView(known=False, note="not tracked on this hub")
+        watcher = self._watcher(catalog or await self.get_catalog())
+        if watcher is None:
+            return ClusterView(known=False, note="no virtual-node targets")
+        await watcher.ready(self.offload_availability_wait)
+        return watcher.view()
+
+    def _reservations(self) -> dict[str, Demand]:
+        watcher = KubeSpawner.reflectors.get(("offload-availability", self.namespace))
+        return watcher.reservations if watcher is not None else {}
+
+    async def get_availability(self, menu: Menu | None = None) -> dict[str, TargetAvailability]:
+        """Per target in the user's menu: up/down, free resources, accelerators by model."""
+        catalog = await self.get_catalog()
+        menu = menu or build_menu(catalog, self.user_groups())
+        view = await self.cluster_view(catalog)
+        return menu_availability(menu, catalog, view, self._reservations().values())
+
+    async def availability_json(self) -> dict:
+        """What the availability endpoint returns: only this user's targets and models."""
+        if not self._uses_catalog():
+            return {"targets": {}}
+        return {"targets": {slug: a.to_json() for slug, a in (await self.get_availability()).items()}}
+
+    async def _admit(self, selection: Selection, plan: PodPlan, reserve: bool) -> None:
+        """Refuse (HTTP 400) a session that does not fit what is free on its node now;
+        with ``reserve``, hold what it takes until its pod is bound or the spawn ends."""
+        if plan.offload not in ("session", "dask") or not selection.target:
+            return
+        catalog = await self.get_catalog()
+        target = catalog.offload_targets[selection.target]
+        view = await self.cluster_view(catalog)
+        if not view.known:
+            return  # unknown availability never blocks a spawn
+        offers = []
+        menu_target = build_menu(catalog, self.user_groups()).profile(selection.profile).target(selection.target)
+        accelerator = menu_target.accelerator(selection.accelerator) if selection.accelerator else None
+        if accelerator is not None:
+            offers.append(AcceleratorOffered(
+                accelerator.resource, accelerator.display_name, accelerator.model_label, accelerator.models))
+        key = f"{self.namespace}/{self.pod_name}"
+        # From here to the reservation there is no await: the check and the
+        # reservation are one step for the hub's single event loop, so two
+        # concurrent spawns cannot both take the last GPU.
+        reservations = self._reservations()
+        others = [d for k, d in reservations.items() if k != key]
+        available = target_availability(selection.target, target, offers, view, others)
+        if plan.offload == "dask":
+            # The session runs here; only its Dask clusters need the site to be up.
+            if available.status == "down":
+                raise refusal(admission_refusal(available, None, None) or "")
+            return
+        message = admission_refusal(
+            available, plan.cpu_guarantee, plan.mem_guarantee,
+            selection.accelerator, selection.accelerator_model, selection.accelerator_count,
+        )
+        if message:
+            raise refusal(message)
+        if reserve and self._static_view is None:
+            reservations[key] = Demand(
+                node=target.node or "", cores=plan.cpu_guarantee or 0.0, memory=plan.mem_guarantee or 0,
+                extended={k: float(v) for k, v in plan.extra_resource_limits.items()}, pod=key,
+            )
+            self._reservation_key = key
+
+    def _release_reservation(self) -> None:
+        if self._reservation_key is not None:
+            self._reservations().pop(self._reservation_key, None)
+            self._reservation_key = None
+
+    def start(self):
+        future = super().start()
+        # A failed spawn gives its reservation back; a started one keeps it until
+        # stop (it no longer counts once the node's pods include the pod).
+        future.add_done_callback(lambda f: (f.cancelled() or f.exception()) and self._release_reservation())
+        return future
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            self._release_reservation()
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None:
+            self._release_reservation()
+        return status
+
+
+__all__ = ["AdmissionMixin"]
