@@ -14,7 +14,7 @@ import pytest
 
 from offload_spawner.availability import cluster_view
 from test_availability import node, pod
-from test_form_browser import browser, open_form  # noqa: F401  (fixture)
+from test_form_browser import browser, keep, open_form  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -33,7 +33,7 @@ def view(*objects):
     return cluster_view([node("vk-naples", gpus=None, labels={}), *objects])
 
 
-async def test_numbers_and_disabled_choices_follow_without_reload(hub, browser):  # noqa: F811
+async def test_numbers_and_disabled_choices_follow_without_reload(hub, browser, tmp_path):  # noqa: F811
     spawner = hub.app.users["carol"].spawner
     spawner._static_view = view(node(), pod("a", gpus=3))
     page = await open_form(browser, hub.app, "carol")
@@ -46,6 +46,9 @@ async def test_numbers_and_disabled_choices_follow_without_reload(hub, browser):
     spawner._static_view = view(node(), pod("a", gpus=4))
     await page.wait_for_function(f"document.querySelector('{A100}').disabled", timeout=10_000)
     assert await page.inner_text(A100) == "NVIDIA GPU a100 (all 4 in use)"
+    shot = tmp_path / "form-gpus-exhausted.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
     assert await page.eval_on_selector(ACCELERATOR, "s => s.value") == "none"
     assert "4 used, 0 available" in await page.inner_text('[data-availability="leonardo"]')
 
