@@ -19,15 +19,10 @@ from typing import Any
 
 from kubernetes_asyncio.client.models import V1EmptyDirVolumeSource, V1PodSecurityContext, V1SecurityContext, V1Volume
 
-from .catalog import Backend, PodShapeSettings, Target
+from .catalog import Backend, PodShapeSettings
 
 DISABLE_INIT_ANNOTATION = "interlink.eu/disable-offload-init-containers"
 REMOTE_PVC_ANNOTATION = "interlink.io/remote-pvc"
-
-
-def effective_shape(target: Target) -> PodShapeSettings:
-    """The target's settings with the backend's defaults filled in."""
-    return target.effective_pod_shape()
 
 
 def _get(obj: Any, attr: str, key: str) -> Any:
@@ -95,13 +90,17 @@ def _shape_volumes(pod: Any, mode: str | list[str], remote_pvc_annotation: bool)
             kept = [m for m in mounts if _get(m, "name", "name") not in dropped]
             _set(container, "volume_mounts", "volumeMounts", kept or None)
     if remote_pvc_annotation and keep:
-        annotations = dict(pod.metadata.annotations or {})
-        listed = [c for c in (annotations.get(REMOTE_PVC_ANNOTATION) or "").split(",") if c]
-        for claim in sorted(pvcs[name] for name in keep):
-            if claim not in listed:
-                listed.append(claim)
-        annotations[REMOTE_PVC_ANNOTATION] = ",".join(listed)
-        pod.metadata.annotations = annotations
+        _add_to_list_annotation(pod, REMOTE_PVC_ANNOTATION, sorted(pvcs[name] for name in keep))
+
+
+def _add_to_list_annotation(pod: Any, key: str, names: list[str]) -> None:
+    """Add ``names`` to the comma-separated list in annotation ``key`` (kept in
+    order, no repeats): interLink reads both of its list annotations this way."""
+    annotations = dict(pod.metadata.annotations or {})
+    listed = [n for n in (annotations.get(key) or "").split(",") if n]
+    listed += [n for n in dict.fromkeys(names) if n not in listed]
+    annotations[key] = ",".join(listed)
+    pod.metadata.annotations = annotations
 
 
 def _shape_init_containers(pod: Any, mode: str) -> None:
@@ -112,14 +111,7 @@ def _shape_init_containers(pod: Any, mode: str) -> None:
     if mode == "drop":
         spec.init_containers = [c for c in spec.init_containers if c not in privileged] or None
         return
-    annotations = dict(pod.metadata.annotations or {})
-    listed = [n for n in (annotations.get(DISABLE_INIT_ANNOTATION) or "").split(",") if n]
-    for container in privileged:
-        name = _get(container, "name", "name")
-        if name not in listed:
-            listed.append(name)
-    annotations[DISABLE_INIT_ANNOTATION] = ",".join(listed)
-    pod.metadata.annotations = annotations
+    _add_to_list_annotation(pod, DISABLE_INIT_ANNOTATION, [_get(c, "name", "name") for c in privileged])
 
 
 def _shape_security(pod: Any, shape: PodShapeSettings) -> None:
@@ -174,7 +166,7 @@ _CAMEL = {"run_as_user": "runAsUser", "run_as_group": "runAsGroup", "fs_group": 
 
 
 def shape_pod(pod: Any, shape: PodShapeSettings, backend: str) -> Any:
-    """Apply ``shape`` (see :func:`effective_shape`) to ``pod`` (a V1Pod), in place."""
+    """Apply ``shape`` (see :meth:`Target.effective_pod_shape`) to ``pod`` (a V1Pod), in place."""
     _shape_volumes(pod, shape.volumes or "emptydir", backend == Backend.interlink_kubernetes.value)
     _shape_init_containers(pod, shape.privileged_init_containers)
     _shape_security(pod, shape)
@@ -184,4 +176,4 @@ def shape_pod(pod: Any, shape: PodShapeSettings, backend: str) -> Any:
     return pod
 
 
-__all__ = ["DISABLE_INIT_ANNOTATION", "NODE_PURPOSE_LABEL", "REMOTE_PVC_ANNOTATION", "effective_shape", "shape_pod"]
+__all__ = ["DISABLE_INIT_ANNOTATION", "NODE_PURPOSE_LABEL", "REMOTE_PVC_ANNOTATION", "shape_pod"]

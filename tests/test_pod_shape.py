@@ -21,7 +21,7 @@ from kubernetes_asyncio.client.models import (
 )
 
 from offload_spawner.catalog import PodShapeSettings, build_catalog
-from offload_spawner.pod_shape import DISABLE_INIT_ANNOTATION, REMOTE_PVC_ANNOTATION, effective_shape, shape_pod
+from offload_spawner.pod_shape import DISABLE_INIT_ANNOTATION, REMOTE_PVC_ANNOTATION, shape_pod
 
 
 def z2jh_pod() -> V1Pod:
@@ -65,14 +65,14 @@ def target(**fields):
 
 
 def test_defaults_by_backend():
-    assert effective_shape(target()).volumes == "emptydir"
-    assert effective_shape(target(backend="interlink-kubernetes")).volumes == "keep"
-    assert effective_shape(target(pod_shape={"volumes": "drop"})).volumes == "drop"
-    assert effective_shape(target()).automount_service_account_token is False
+    assert target().effective_pod_shape().volumes == "emptydir"
+    assert target(backend="interlink-kubernetes").effective_pod_shape().volumes == "keep"
+    assert target(pod_shape={"volumes": "drop"}).effective_pod_shape().volumes == "drop"
+    assert target().effective_pod_shape().automount_service_account_token is False
 
 
 def test_default_shape_for_slurm():
-    pod = shape_pod(z2jh_pod(), effective_shape(target()), "slurm")
+    pod = shape_pod(z2jh_pod(), target().effective_pod_shape(), "slurm")
     out = as_dict(pod)
     assert volumes(pod) == {"home": {"emptyDir": {}}, "tokens": {"secret": {"secretName": "s"}}, "shared": {"emptyDir": {}}}
     assert [m["name"] for m in out["spec"]["containers"][0]["volumeMounts"]] == ["home", "tokens"]
@@ -101,7 +101,7 @@ def test_a_list_keeps_the_named_pvcs():
 def test_interlink_kubernetes_keeps_pvcs_and_lists_them_for_replication():
     pod = z2jh_pod()
     pod.metadata.annotations[REMOTE_PVC_ANNOTATION] = "datasets"  # from the target's kubernetes_plugin settings
-    shape_pod(pod, effective_shape(target(backend="interlink-kubernetes")), "interlink-kubernetes")
+    shape_pod(pod, target(backend="interlink-kubernetes").effective_pod_shape(), "interlink-kubernetes")
     assert volumes(pod)["home"] == {"persistentVolumeClaim": {"claimName": "claim-carol"}}
     assert pod.metadata.annotations[REMOTE_PVC_ANNOTATION] == "datasets,claim-carol,shared-data"
 
@@ -125,7 +125,7 @@ def test_uid_for_the_slurm_job():
 def test_a_pod_without_pvcs_or_init_containers_is_only_given_the_token_setting():
     pod = V1Pod(metadata=V1ObjectMeta(name="p"), spec=V1PodSpec(containers=[V1Container(name="notebook")]))
     before = copy.deepcopy(as_dict(pod))
-    shape_pod(pod, effective_shape(target()), "slurm")
+    shape_pod(pod, target().effective_pod_shape(), "slurm")
     assert as_dict(pod) == {**before, "spec": {**before["spec"], "automountServiceAccountToken": False}}
 
 
@@ -167,9 +167,9 @@ def test_z2jh_node_purpose_affinity_is_dropped_other_required_terms_kept():
 
     purpose = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
     zone = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}
-    pod = shape_pod(pod_with([purpose]), effective_shape(target()), "slurm")
+    pod = shape_pod(pod_with([purpose]), target().effective_pod_shape(), "slurm")
     assert _affinity(pod) == {"nodeAffinity": {}}
-    pod = shape_pod(pod_with([purpose, zone]), effective_shape(target()), "slurm")
+    pod = shape_pod(pod_with([purpose, zone]), target().effective_pod_shape(), "slurm")
     terms = _affinity(pod)["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [zone]}]
     pod = shape_pod(pod_with([purpose]), PodShapeSettings(keep_node_purpose_affinity=True), "slurm")
