@@ -21,18 +21,18 @@ from offload_spawner.tokens import (
 )
 
 
+def _part(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+
 def jwt(claims: dict) -> str:
-    """A real-looking (unsigned) JWT."""
-
-    def part(obj: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'RS256', 'kid': 'rsa1'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+    """A real-looking (unsigned) JWT, built here: no real token is in the repository."""
+    return f"{_part({'alg': 'RS256', 'kid': 'rsa1'})}.{_part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
 
 
 EXP = int(time.time()) + 3600
 ACCESS = jwt({"sub": "u-123", "iss": "https://iam.example.org/", "exp": EXP, "wlcg.groups": ["/cms"]})
-REFRESH = "eyJhbGciOiJub25lIn0.eyJqdGkiOiJyZWZyZXNoLTEyMyJ9."
+REFRESH = f"{_part({'alg': 'none'})}.{_part({'jti': 'refresh-123'})}."  # an unsigned JWT
 HUB = "b5a1e0c2d3f4a5b6c7d8e9f0a1b2c3d4"
 AUTH_STATE = {"access_token": ACCESS, "refresh_token": REFRESH, "id_token": "id", "scope": ["openid"]}
 FILES = {"/etc/dask/offload.yaml": "kubernetes:\n  namespace: jhub\n"}
