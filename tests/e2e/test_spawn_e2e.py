@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +112,15 @@ def _state(pod: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 @contextlib.asynccontextmanager
-async def pod_history(kube, name: str) -> AsyncIterator[list[tuple[str, str | None, str | None]]]:
-    """Record every state a pod goes through (a watch sees each update)."""
-    seen: list[tuple[str, str | None, str | None]] = []
+async def watch_pod(kube, name: str, on_object: Callable[[dict[str, Any]], None], timeout: int = 120):
+    """Call ``on_object`` with every version of pod ``name`` a watch sees (added or
+    modified) while the block runs: a watch, not polling, sees every update, even
+    of a pod the hub deletes moments later."""
     started = asyncio.Event()
 
     async def record() -> None:
         response = await kube.core.list_namespaced_pod(
-            "jhub", field_selector=f"metadata.name={name}", watch=True, timeout_seconds=120,
+            "jhub", field_selector=f"metadata.name={name}", watch=True, timeout_seconds=timeout,
             _preload_content=False,
         )
         started.set()
@@ -127,18 +128,30 @@ async def pod_history(kube, name: str) -> AsyncIterator[list[tuple[str, str | No
             async for line in response.content:
                 event = json.loads(line)
                 if event["type"] in ("ADDED", "MODIFIED"):
-                    entry = _state(event["object"])
-                    if not seen or seen[-1] != entry:
-                        seen.append(entry)
+                    on_object(event["object"])
 
     task = asyncio.create_task(record())
     await asyncio.wait_for(started.wait(), 10)
     try:
-        yield seen
+        yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def pod_history(kube, name: str) -> AsyncIterator[list[tuple[str, str | None, str | None]]]:
+    """Record every state a pod goes through."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def note(pod: dict[str, Any]) -> None:
+        entry = _state(pod)
+        if not seen or seen[-1] != entry:
+            seen.append(entry)
+
+    async with watch_pod(kube, name, note):
+        yield seen
 
 
 async def reach_jupyterlab(hub, user: str) -> None:
@@ -302,27 +315,18 @@ async def test_a_failing_remote_submission_fails_the_spawn(hub, admin):
     message, and the hub deletes the pod."""
     pod_name = hub.pod_name("carol")
     failed: list[tuple[float, dict[str, Any]]] = []
-    watching = asyncio.Event()
+    seen_failed = asyncio.Event()
 
-    async def watch_for_failed() -> None:
-        # A watch, not polling: the hub may delete the failed pod before a poll sees it.
-        response = await admin.core.list_namespaced_pod(
-            "jhub", field_selector=f"metadata.name={pod_name}", watch=True, timeout_seconds=60,
-            _preload_content=False,
-        )
-        watching.set()
-        async with response:
-            async for line in response.content:
-                obj = json.loads(line)["object"]
-                if (obj.get("status") or {}).get("phase") == "Failed":
-                    failed.append((time.monotonic(), obj))
-                    return
+    def note(pod: dict[str, Any]) -> None:
+        if (pod.get("status") or {}).get("phase") == "Failed" and not failed:
+            failed.append((time.monotonic(), pod))
+            seen_failed.set()
 
-    watcher = asyncio.create_task(watch_for_failed())
-    await asyncio.wait_for(watching.wait(), 10)
-    r = await hub.api_spawn("carol", {"profile": "analysis", "target": "broken"})
-    answered = time.monotonic()
-    await asyncio.wait_for(watcher, 20)
+    # A watch, not polling: the hub may delete the failed pod before a poll sees it.
+    async with watch_pod(admin, pod_name, note, timeout=60):
+        r = await hub.api_spawn("carol", {"profile": "analysis", "target": "broken"})
+        answered = time.monotonic()
+        await asyncio.wait_for(seen_failed.wait(), 20)
     failed_seen, pod = failed[0]
     assert pod["spec"]["nodeName"] == "vk-leonardo"
     assert pod["status"]["reason"] == "ProviderFailed"
