@@ -3,13 +3,28 @@
 # `make test` also builds the test bed's Kubernetes binaries (Go toolchain
 # needed; ~6.5 min on 2 cores the first time, cached afterwards) because the
 # e2e tests in tests/e2e run against them.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+#
+# Everything Python runs in a virtual environment inside the repository
+# (`.venv`, or VENV=...), made from BOOTSTRAP_PYTHON and holding only what
+# setup.cfg declares: a package that the machine's own Python happens to have
+# cannot hide a missing dependency.
+BOOTSTRAP_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(abspath $(VENV))/bin/python
+PIP := $(PYTHON) -m pip --disable-pip-version-check
+# The venv's scripts (offload-spawner, jupyterhub-singleuser, jupyter) come first.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+INSTALLED := $(VENV)/.installed
 
 .PHONY: setup test demo bench check-contract testbed-build testbed e2e
 
-setup:
-	$(PIP) install --quiet --disable-pip-version-check -e ".[test]"
+$(INSTALLED): setup.cfg pyproject.toml
+	test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+setup: $(INSTALLED)
 	@command -v configurable-http-proxy >/dev/null 2>&1 || npm install --global --no-fund --no-audit configurable-http-proxy
 	@test -d testbed/oidc/node_modules/oidc-provider || (cd testbed/oidc && npm ci --no-fund --no-audit --silent)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
