@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .catalog import INTERLINK_TOLERATION, Catalog, Target
+from .catalog import Catalog, Target
 from .menu import Menu
+from .plan import target_tolerations
 from .units import format_cores, format_memory
 
 PING_OK = "InterlinkPingSuccessful"
@@ -157,9 +158,6 @@ class ClusterView:
 
     def node(self, name: str) -> NodeState:
         return self.nodes.get(name) or NodeState(name=name, registered=False)
-
-
-UNKNOWN = ClusterView(known=False, note="availability unknown")
 
 
 def _flatten(objects: Iterable[Any]) -> Iterable[Mapping[str, Any]]:
@@ -349,8 +347,7 @@ def target_availability(
     if not view.known:
         return TargetAvailability(status="unknown", reason=view.note, **common)
     node = view.node(target.node)
-    tolerations = [INTERLINK_TOLERATION, *(t.model_dump(exclude_none=True) for t in target.tolerations)]
-    down = _down_reason(node, tolerations)
+    down = _down_reason(node, list(target_tolerations(target)))
     held = reserved_on(node, reservations)
 
     def free(resource: str) -> float:

@@ -127,6 +127,7 @@ class Backend(str, Enum):
     htcondor = "htcondor"
     docker = "docker"
     interlink_kubernetes = "interlink-kubernetes"
+    interlink_nats = "interlink-nats"
     generic = "generic"
 
 
@@ -176,6 +177,23 @@ class InterlinkKubernetesSettings(_Model):
     """What the interLink Kubernetes plugin reads."""
 
     remote_pvcs: list[Slug] = []
+
+
+# A NATS pool: one token of a NATS subject (no '.', '*', '>' or space) and a label value.
+NatsPool = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?", "NATS pool name (letters, digits, '_', '-')")]
+
+
+class InterlinkNatsSettings(_Model):
+    """What the interLink NATS plugin reads (see offload_spawner.backends.interlink_nats)."""
+
+    pool: NatsPool = Field(description="Pool whose submitters run the pod (toleration pool.vk.io=<pool>).")
+    cvmfs_volumes: list[Slug] = Field(
+        [], description="Pod volumes the site replaces with its /cvmfs (annotation cvmfs.vk.io/<volume>)."
+    )
+    fuse_volumes: dict[Slug, str] = Field(
+        {},
+        description="Pod volumes the site mounts with a FUSE script (annotation fuse.vk.io/<volume>; admin text only).",
+    )
 
 
 class TokenChannels(_Model):
@@ -304,6 +322,7 @@ _BACKEND_SETTINGS = {
     "htcondor": Backend.htcondor,
     "docker": Backend.docker,
     "kubernetes_plugin": Backend.interlink_kubernetes,
+    "nats": Backend.interlink_nats,
 }
 
 
@@ -332,6 +351,7 @@ class Target(_Model):
     htcondor: HTCondorSettings | None = None
     docker: DockerSettings | None = None
     kubernetes_plugin: InterlinkKubernetesSettings | None = None
+    nats: InterlinkNatsSettings | None = None
     tokens: TokenPolicy = TokenPolicy()
     network: Literal["wstunnel", "mesh", "none"] | None = Field(
         None,
@@ -362,6 +382,8 @@ class Target(_Model):
         for field, backend in _BACKEND_SETTINGS.items():
             if getattr(self, field) is not None and self.backend is not backend:
                 raise ValueError(f"'{field}' settings need backend {backend.value!r}, not {self.backend.value!r}")
+        if self.backend is Backend.interlink_nats and self.nats is None:
+            raise ValueError("an interlink-nats target needs 'nats.pool', the pool that runs its pods")
         if not virtual and (self.network is not None or self.pod_shape is not None):
             raise ValueError("'network' and 'pod_shape' are for virtual-node targets, not kubernetes")
         if self.offload == "session" and self.network == "none":
@@ -497,6 +519,22 @@ class AcceleratorOffer(_Model):
     model_label: LabelKey | None = Field(
         None, description="Node label holding the model; defaults by vendor (nvidia-gpu-type, ...)."
     )
+
+
+def accelerator_model_label(resource: str, offer: AcceleratorOffer | None = None) -> str:
+    """The node label whose value names the model of accelerator ``resource``.
+
+    The one place that decides it (the menu, the pod plan's nodeSelector and the
+    availability count all call it): the offer's ``model_label``, else the
+    vendor default of :data:`DEFAULT_MODEL_LABELS`, else ``<vendor>-<kind>-type``
+    (``example.com/tpu`` -> ``example-tpu-type``).
+    """
+    if offer is not None and offer.model_label:
+        return offer.model_label
+    if resource in DEFAULT_MODEL_LABELS:
+        return DEFAULT_MODEL_LABELS[resource]
+    vendor, kind = resource.split("/", 1)
+    return f"{vendor.split('.')[0]}-{kind}-type"
 
 
 class Profile(_Model):

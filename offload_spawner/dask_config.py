@@ -6,12 +6,13 @@ enabled), the server receives one YAML file under :data:`DASK_CONFIG_DIR`
 
 * ``kubernetes.custom-cluster-spec``: a DaskCluster (dask-kubernetes
   operator) whose scheduler and worker PodSpecs carry the target's placement
-  (interLink toleration, ``kubernetes.io/hostname`` node selector, the
-  target's own tolerations/selectors), the backend annotations and labels on
-  their pod metadata (the operator copies ``scheduler.metadata`` /
-  ``worker.metadata`` onto the pods), resources sized by :func:`dask_pod_size`,
-  and the user's tokens **by reference** (``valueFrom.secretKeyRef`` to the
-  per-server Secret, :mod:`offload_spawner.server_secret`);
+  (:func:`offload_spawner.plan.target_placement`, the one the server's plan
+  uses; its annotations and labels go on the pod metadata, which the operator
+  copies from ``scheduler.metadata`` / ``worker.metadata`` onto the pods),
+  resources sized by :func:`dask_pod_size`, and the user's tokens **by
+  reference** as the target's token policy delivers them to the server
+  (:func:`offload_spawner.tokens.token_references`: ``valueFrom.secretKeyRef``
+  and Secret volumes of the per-server Secret);
 * ``labextension.factory``: dask-labextension's "New cluster" button builds a
   dask-kubernetes ``KubeCluster``, which reads the spec above.
 
@@ -31,12 +32,12 @@ from typing import Any
 
 import yaml
 
-from .backends import adapter_for
-from .catalog import INTERLINK_TOLERATION, DaskSettings, Target
+from .catalog import DaskSettings, Target
 from .limits import Ceiling
-from .plan import TARGET_KEY
+from .plan import Placement, target_placement
 from .selection import Selection
-from .server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from .server_secret import secret_name
+from .tokens import TokenReferences, token_references
 
 #: Dask reads every YAML file in DASK_ROOT_CONFIG (default /etc/dask).
 DASK_CONFIG_DIR = "/etc/dask"
@@ -113,56 +114,37 @@ def _resources(size: DaskPodSize, fraction: float) -> dict[str, dict[str, str]]:
     }
 
 
-def _env(secret: str, user_name: str, hub_api_url: str | None) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        {"name": "JUPYTERHUB_USER", "value": user_name},
-        {"name": "JUPYTERHUB_API_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}},
-        # Only users who log in with OAuth have an access token.
-        {
-            "name": "ACCESS_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}},
-        },
-    ]
+def _env(tokens: TokenReferences, user_name: str, hub_api_url: str | None) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "JUPYTERHUB_USER", "value": user_name}, *tokens.env]
     if hub_api_url:
         env.append({"name": "JUPYTERHUB_API_URL", "value": hub_api_url})
     return env
 
 
-def _placement(target_slug: str, target: Target, size: DaskPodSize) -> tuple[dict, dict, list, dict]:
-    """(annotations, labels, tolerations, node selector) for one Dask pod."""
-    annotations: dict[str, str] = {}
-    labels: dict[str, str] = {TARGET_KEY: target_slug}
-    tolerations: list[dict[str, Any]] = []
-    node_selector: dict[str, str] = {}
-    if target.is_virtual:
-        tolerations.append(dict(INTERLINK_TOLERATION))
-        node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
-        # Typed admin settings and the pod's validated size only (no accelerator).
-        selection = Selection(profile=None, target=target_slug, cores=size.cores, memory=size.memory)
-        annotations.update(adapter_for(target.backend).annotations(target, selection))
-    annotations[TARGET_KEY] = target_slug
-    tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
-    node_selector.update(target.node_selector)
-    annotations.update(target.annotations)
-    labels.update(target.labels)
-    return annotations, labels, tolerations, node_selector
+def _placement(target_slug: str, target: Target, size: DaskPodSize) -> Placement:
+    """One Dask pod's placement: the target's, for a pod of this size (no accelerator)."""
+    selection = Selection(profile=None, target=target_slug, cores=size.cores, memory=size.memory)
+    return target_placement(target_slug, target, selection)
 
 
-def _pod_spec(container: dict[str, Any], tolerations: list, node_selector: dict) -> dict[str, Any]:
+def _pod_spec(container: dict[str, Any], placement: Placement, tokens: TokenReferences) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "containers": [container],
         # Dask pods never talk to the Kubernetes API.
         "automountServiceAccountToken": False,
     }
-    if tolerations:
-        spec["tolerations"] = tolerations
-    if node_selector:
-        spec["nodeSelector"] = node_selector
+    if tokens.volumes:
+        container["volumeMounts"] = list(tokens.volume_mounts)
+        spec["volumes"] = list(tokens.volumes)
+    if placement.tolerations:
+        spec["tolerations"] = list(placement.tolerations)
+    if placement.node_selector:
+        spec["nodeSelector"] = dict(placement.node_selector)
     return spec
 
 
-def _metadata(annotations: dict, labels: dict) -> dict[str, Any]:
-    return {"annotations": dict(annotations), "labels": dict(labels)}
+def _metadata(placement: Placement) -> dict[str, Any]:
+    return {"annotations": dict(placement.annotations), "labels": dict(placement.labels)}
 
 
 def cluster_spec(
@@ -180,9 +162,11 @@ def cluster_spec(
     """The DaskCluster resource (kubernetes.dask.org/v1) for this server."""
     image = settings.image or image
     fraction = target.request_fraction
+    # The target's token policy decides what the Dask pods receive, as for the server.
+    tokens = token_references(target.tokens, secret)
 
     worker = dask_pod_size(settings, ceiling)
-    w_annotations, w_labels, w_tolerations, w_selector = _placement(target_slug, target, worker)
+    worker_placement = _placement(target_slug, target, worker)
     worker_container = {
         "name": "worker",
         "image": image,
@@ -194,18 +178,18 @@ def cluster_spec(
             "--nthreads", str(max(1, math.floor(worker.cores))),
             "--memory-limit", str(worker.memory),
         ],
-        "env": _env(secret, user_name, hub_api_url),
+        "env": _env(tokens, user_name, hub_api_url),
         "resources": _resources(worker, fraction),
         "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
     }
 
     scheduler = dask_pod_size(settings, ceiling, scheduler=True)
-    s_annotations, s_labels, s_tolerations, s_selector = _placement(target_slug, target, scheduler)
+    scheduler_placement = _placement(target_slug, target, scheduler)
     scheduler_container = {
         "name": "scheduler",
         "image": image,
         "args": ["dask-scheduler", "--host", "0.0.0.0"],
-        "env": _env(secret, user_name, hub_api_url),
+        "env": _env(tokens, user_name, hub_api_url),
         "resources": _resources(scheduler, fraction),
         "ports": [
             {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
@@ -231,12 +215,12 @@ def cluster_spec(
             "idleTimeout": settings.idle_timeout,
             "worker": {
                 "replicas": settings.workers,
-                "metadata": _metadata(w_annotations, w_labels),
-                "spec": _pod_spec(worker_container, w_tolerations, w_selector),
+                "metadata": _metadata(worker_placement),
+                "spec": _pod_spec(worker_container, worker_placement, tokens),
             },
             "scheduler": {
-                "metadata": _metadata(s_annotations, s_labels),
-                "spec": _pod_spec(scheduler_container, s_tolerations, s_selector),
+                "metadata": _metadata(scheduler_placement),
+                "spec": _pod_spec(scheduler_container, scheduler_placement, tokens),
                 "service": {
                     "type": "ClusterIP",
                     "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},

@@ -2,8 +2,10 @@
 
 ``c.JupyterHub.authenticator_class = "iam"`` and, at least,
 ``c.IAMOAuthenticator.issuer``, ``client_id`` and ``client_secret``. The
-endpoints come from the issuer's OpenID Connect discovery document (fetched
-when the hub starts) unless set explicitly; scopes, the username claim,
+endpoints come from the issuer's OpenID Connect discovery document unless set
+explicitly: fetched in the background from the hub's start, retried while
+the issuer cannot be reached (the hub starts anyway; a login meanwhile gets
+"try again" instead of a broken redirect) and fetched again periodically; scopes, the username claim,
 ``enable_auth_state``, ``manage_groups`` and ``refresh_pre_spawn`` get IAM's
 sensible defaults; groups come from ``groups`` or ``wlcg.groups`` with the
 leading slash stripped, optionally filtered by a prefix; and ``refresh_user``
@@ -13,13 +15,15 @@ after IAM refused it (OAuthenticator #790).
 
 from __future__ import annotations
 
+import asyncio
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import CaselessStrEnum, Integer, Unicode, default
 
 from .refresh import LoginExpired, ensure_fresh, jwt_claims, remaining_lifetime, stamp_issued_at
@@ -79,20 +83,41 @@ def groups_from_auth_state(auth_state: dict, groups_claim: str = "auto", group_p
     return []
 
 
-def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
+DISCOVERY_ENDPOINTS = {
+    # trait -> discovery document key
+    "authorize_url": "authorization_endpoint",
+    "token_url": "token_endpoint",
+    "userdata_url": "userinfo_endpoint",
+}
+
+
+async def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
     """``{issuer}/.well-known/openid-configuration`` (raises :class:`DiscoveryError`)."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (admin-configured https URL)
-            doc = json.loads(r.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as e:
+        response = await AsyncHTTPClient().fetch(url, connect_timeout=timeout, request_timeout=timeout)
+        doc = json.loads(response.body.decode("utf-8"))
+    except (HTTPClientError, OSError, ValueError) as e:
         raise DiscoveryError(f"IAMOAuthenticator.issuer: cannot read {url}: {e}") from None
     if not isinstance(doc, dict):
         raise DiscoveryError(f"IAMOAuthenticator.issuer: {url} is not a discovery document")
-    missing = [k for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint") if not doc.get(k)]
+    missing = [key for key in DISCOVERY_ENDPOINTS.values() if not doc.get(key)]
     if missing:
         raise DiscoveryError(f"IAMOAuthenticator.issuer: {url} lacks {', '.join(missing)}")
     return doc
+
+
+class IAMLoginHandler(OAuthLoginHandler):
+    """OAuthenticator's login redirect, once the issuer's endpoints are known."""
+
+    async def get(self) -> None:
+        if not await self.authenticator.wait_for_endpoints():
+            raise web.HTTPError(
+                503,
+                "The login service (%s) cannot be reached right now. Please try again in a minute.",
+                self.authenticator.login_service,
+            )
+        super().get()
 
 
 class IAMOAuthenticator(GenericOAuthenticator):
@@ -104,8 +129,9 @@ class IAMOAuthenticator(GenericOAuthenticator):
         help="""
         The IAM issuer URL, e.g. ``https://iam.example.org/``. When set, the
         authorize, token and userinfo URLs not set explicitly are read from
-        ``{issuer}/.well-known/openid-configuration`` when the hub starts
-        (the hub does not start if that fails).
+        ``{issuer}/.well-known/openid-configuration``: from the hub's start,
+        retried while the issuer cannot be reached (logins wait until then) and
+        read again every ``discovery_refresh_interval`` seconds.
         """,
     )
 
@@ -144,8 +170,38 @@ class IAMOAuthenticator(GenericOAuthenticator):
     )
 
     discovery_timeout = Integer(
-        10, min=1, config=True, help="Seconds to wait for the issuer's discovery document when the hub starts."
+        10,
+        min=1,
+        config=True,
+        help="""
+        Seconds to wait for the issuer's discovery document, per request; a
+        login that arrives before the endpoints are known waits this long too.
+        """,
     )
+
+    discovery_retry_max = Integer(
+        60,
+        min=1,
+        config=True,
+        help="""
+        Seconds: while the issuer's discovery document cannot be read, it is
+        fetched again after 1 s, then after twice as long each time, at most
+        this long apart.
+        """,
+    )
+
+    discovery_refresh_interval = Integer(
+        3600,
+        min=0,
+        config=True,
+        help="""
+        Seconds between two reads of the issuer's discovery document once it
+        was read, so that moved endpoints are followed without a hub restart
+        (a failed read keeps the endpoints known so far). 0: read it once.
+        """,
+    )
+
+    login_handler = IAMLoginHandler
 
     @default("scope")
     def _scope_default(self) -> list[str]:
@@ -182,15 +238,72 @@ class IAMOAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.discovery: dict = {}
-        if self.issuer and not (self.authorize_url and self.token_url and (self.userdata_url or self.userdata_from_id_token)):
-            self.discovery = fetch_discovery(self.issuer, self.discovery_timeout)
-            if not self.authorize_url:
-                self.authorize_url = self.discovery["authorization_endpoint"]
-            if not self.token_url:
-                self.token_url = self.discovery["token_endpoint"]
-            if not self.userdata_url and not self.userdata_from_id_token:
-                self.userdata_url = self.discovery["userinfo_endpoint"]
-            self.log.info("IAM issuer %s: endpoints read from its discovery document", self.issuer)
+        #: the endpoint traits discovery fills (those the admin did not set)
+        self._discovered_traits = [trait for trait in DISCOVERY_ENDPOINTS if not getattr(self, trait)]
+        if self.userdata_from_id_token and "userdata_url" in self._discovered_traits:
+            self._discovered_traits.remove("userdata_url")
+        if not self.issuer:
+            self._discovered_traits = []
+        self._endpoints_known = asyncio.Event()
+        self._discovery_task: asyncio.Task | None = None
+        if not self._discovered_traits:
+            self._endpoints_known.set()
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop yet: the first login starts discovery
+        self.start_discovery()
+
+    async def discover(self) -> dict:
+        """Read the issuer's discovery document once and take its endpoints
+        (raises :class:`DiscoveryError`)."""
+        doc = await fetch_discovery(self.issuer, self.discovery_timeout)
+        changed = [trait for trait in self._discovered_traits if getattr(self, trait) != doc[DISCOVERY_ENDPOINTS[trait]]]
+        for trait in changed:
+            setattr(self, trait, doc[DISCOVERY_ENDPOINTS[trait]])
+        self.discovery = doc
+        if changed:
+            self.log.info("IAM issuer %s: %s read from its discovery document", self.issuer, ", ".join(changed))
+        self._endpoints_known.set()
+        return doc
+
+    def start_discovery(self) -> None:
+        """Run discovery in the background (retries, then periodic reads) if it is not running."""
+        if self._discovered_traits and (self._discovery_task is None or self._discovery_task.done()):
+            self._discovery_task = asyncio.ensure_future(self._keep_discovering())
+
+    def stop_discovery(self) -> None:
+        if self._discovery_task is not None:
+            self._discovery_task.cancel()
+            self._discovery_task = None
+
+    async def _keep_discovering(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.discover()
+            except DiscoveryError as e:
+                known = "keeping the endpoints read before" if self._endpoints_known.is_set() else "logins wait"
+                self.log.warning("%s; %s; next try in %.0f s", e, known, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.discovery_retry_max)
+                continue
+            delay = 1.0
+            if not self.discovery_refresh_interval:
+                return
+            await asyncio.sleep(self.discovery_refresh_interval)
+
+    async def wait_for_endpoints(self) -> bool:
+        """True once the endpoints are known, waiting at most ``discovery_timeout`` seconds for them."""
+        if self._endpoints_known.is_set():
+            return True
+        self.start_discovery()
+        try:
+            await asyncio.wait_for(self._endpoints_known.wait(), self.discovery_timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def get_token_info(self, handler, params):
         # Keep when the answer came, so that "expires_in" gives an expiry.
@@ -245,6 +358,8 @@ def configure_iam(
 
 
 __all__ = [
+    "DiscoveryError",
+    "IAMLoginHandler",
     "IAMOAuthenticator",
     "configure_iam",
     "fetch_discovery",

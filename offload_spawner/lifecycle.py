@@ -37,10 +37,6 @@ class PodStatus:
     #: for phase "failed": the site's own words
     failure: str | None = None
 
-    @property
-    def failed(self) -> bool:
-        return self.phase == "failed"
-
 
 def format_duration(seconds: float) -> str:
     """``190`` -> ``"3 min 10 s"``; ``3720`` -> ``"1 h 2 min"``."""

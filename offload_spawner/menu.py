@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .catalog import DEFAULT_MODEL_LABELS, Catalog, CoresOption, MemoryOption, Profile, Target
+from .catalog import Catalog, CoresOption, MemoryOption, Profile, Target, accelerator_model_label
 from .limits import Ceiling, target_ceiling, user_ceiling
 
 
@@ -158,7 +158,7 @@ def _menu_target(slug: str | None, target: Target | None, profile: Profile, ceil
                     display_name=offer.display_name,
                     models=tuple(offer.models),
                     max=count,
-                    model_label=offer.model_label or _model_label(resource),
+                    model_label=accelerator_model_label(resource, offer),
                 )
             )
     if target is None:
@@ -178,13 +178,6 @@ def _menu_target(slug: str | None, target: Target | None, profile: Profile, ceil
         accelerators=tuple(accelerators),
         ceiling=ceiling,
     )
-
-
-def _model_label(resource: str) -> str:
-    if resource in DEFAULT_MODEL_LABELS:
-        return DEFAULT_MODEL_LABELS[resource]
-    vendor, kind = resource.split("/", 1)
-    return f"{vendor.split('.')[0]}-{kind}-type"
 
 
 def _menu_options(profile: Profile, groups: frozenset[str]) -> tuple[MenuOption, ...] | None:

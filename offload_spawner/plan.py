@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import adapter_for
-from .catalog import DEFAULT_MODEL_LABELS, INTERLINK_TOLERATION, Catalog, PodShapeSettings, Profile, TokenPolicy
+from .catalog import (
+    INTERLINK_TOLERATION,
+    Catalog,
+    PodShapeSettings,
+    Profile,
+    Target,
+    TokenPolicy,
+    accelerator_model_label,
+)
 from .selection import Selection
 
 TARGET_KEY = "offload-spawner.io/target"
@@ -48,6 +56,49 @@ class PodPlan:
     backend: str | None = None
     #: the target's display name, for progress and failure messages
     target_display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pod that runs on a target is scheduled, and what it carries for the site."""
+
+    tolerations: tuple[dict[str, Any], ...] = ()
+    node_selector: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def target_placement(slug: str, target: Target, selection: Selection) -> Placement:
+    """The placement of a pod that runs on ``target``: the server of a session
+    target or of an in-cluster target, and every Dask pod of the target.
+
+    On a virtual node: interLink's toleration, the node's hostname and the
+    backend's annotations (from typed admin settings and ``selection``'s
+    validated numbers only); then the target's own tolerations, selectors,
+    annotations and labels. The pod plan and the Dask cluster spec both call it.
+    """
+    node_selector: dict[str, str] = {}
+    annotations: dict[str, str] = {TARGET_KEY: slug}
+    labels: dict[str, str] = {TARGET_KEY: slug}
+    if target.is_virtual:
+        node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
+        annotations.update(adapter_for(target.backend).annotations(target, selection))
+    node_selector.update(target.node_selector)
+    annotations.update(target.annotations)
+    labels.update(target.labels)
+    return Placement(target_tolerations(target), node_selector, annotations, labels)
+
+
+def target_tolerations(target: Target) -> tuple[dict[str, Any], ...]:
+    """The tolerations of a pod that runs on ``target``: on a virtual node
+    interLink's and the backend's, then the target's own. Availability checks
+    the node's taints against the same list."""
+    tolerations: list[dict[str, Any]] = []
+    if target.is_virtual:
+        tolerations.append(dict(INTERLINK_TOLERATION))
+        tolerations.extend(adapter_for(target.backend).tolerations(target))
+    tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
+    return tuple(tolerations)
 
 
 def fill_value(template: Any, value: str) -> Any:
@@ -103,10 +154,9 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
     node_selector: dict[str, str] = {}
     if selection.accelerator:
         offer = profile.accelerators[selection.accelerator] if profile else None
-        label = (offer.model_label if offer else None) or DEFAULT_MODEL_LABELS.get(selection.accelerator)
         resources[selection.accelerator] = str(selection.accelerator_count)
-        if label and selection.accelerator_model:
-            node_selector[label] = selection.accelerator_model
+        if selection.accelerator_model:
+            node_selector[accelerator_model_label(selection.accelerator, offer)] = selection.accelerator_model
 
     tolerations: list[dict[str, Any]] = []
     annotations: dict[str, str] = {}
@@ -121,22 +171,19 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
         annotations[TARGET_KEY] = selection.target  # type: ignore[assignment]
         env["OFFLOAD_SPAWNER_TARGET"] = selection.target  # type: ignore[assignment]
         start_timeout, http_timeout = target.start_timeout, target.http_timeout
-        placed_here = target.runs_session_remotely or not target.is_virtual
         if target.runs_session_remotely:
             offload = "session"
-            tolerations.append(dict(INTERLINK_TOLERATION))
-            node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
-            annotations.update(adapter_for(target.backend).annotations(target, selection))
             hub_api_url = target.hub_api_url
             pod_shape = target.effective_pod_shape()
         elif target.is_virtual:
             # Only Dask clusters go to the virtual node; the session stays here.
             offload = "dask"
-        if placed_here:
-            tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
-            node_selector.update(target.node_selector)
-            annotations.update(target.annotations)
-            labels.update(target.labels)
+        if offload != "dask":
+            placed = target_placement(selection.target, target, selection)  # type: ignore[arg-type]
+            tolerations.extend(placed.tolerations)
+            node_selector.update(placed.node_selector)
+            annotations.update(placed.annotations)
+            labels.update(placed.labels)
 
     return PodPlan(
         target=selection.target,

@@ -15,14 +15,13 @@ No token value is ever logged or put into an exception message.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import inspect
-import json
 import logging
 import time
 import weakref
 from typing import Any
+
+import jwt
 
 log = logging.getLogger("offload_spawner.refresh")
 
@@ -41,20 +40,27 @@ class LoginExpired(Exception):
 
 
 def jwt_claims(token: Any) -> dict[str, Any] | None:
-    """The claims of a JWT, decoded WITHOUT verifying its signature (base64 only).
+    """The claims of a JWT, decoded by PyJWT WITHOUT verifying its signature.
 
     Only used to read ``exp``: the hub got the token from the provider itself.
     None when ``token`` is not a JWT (e.g. an opaque access token).
     """
-    if not isinstance(token, str) or token.count(".") != 2:
+    if not isinstance(token, str):
         return None
-    payload = token.split(".")[1]
     try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
         return None
     return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: Any) -> float | None:
+    """The ``exp`` claim of a JWT (epoch seconds, unverified: only to plan
+    renewal), else None. ``exp`` is a JSON number (RFC 7519 NumericDate):
+    anything else counts as no expiry."""
+    claims = jwt_claims(token)
+    exp = claims.get("exp") if claims else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 def _number(value: Any) -> float | None:
@@ -78,11 +84,9 @@ def access_token_expiry(auth_state: dict | None) -> float | None:
     """
     if not auth_state:
         return None
-    claims = jwt_claims(auth_state.get("access_token"))
-    if claims is not None:
-        exp = _number(claims.get("exp"))
-        if exp is not None:
-            return exp
+    exp = jwt_expiry(auth_state.get("access_token"))
+    if exp is not None:
+        return exp
     response = auth_state.get("token_response")
     if isinstance(response, dict):
         expires_in = _number(response.get("expires_in"))
@@ -261,6 +265,7 @@ __all__ = [
     "access_token_expiry",
     "ensure_fresh",
     "jwt_claims",
+    "jwt_expiry",
     "lives_long_enough",
     "remaining_lifetime",
     "stamp_issued_at",

@@ -22,12 +22,12 @@ import base64
 import copy
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import TokenPolicy
-from .refresh import jwt_claims
+from .refresh import jwt_expiry
 from .server_secret import (
     ACCESS_TOKEN_KEY,
     HUB_TOKEN_KEY,
@@ -60,8 +60,15 @@ class Delivery:
     env: list[dict[str, Any]] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
-    #: Secret keys of the tokens delivered (in the Secret's data)
-    token_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenReferences:
+    """How a pod refers to the tokens of the per-server Secret: env and files."""
+
+    env: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def auth_tokens(auth_state: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
@@ -79,13 +86,6 @@ def token_digest(token: str | None) -> str | None:
     return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
-def jwt_expiry(token: str | None) -> float | None:
-    """The ``exp`` claim of a JWT access token (unverified: only to plan renewal), else None."""
-    claims = jwt_claims(token)
-    exp = claims.get("exp") if claims else None
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
-
-
 def secret_data(
     policy: TokenPolicy,
     auth_state: Mapping[str, Any] | None,
@@ -96,10 +96,11 @@ def secret_data(
     if not hub_token:
         raise ValueError("the server has no JupyterHub API token to deliver")
     access, refresh = auth_tokens(auth_state)
+    channels = delivered_channels(policy)
     data: dict[str, str] = {HUB_TOKEN_KEY: hub_token}
-    if access and (policy.access_token.env or policy.access_token.file):
+    if access and any(channels[ACCESS_TOKEN_KEY]):
         data[ACCESS_TOKEN_KEY] = access
-    if refresh and policy.refresh_token:
+    if refresh and any(channels[REFRESH_TOKEN_KEY]):
         data[REFRESH_TOKEN_KEY] = refresh
     for path, content in files.items():
         data[file_key(path)] = content
@@ -129,8 +130,62 @@ def owner_reference(pod_name: str, pod_uid: str) -> dict[str, Any]:
             "blockOwnerDeletion": True, "controller": False}
 
 
-def _secret_env(var: str, name: str, key: str) -> dict[str, Any]:
-    return {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+def _secret_env(var: str, name: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": name, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": var, "valueFrom": {"secretKeyRef": ref}}
+
+
+def delivered_channels(policy: TokenPolicy) -> dict[str, tuple[bool, bool]]:
+    """Secret key -> (as env, as file) for every token ``policy`` delivers."""
+    return {
+        ACCESS_TOKEN_KEY: (policy.access_token.env, policy.access_token.file),
+        HUB_TOKEN_KEY: (policy.hub_token.env, policy.hub_token.file),
+        REFRESH_TOKEN_KEY: (policy.refresh_token, policy.refresh_token),
+    }
+
+
+def token_references(policy: TokenPolicy, name: str, present: Collection[str] | None = None) -> TokenReferences:
+    """The env entries and token volume through which a pod reads the tokens of
+    Secret ``name``, as ``policy`` says: the one decision for the server and
+    for its Dask pods alike.
+
+    ``present``: the token keys the Secret holds. None when the caller does not
+    know them (the Dask cluster spec is written without any token value): then
+    the user's IAM tokens are referenced as optional, since a user who did not
+    log in through OAuth has none.
+    """
+    env: list[dict[str, Any]] = []
+    file_keys: list[str] = []
+    optional_files = False
+    channels = delivered_channels(policy)
+    for var, key in TOKEN_ENV.items():
+        as_env, as_file = channels[key]
+        if not (as_env or as_file) or (present is not None and key not in present):
+            continue
+        optional = present is None and key != HUB_TOKEN_KEY
+        if as_env:
+            env.append(_secret_env(var, name, key, optional))
+        if as_file:
+            file_keys.append(key)
+            optional_files = optional_files or optional
+    if ACCESS_TOKEN_KEY in file_keys:
+        env.append({"name": BEARER_TOKEN_FILE_ENV, "value": posixpath.join(TOKEN_DIR, ACCESS_TOKEN_KEY)})
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if file_keys:
+        source: dict[str, Any] = {
+            "secretName": name,
+            "items": [{"key": k, "path": k} for k in sorted(file_keys)],
+            "defaultMode": VOLUME_MODE,
+        }
+        if optional_files:
+            # A missing optional key leaves its file out instead of failing the pod.
+            source["optional"] = True
+        volumes.append({"name": TOKEN_VOLUME, "secret": source})
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
+    return TokenReferences(env, volumes, mounts)
 
 
 def build_delivery(
@@ -148,40 +203,13 @@ def build_delivery(
     owner = owner_reference(pod_name, pod_uid) if pod_uid else None
     secret = secret_manifest(name, data, labels, owner)
 
-    channels = {
-        ACCESS_TOKEN_KEY: (policy.access_token.env, policy.access_token.file),
-        HUB_TOKEN_KEY: (policy.hub_token.env, policy.hub_token.file),
-        REFRESH_TOKEN_KEY: (policy.refresh_token, policy.refresh_token),
-    }
-    env: list[dict[str, Any]] = []
-    file_keys: list[str] = []
-    for var, key in TOKEN_ENV.items():
-        if key not in data:
-            continue
-        as_env, as_file = channels[key]
-        if as_env:
-            env.append(_secret_env(var, name, key))
-        if as_file:
-            file_keys.append(key)
-    if ACCESS_TOKEN_KEY in file_keys:
-        env.append({"name": BEARER_TOKEN_FILE_ENV, "value": posixpath.join(TOKEN_DIR, ACCESS_TOKEN_KEY)})
-
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    if file_keys:
-        volumes.append({
-            "name": TOKEN_VOLUME,
-            "secret": {"secretName": name, "items": [{"key": k, "path": k} for k in sorted(file_keys)],
-                       "defaultMode": VOLUME_MODE},
-        })
-        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
+    tokens = token_references(policy, name, present=data.keys())
     more_volumes, more_mounts = file_volumes(name, files)
     return Delivery(
         secret=secret,
-        env=env,
-        volumes=volumes + more_volumes,
-        volume_mounts=mounts + more_mounts,
-        token_keys=tuple(k for k in (ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, REFRESH_TOKEN_KEY) if k in data),
+        env=tokens.env,
+        volumes=tokens.volumes + more_volumes,
+        volume_mounts=tokens.volume_mounts + more_mounts,
     )
 
 
@@ -228,8 +256,10 @@ __all__ = [
     "BEARER_TOKEN_FILE_ENV",
     "Delivery",
     "PLAIN_HUB_TOKEN_ENV",
+    "TokenReferences",
     "auth_tokens",
     "build_delivery",
+    "delivered_channels",
     "fresh_secret_for_create",
     "jwt_expiry",
     "owner_reference",
@@ -237,5 +267,6 @@ __all__ = [
     "secret_data",
     "secret_manifest",
     "token_digest",
+    "token_references",
     "with_tokens",
 ]

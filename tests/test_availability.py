@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from offload_spawner.availability import (
-    UNKNOWN,
     AcceleratorOffered,
     ClusterView,
     Demand,
@@ -143,7 +142,7 @@ def test_a_site_that_cannot_take_sessions_is_down_with_its_reason(contract_catal
 def test_a_missing_node_is_down_and_an_unknown_view_or_cluster_target_is_unknown(contract_catalog):
     a = target_availability("leonardo", _leonardo(contract_catalog), [A100], cluster_view([]))
     assert a.status == "down" and "not registered" in a.reason
-    a = target_availability("leonardo", _leonardo(contract_catalog), [A100], UNKNOWN)
+    a = target_availability("leonardo", _leonardo(contract_catalog), [A100], ClusterView(known=False, note="availability unknown"))
     assert a.status == "unknown" and a.summary.startswith("Availability unknown")
     assert admission_refusal(a, 1000, 2**50, "nvidia.com/gpu", "a100", 99) is None
     cluster = contract_catalog.offload_targets["cluster"]

@@ -75,8 +75,6 @@ def annotations(catalog, target, selection=None):
 
 def test_every_backend_has_an_adapter():
     assert set(ADAPTERS) == set(Backend)
-    assert not adapter_for(Backend.kubernetes).virtual
-    assert all(adapter_for(b).virtual for b in Backend if b is not Backend.kubernetes)
 
 
 def test_slurm_annotations(catalog):

@@ -27,7 +27,7 @@ from offload_spawner.dask_config import (
     dask_config,
 )
 from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, TOKEN_DIR, TOKEN_VOLUME, secret_name
 
 NAPLES = {
     "display_name": "INFN Naples (HTCondor)",
@@ -169,9 +169,12 @@ def test_pods_from_the_spec_are_placed_sized_and_reference_tokens(tmp_path):
         assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org/hub/api"
         assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}
         assert env["ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}
+        # the access-token file, as the server gets it (default policy: env and file)
+        assert env["BEARER_TOKEN_FILE"]["value"] == f"{TOKEN_DIR}/{ACCESS_TOKEN_KEY}"
+        assert {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True} in container["volumeMounts"]
         # no token is ever a plain value
         for item in container["env"]:
-            if "TOKEN" in item["name"]:
+            if "TOKEN" in item["name"] and item["name"] != "BEARER_TOKEN_FILE":
                 assert "value" not in item and set(item["valueFrom"]) == {"secretKeyRef"}, item
     worker_args = pods["worker"]["spec"]["containers"][0]["args"]
     assert worker_args[worker_args.index("--nthreads") + 1] == "4"

@@ -71,7 +71,7 @@ def test_held_shows_the_hold_reason():
     status = describe(TARGET, pod(waiting={"reason": "JobHeld", "message": "Job exceeded memory"}, job_id="77.0"), [], 3.0, 1.0)
     assert status.phase == "held"
     assert status.message == "Held: Job exceeded memory (job 77.0)"
-    assert not status.failed
+    assert status.phase != "failed"
 
 
 def test_starting_and_running():
@@ -87,7 +87,7 @@ def test_provider_failed_is_a_failure_with_the_sites_message():
     failed = pod("Failed", reason="ProviderFailed", message=message)
     assert remote_failure(failed) == message
     status = describe(TARGET, failed, [], 1.0, 0.0)
-    assert status.failed and status.failure == message
+    assert status.phase == "failed" and status.failure == message
     assert status.message == f"{TARGET} could not run the server: {message}"
 
 

@@ -218,9 +218,16 @@ def test_iam_defaults():
     assert a.refresh_buffer == 300
 
 
-def test_an_unreachable_issuer_stops_the_hub_with_the_url():
-    with pytest.raises(DiscoveryError, match=r"127\.0\.0\.1:1/\.well-known/openid-configuration"):
-        IAMOAuthenticator(issuer="http://127.0.0.1:1/", client_id="hub", client_secret="x", discovery_timeout=2)
+async def test_an_unreachable_issuer_does_not_stop_the_hub_and_names_the_url():
+    a = IAMOAuthenticator(issuer="http://127.0.0.1:1/", client_id="hub", client_secret="x", discovery_timeout=2)
+    try:
+        assert a.authorize_url == "" and a.discovery == {}
+        with pytest.raises(DiscoveryError, match=r"127\.0\.0\.1:1/\.well-known/openid-configuration"):
+            await a.discover()
+        assert not await a.wait_for_endpoints()  # a login now gets "try again", not a broken redirect
+        assert a.authorize_url == ""
+    finally:
+        a.stop_discovery()
 
 
 def test_a_bad_groups_claim_is_refused():

@@ -84,7 +84,6 @@ def test_no_auth_state_delivers_only_the_hub_token():
     assert decoded(d.secret) == {"jupyterhub_api_token": HUB}
     assert [e["name"] for e in d.env] == ["JUPYTERHUB_API_TOKEN"]
     assert d.volumes == [] and d.volume_mounts == []
-    assert d.token_keys == ("jupyterhub_api_token",)
 
 
 def test_refresh_token_only_when_the_admin_opts_in():

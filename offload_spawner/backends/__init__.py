@@ -13,6 +13,7 @@ from .docker import DockerAdapter
 from .generic import GenericAdapter
 from .htcondor import HTCondorAdapter
 from .interlink_kubernetes import InterlinkKubernetesAdapter
+from .interlink_nats import InterlinkNatsAdapter
 from .kubernetes import KubernetesAdapter
 from .slurm import SlurmAdapter
 
@@ -22,6 +23,7 @@ ADAPTERS: dict[Backend, BackendAdapter] = {
     Backend.htcondor: HTCondorAdapter(),
     Backend.docker: DockerAdapter(),
     Backend.interlink_kubernetes: InterlinkKubernetesAdapter(),
+    Backend.interlink_nats: InterlinkNatsAdapter(),
     Backend.generic: GenericAdapter(),
 }
 

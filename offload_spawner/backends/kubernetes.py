@@ -5,5 +5,3 @@ from .base import BackendAdapter
 
 class KubernetesAdapter(BackendAdapter):
     """This cluster: no virtual node, no interLink annotations."""
-
-    virtual = False
