@@ -294,13 +294,14 @@ class IAMOAuthenticator(GenericOAuthenticator):
                 return
             await asyncio.sleep(self.discovery_refresh_interval)
 
-    async def wait_for_endpoints(self) -> bool:
-        """True once the endpoints are known, waiting at most ``discovery_timeout`` seconds for them."""
+    async def wait_for_endpoints(self, timeout: float | None = None) -> bool:
+        """True once the endpoints are known, waiting at most ``timeout``
+        seconds (default ``discovery_timeout``) for them."""
         if self._endpoints_known.is_set():
             return True
         self.start_discovery()
         try:
-            await asyncio.wait_for(self._endpoints_known.wait(), self.discovery_timeout)
+            await asyncio.wait_for(self._endpoints_known.wait(), timeout or self.discovery_timeout)
         except asyncio.TimeoutError:
             return False
         return True
