@@ -1,11 +1,13 @@
 """Generate docs/reference.md from the code: the spawner's traits (type,
-default, help text) and the catalog models' fields (JSON schema + help).
+default, help text) and the catalog models' fields (JSON schema + help); and
+docs/catalog.schema.json, the same catalog schema as ``offload-spawner schema``
+prints it.
 
-    python docs/gen_reference.py           # rewrite docs/reference.md
-    python docs/gen_reference.py --check   # exit 1 if docs/reference.md is stale
+    python docs/gen_reference.py           # rewrite both
+    python docs/gen_reference.py --check   # exit 1 if either is stale
 
-tests/test_reference.py runs the same ``render()`` and compares, so the
-committed page never goes stale: regenerate after changing a trait or a
+tests/test_reference.py and tests/test_schema.py compare the same output, so
+the committed files never go stale: regenerate after changing a trait or a
 catalog field.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference.md"
+SCHEMA = ROOT / "docs" / "catalog.schema.json"
 
 #: Configurable classes documented, as (module, class, how admins name it).
 #: A class whose module is not in this checkout is left out.
@@ -32,7 +35,7 @@ CLASSES = [
 #: Catalog models in reading order; models not listed follow alphabetically.
 MODEL_ORDER = [
     "Catalog", "Target", "Limits", "Toleration", "SlurmSettings", "HTCondorSettings",
-    "DockerSettings", "InterlinkKubernetesSettings", "Profile", "ProfileOption", "Choice",
+    "DockerSettings", "InterlinkKubernetesSettings", "InterlinkNatsSettings", "Profile", "ProfileOption", "Choice",
     "UnlistedChoice", "CoresOption", "MemoryOption", "AcceleratorOffer",
 ]
 
@@ -169,14 +172,25 @@ def render() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_schema() -> str:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from offload_spawner.cli import schema_text
+
+        return schema_text()
+    finally:
+        sys.path.remove(str(ROOT))
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    outputs = {REFERENCE: render(), SCHEMA: render_schema()}
     if "--check" in argv:
-        if REFERENCE.read_text() != text:
-            sys.stderr.write(f"{REFERENCE} is stale: run python docs/gen_reference.py\n")
-            return 1
-        return 0
-    REFERENCE.write_text(text)
+        stale = [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
+        for path in stale:
+            sys.stderr.write(f"{path} is stale: run python docs/gen_reference.py\n")
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -22,9 +23,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetJsonSchemaHandler,
     Field,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -69,10 +72,25 @@ Memory = Annotated[
     int,
     BeforeValidator(_memory),
     PlainSerializer(format_memory, return_type=str),
+    # What admins may write: a size ("8G") or a number of bytes.
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number", "exclusiveMinimum": 0}]}),
 ]
 
 
-def _pattern(regex: str, what: str):
+@dataclass(frozen=True)
+class _Pattern(AfterValidator):
+    """A full-match check with our own message, published in the JSON schema
+    (as an anchored ``pattern``) so that editors refuse what the hub refuses."""
+
+    regex: str = ""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema["pattern"] = f"^(?:{self.regex})$"
+        return schema
+
+
+def _pattern(regex: str, what: str) -> _Pattern:
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
@@ -80,7 +98,7 @@ def _pattern(regex: str, what: str):
             raise ValueError(f"{value!r} is not a valid {what}")
         return value
 
-    return AfterValidator(check)
+    return _Pattern(check, regex)
 
 
 # DNS-1123 label: valid as a label value, a URL path part and an HTML id.

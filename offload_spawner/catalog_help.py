@@ -37,6 +37,7 @@ FIELD_HELP: dict[str, str] = {
     "Target.htcondor": "HTCondor plugin settings (backend `htcondor` only).",
     "Target.docker": "Docker plugin settings (backend `docker` only).",
     "Target.kubernetes_plugin": "Kubernetes plugin settings (backend `interlink-kubernetes` only).",
+    "Target.nats": "interLink NATS plugin settings (backend `interlink-nats` only, and required there): its pool and volume annotations.",
     # Limits
     "Limits.cores": "CPU cores (may be fractional).",
     "Limits.memory": "Memory, as a size: `8G`, `512M` (K/M/G/T are powers of 1024, as in KubeSpawner; a bare number is gigabytes).",
@@ -135,3 +136,15 @@ def catalog_json_schema() -> dict[str, Any]:
             if "description" not in spec and f"{name}.{field}" in FIELD_HELP:
                 spec["description"] = FIELD_HELP[f"{name}.{field}"]
     return schema
+
+
+def catalog_schema_document() -> dict[str, Any]:
+    """:func:`catalog_json_schema` as a standalone JSON Schema document, for
+    editors and Helm values checks (``offload-spawner schema``,
+    docs/catalog.schema.json): the four catalog traits as one object."""
+    schema = catalog_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "offload-spawner catalog (OffloadSpawner profile_list, offload_targets, group_limits, default_limits)",
+        **{key: value for key, value in schema.items() if key != "title"},
+    }

@@ -1,4 +1,5 @@
-"""``offload-spawner``: check a config, render a user's pod, show a user's form.
+"""``offload-spawner``: check a config, render a user's pod, show a user's form,
+print the catalog's JSON schema.
 
 Every command runs the spawner's own code (the same class, hooks and pod
 manifest the hub uses); nothing here is a second implementation.
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from .catalog import CatalogError
+from .catalog_help import catalog_schema_document
 from .config_loader import ConfigLoadError, load_config, spawner_config
 from .tokens import redacted
 
@@ -250,6 +252,12 @@ def _check_static_catalog(config, cls) -> None:
         raise CliError(str(e), 1) from None
 
 
+def schema_text() -> str:
+    """The catalog's JSON schema as ``offload-spawner schema`` prints it and
+    docs/catalog.schema.json holds it."""
+    return json.dumps(catalog_schema_document(), indent=2, ensure_ascii=False) + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="offload-spawner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +279,8 @@ def _parser() -> argparse.ArgumentParser:
 
     form = sub.add_parser("form", help="print the HTML spawn form a user would see")
     user_args(form)
+
+    sub.add_parser("schema", help="print the catalog's JSON schema (docs/catalog.schema.json)")
     return parser
 
 
@@ -318,6 +328,8 @@ def _run(args) -> int:
                 sys.stdout.write(json.dumps(result, indent=2) + "\n")
         elif args.command == "form":
             sys.stdout.write(asyncio.run(_form(args)) + "\n")
+        elif args.command == "schema":
+            sys.stdout.write(schema_text())
     except CliError as e:
         message = str(e) if e.code != 2 else str(e).replace("\n", " ")
         sys.stderr.write(message + "\n")
