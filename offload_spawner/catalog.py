@@ -23,8 +23,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    GetJsonSchemaHandler,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
@@ -198,7 +198,9 @@ class InterlinkKubernetesSettings(_Model):
 
 
 # A NATS pool: one token of a NATS subject (no '.', '*', '>' or space) and a label value.
-NatsPool = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?", "NATS pool name (letters, digits, '_', '-')")]
+NatsPool = Annotated[
+    str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?", "NATS pool name (letters, digits, '_', '-')")
+]
 
 
 class InterlinkNatsSettings(_Model):

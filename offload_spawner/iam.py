@@ -259,7 +259,7 @@ class IAMOAuthenticator(GenericOAuthenticator):
         """Read the issuer's discovery document once and take its endpoints
         (raises :class:`DiscoveryError`)."""
         doc = await fetch_discovery(self.issuer, self.discovery_timeout)
-        changed = [trait for trait in self._discovered_traits if getattr(self, trait) != doc[DISCOVERY_ENDPOINTS[trait]]]
+        changed = [t for t in self._discovered_traits if getattr(self, t) != doc[DISCOVERY_ENDPOINTS[t]]]
         for trait in changed:
             setattr(self, trait, doc[DISCOVERY_ENDPOINTS[trait]])
         self.discovery = doc
@@ -302,7 +302,7 @@ class IAMOAuthenticator(GenericOAuthenticator):
         self.start_discovery()
         try:
             await asyncio.wait_for(self._endpoints_known.wait(), timeout or self.discovery_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

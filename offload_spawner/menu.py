@@ -116,7 +116,7 @@ def _visible(allowed_groups: list[str] | None, groups: frozenset[str]) -> bool:
     return allowed_groups is None or not groups.isdisjoint(allowed_groups)
 
 
-def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bounds | None | bool:
+def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bounds | bool | None:
     """Bounds under a cap; None when the profile offers no such choice, False when nothing fits."""
     if option is None:
         return None

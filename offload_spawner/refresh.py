@@ -259,14 +259,14 @@ def _reason(exc: Exception) -> str:
 __all__ = [
     "DEFAULT_MIN_LIFETIME",
     "ISSUED_AT_KEY",
-    "min_lifetime_for",
-    "LoginExpired",
     "MIN_REFRESH_INTERVAL",
+    "LoginExpired",
     "access_token_expiry",
     "ensure_fresh",
     "jwt_claims",
     "jwt_expiry",
     "lives_long_enough",
+    "min_lifetime_for",
     "remaining_lifetime",
     "stamp_issued_at",
 ]

@@ -51,7 +51,7 @@ def install_startup_check() -> None:
     if getattr(app, "_offload_spawner_check", False):
         return
     app._offload_spawner_check = True
-    app.observe(lambda change: check_hub_config(app), names=["session_factory"])
+    app.observe(lambda _change: check_hub_config(app), names=["session_factory"])
     install_handlers(app)
 
 

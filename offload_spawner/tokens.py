@@ -254,8 +254,8 @@ def redacted(secret: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "BEARER_TOKEN_FILE_ENV",
-    "Delivery",
     "PLAIN_HUB_TOKEN_ENV",
+    "Delivery",
     "TokenReferences",
     "auth_tokens",
     "build_delivery",

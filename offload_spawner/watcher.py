@@ -119,7 +119,6 @@ class AvailabilityWatcher:
         self.log = log
         #: "idle", "starting", "running", "forbidden" (no node access) or "failed"
         self.state = "idle"
-        self.pods_scope = ""
         self.nodes: NodeReflector | None = None
         self.pods: dict[str, Any] = {}
         #: in-flight spawns: "namespace/pod" -> what it will take (see AdmissionMixin._admit)
@@ -187,7 +186,6 @@ class AvailabilityWatcher:
                     "offload_spawner: the hub may not list pods in all namespaces; availability counts only "
                     "the pods in namespace %s on the virtual nodes.", self.namespace,
                 )
-            self.pods_scope = "all namespaces" if all_namespaces else f"namespace {self.namespace}"
             self.nodes = NodeReflector(parent=None, on_failure=self._on_failure)
             await self.nodes.start()
             for name in self.node_names:

@@ -70,23 +70,34 @@ def _plan(catalog, **options):
 def _dask_pods(catalog) -> dict[str, dict]:
     target = catalog.offload_targets["nats"]
     spec = cluster_spec(
-        name="c", target_slug="nats", target=target, settings=target.dask_settings,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target), image="img", secret="s", user_name="hana",
+        name="c",
+        target_slug="nats",
+        target=target,
+        settings=target.dask_settings,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="img",
+        secret="s",
+        user_name="hana",
     )
-    return {role: {"metadata": spec["spec"][role]["metadata"], "spec": spec["spec"][role]["spec"]}
-            for role in ("scheduler", "worker")}
+    return {
+        role: {"metadata": spec["spec"][role]["metadata"], "spec": spec["spec"][role]["spec"]}
+        for role in ("scheduler", "worker")
+    }
 
 
 # --- the catalog ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target,message", [
-    ({"nats": None}, "needs 'nats.pool'"),
-    ({"nats": {"pool": "a.b"}}, "nats.pool"),  # a NATS subject token has no '.'
-    ({"nats": {"pool": "p", "cvmfs_volumes": ["CVMFS"]}}, "cvmfs_volumes"),
-    ({"nats": {"pool": "p", "fuse_volumes": {"a/b": "script"}}}, "fuse_volumes"),
-    ({"nats": {"pool": "p", "queue": "x"}}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ({"nats": None}, "needs 'nats.pool'"),
+        ({"nats": {"pool": "a.b"}}, "nats.pool"),  # a NATS subject token has no '.'
+        ({"nats": {"pool": "p", "cvmfs_volumes": ["CVMFS"]}}, "cvmfs_volumes"),
+        ({"nats": {"pool": "p", "fuse_volumes": {"a/b": "script"}}}, "fuse_volumes"),
+        ({"nats": {"pool": "p", "queue": "x"}}, "unknown key"),
+    ],
+)
 def test_bad_settings_stop_the_hub(target, message):
     settings = {**NATS_TARGET, **target}
     if settings["nats"] is None:
@@ -98,8 +109,9 @@ def test_bad_settings_stop_the_hub(target, message):
 
 def test_nats_settings_need_the_nats_backend():
     with pytest.raises(CatalogError) as e:
-        build_catalog(offload_targets={"s": {"display_name": "S", "backend": "slurm", "node": "vk",
-                                             "nats": {"pool": "p"}}})
+        build_catalog(
+            offload_targets={"s": {"display_name": "S", "backend": "slurm", "node": "vk", "nats": {"pool": "p"}}}
+        )
     assert any("'nats' settings need backend 'interlink-nats'" in p for p in e.value.problems)
 
 
@@ -191,8 +203,13 @@ def _volume_patterns(upstream: Path) -> dict[str, str]:
     path = upstream / "natsprovider" / "apptainer_cmd_builder" / "from_kubernetes.py"
     patterns = {}
     for node in ast.walk(_parse(path)):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "findall"
-                and node.args and isinstance(node.args[0], ast.Constant)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "findall"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             pattern = node.args[0].value
             patterns[pattern.split(".vk.io")[0]] = pattern
     return patterns
@@ -202,13 +219,15 @@ def test_the_plugin_finds_our_volume_annotations(upstream):
     patterns = _volume_patterns(upstream)
     assert set(patterns) >= {"cvmfs", "fuse"}, patterns
     annotations = _plan(_catalog()).annotations
-    found = {kind: [name for key in annotations for name in re.findall(pattern, key)]
-             for kind, pattern in patterns.items()}
+    found = {
+        kind: [name for key in annotations for name in re.findall(pattern, key)] for kind, pattern in patterns.items()
+    }
     assert found["cvmfs"] == ["cvmfs"]
     assert found["fuse"] == ["rclone-home"]
     # the Dask pods carry them too
     for pod in _dask_pods(_catalog()).values():
-        assert [n for key in pod["metadata"]["annotations"] for n in re.findall(patterns["fuse"], key)] == ["rclone-home"]
+        keys = pod["metadata"]["annotations"]
+        assert [n for key in keys for n in re.findall(patterns["fuse"], key)] == ["rclone-home"]
 
 
 def _pod_size_reader(upstream: Path) -> typing.Callable:

@@ -86,8 +86,11 @@ async def test_a_hub_started_while_the_provider_is_down_comes_up_and_recovers(
 async def test_discovery_reads_the_document_again_and_follows_moved_endpoints(crypt_key):
     with OidcProvider(USERS, redirect_uris=[CALLBACK]) as idp:
         authenticator = IAMOAuthenticator(
-            issuer=idp.issuer, client_id=idp.client_id, client_secret=idp.client_secret,
-            userdata_url="https://userinfo.example.org/explicit", discovery_refresh_interval=1,
+            issuer=idp.issuer,
+            client_id=idp.client_id,
+            client_secret=idp.client_secret,
+            userdata_url="https://userinfo.example.org/explicit",
+            discovery_refresh_interval=1,
         )
         try:
             assert await authenticator.wait_for_endpoints(timeout=PATIENCE)

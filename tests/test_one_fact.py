@@ -25,17 +25,24 @@ TPU_PROFILE = {
     "display_name": "TPU",
     "accelerators": {"example.com/tpu": {"display_name": "Example TPU", "models": ["v5", "v6"], "max": 2}},
 }
-TPU_SITE = {"display_name": "TPU site", "backend": "generic", "node": "vk-tpu", "limits": {"accelerators": {"example.com/tpu": 4}}}
+TPU_SITE = {
+    "display_name": "TPU site",
+    "backend": "generic",
+    "node": "vk-tpu",
+    "limits": {"accelerators": {"example.com/tpu": 4}},
+}
 
 
 def _tpu_node(model: str) -> dict:
     allocatable = {"cpu": "16", "memory": "64Gi", "pods": "100", "example.com/tpu": "4"}
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": "vk-tpu", "labels": {"example-tpu-type": model}},
         "spec": {"taints": [{"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"}]},
         "status": {
-            "allocatable": allocatable, "capacity": allocatable,
+            "allocatable": allocatable,
+            "capacity": allocatable,
             "conditions": [{"type": "Ready", "status": "True", "reason": "InterlinkPingSuccessful", "message": ""}],
         },
     }
@@ -56,8 +63,12 @@ def test_an_accelerator_without_a_default_label_is_selected_counted_and_offered_
 
 
 def test_an_admin_model_label_wins_everywhere():
-    profile = {**TPU_PROFILE, "accelerators": {"example.com/tpu": {
-        "display_name": "Example TPU", "models": ["v5"], "model_label": "example.com/tpu-model"}}}
+    profile = {
+        **TPU_PROFILE,
+        "accelerators": {
+            "example.com/tpu": {"display_name": "Example TPU", "models": ["v5"], "model_label": "example.com/tpu-model"}
+        },
+    }
     catalog = build_catalog(profile_list=[profile], offload_targets={"tpu": TPU_SITE})
     menu = build_menu(catalog, [])
     plan = build_plan(catalog, select(menu, {"target": "tpu", "accelerator": "example.com/tpu:v5"}))
@@ -84,8 +95,13 @@ def _dask_spec(tokens: dict) -> dict:
     catalog = build_catalog(offload_targets={"naples": {**DASK_SITE, "tokens": tokens}})
     target = catalog.offload_targets["naples"]
     return cluster_spec(
-        name="c", target_slug="naples", target=target, settings=target.dask_settings,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target), image="img", secret="jupyter-hana-offload",
+        name="c",
+        target_slug="naples",
+        target=target,
+        settings=target.dask_settings,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="img",
+        secret="jupyter-hana-offload",
         user_name="hana",
     )
 
@@ -94,14 +110,17 @@ def _token_names(env: list[dict]) -> set[str]:
     return {e["name"] for e in env if e["name"] not in ("JUPYTERHUB_USER", "JUPYTERHUB_API_URL")}
 
 
-@pytest.mark.parametrize("tokens", [
-    {"access_token": {"env": False}},
-    {"access_token": {"env": False, "file": False}},
-    {"access_token": {"file": False}},
-    {"hub_token": {"env": False, "file": True}},
-    {"refresh_token": True},
-    {},
-])
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {"access_token": {"env": False}},
+        {"access_token": {"env": False, "file": False}},
+        {"access_token": {"file": False}},
+        {"hub_token": {"env": False, "file": True}},
+        {"refresh_token": True},
+        {},
+    ],
+)
 def test_dask_pods_receive_the_tokens_the_policy_gives_the_server(tokens):
     spec = _dask_spec(tokens)
     policy = build_catalog(offload_targets={"naples": {**DASK_SITE, "tokens": tokens}}).offload_targets["naples"].tokens
@@ -124,24 +143,42 @@ def test_access_token_env_false_keeps_it_out_of_the_dask_env():
 # --- placement: the server and its Dask pods ----------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    {"display_name": "Leonardo", "backend": "slurm", "node": "vk-leonardo", "offload": "session",
-     "slurm": {"partition": "boost"}, "dask": {},
-     "tolerations": [{"key": "site", "operator": "Exists", "effect": "NoSchedule"}],
-     "node_selector": {"site": "leo"}, "annotations": {"a.example/x": "y"}, "labels": {"team": "ai"}},
-    {"display_name": "Here", "dask": {},
-     "tolerations": [{"key": "pool", "value": "gpu", "effect": "NoSchedule"}], "node_selector": {"pool": "gpu"}},
-    {**DASK_SITE, "htcondor": {"singularity_options": ["--cleanenv"]}, "node_selector": {"site": "na"}},
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        {
+            "display_name": "Leonardo",
+            "backend": "slurm",
+            "node": "vk-leonardo",
+            "offload": "session",
+            "slurm": {"partition": "boost"},
+            "dask": {},
+            "tolerations": [{"key": "site", "operator": "Exists", "effect": "NoSchedule"}],
+            "node_selector": {"site": "leo"},
+            "annotations": {"a.example/x": "y"},
+            "labels": {"team": "ai"},
+        },
+        {
+            "display_name": "Here",
+            "dask": {},
+            "tolerations": [{"key": "pool", "value": "gpu", "effect": "NoSchedule"}],
+            "node_selector": {"pool": "gpu"},
+        },
+        {**DASK_SITE, "htcondor": {"singularity_options": ["--cleanenv"]}, "node_selector": {"site": "na"}},
+    ],
+)
 def test_dask_pods_and_the_plan_share_one_placement(target):
     catalog = build_catalog(profile_list=[{"display_name": "Default"}], offload_targets={"t": target})
     spec = _dask_spec_for(catalog)
     settings = catalog.offload_targets["t"].dask_settings
     ceiling = target_ceiling(user_ceiling(catalog, []), catalog.offload_targets["t"])
-    for role, size in (("worker", dask_pod_size(settings, ceiling)),
-                       ("scheduler", dask_pod_size(settings, ceiling, scheduler=True))):
-        placed = target_placement("t", catalog.offload_targets["t"],
-                                  Selection(profile=None, target="t", cores=size.cores, memory=size.memory))
+    for role, size in (
+        ("worker", dask_pod_size(settings, ceiling)),
+        ("scheduler", dask_pod_size(settings, ceiling, scheduler=True)),
+    ):
+        placed = target_placement(
+            "t", catalog.offload_targets["t"], Selection(profile=None, target="t", cores=size.cores, memory=size.memory)
+        )
         pod = spec["spec"][role]
         assert pod["metadata"] == {"annotations": placed.annotations, "labels": placed.labels}
         assert pod["spec"].get("tolerations", []) == list(placed.tolerations)
@@ -157,22 +194,32 @@ def test_dask_pods_and_the_plan_share_one_placement(target):
 
 def _dask_spec_for(catalog) -> dict:
     target = catalog.offload_targets["t"]
-    return cluster_spec(name="c", target_slug="t", target=target, settings=target.dask_settings,
-                        ceiling=target_ceiling(user_ceiling(catalog, []), target), image="img", secret="s",
-                        user_name="hana")
+    return cluster_spec(
+        name="c",
+        target_slug="t",
+        target=target,
+        settings=target.dask_settings,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="img",
+        secret="s",
+        user_name="hana",
+    )
 
 
 # --- a JWT's exp ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("claims", [
-    {"exp": 2_000_000_000},
-    {"exp": 2_000_000_000.5},
-    {"exp": "2000000000"},  # RFC 7519: a NumericDate is a JSON number, not a string
-    {"exp": True},
-    {"exp": "soon"},
-    {"sub": "no-exp"},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 2_000_000_000},
+        {"exp": 2_000_000_000.5},
+        {"exp": "2000000000"},  # RFC 7519: a NumericDate is a JSON number, not a string
+        {"exp": True},
+        {"exp": "soon"},
+        {"sub": "no-exp"},
+    ],
+)
 def test_the_spawner_and_the_refresher_read_the_same_expiry(claims):
     token = _jwt(claims)
     assert access_token_expiry({"access_token": token}) == jwt_expiry(token)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from offload_spawner.catalog import TokenPolicy
 from offload_spawner.iam import (
     DiscoveryError,
     IAMOAuthenticator,
@@ -18,7 +19,6 @@ from offload_spawner.iam import (
     normalize_groups,
     pick_group_claim,
 )
-from offload_spawner.catalog import TokenPolicy
 from offload_spawner.refresh import (
     ISSUED_AT_KEY,
     LoginExpired,
@@ -30,7 +30,6 @@ from offload_spawner.refresh import (
     remaining_lifetime,
 )
 from test_tokens import jwt
-
 
 # --- expiry --------------------------------------------------------------------------
 

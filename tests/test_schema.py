@@ -69,13 +69,16 @@ def test_it_is_a_valid_schema_that_accepts_what_the_hub_accepts(schema):
     assert set(schema["$defs"]["Backend"]["enum"]) == {b.value for b in Backend}
 
 
-@pytest.mark.parametrize("path,value", [
-    (("offload_targets", "leonardo", "nodes"), "vk-x"),  # a typo
-    (("offload_targets", "leonardo", "backend"), "pbs"),
-    (("offload_targets", "ai-infn", "nats", "pool"), "two words"),
-    (("offload_targets", "ai-infn", "nats"), {}),  # the pool is required
-    (("default_limits", "cores"), 0),
-])
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        (("offload_targets", "leonardo", "nodes"), "vk-x"),  # a typo
+        (("offload_targets", "leonardo", "backend"), "pbs"),
+        (("offload_targets", "ai-infn", "nats", "pool"), "two words"),
+        (("offload_targets", "ai-infn", "nats"), {}),  # the pool is required
+        (("default_limits", "cores"), 0),
+    ],
+)
 def test_it_refuses_what_the_hub_refuses(schema, path, value):
     bad = json.loads(json.dumps(CATALOG))
     node = bad
