@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -44,7 +44,7 @@ def _as_list(value: Any) -> list[str]:
     return []
 
 
-def pick_group_claim(claims: dict, groups_claim: str) -> list[str]:
+def pick_group_claim(claims: dict[str, Any], groups_claim: str) -> list[str]:
     """The raw group names from one claims dict (``auto``: wlcg.groups if present, else groups).
 
     Keys are looked up literally: ``wlcg.groups`` is one key, not a path.
@@ -69,7 +69,9 @@ def normalize_groups(raw: Iterable[str], group_prefix: str = "") -> list[str]:
     return sorted(out)
 
 
-def groups_from_auth_state(auth_state: dict, groups_claim: str = "auto", group_prefix: str = "", user_key: str = "oauth_user") -> list[str]:
+def groups_from_auth_state(
+    auth_state: dict[str, Any], groups_claim: str = "auto", group_prefix: str = "", user_key: str = "oauth_user"
+) -> list[str]:
     """The user's groups: from the userinfo answer, else from the ID token's or
     the (JWT) access token's claims — the first of these that has the claim."""
     sources = [auth_state.get(user_key)]
@@ -91,7 +93,7 @@ DISCOVERY_ENDPOINTS = {
 }
 
 
-async def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
+async def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict[str, Any]:
     """``{issuer}/.well-known/openid-configuration`` (raises :class:`DiscoveryError`)."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
@@ -228,16 +230,18 @@ class IAMOAuthenticator(GenericOAuthenticator):
         return True
 
     @default("auth_state_groups_key")
-    def _auth_state_groups_key_default(self):
+    def _auth_state_groups_key_default(self) -> Callable[[dict[str, Any]], list[str]]:
         # A callable: a dotted key cannot address the "wlcg.groups" claim.
         return self._groups_from_auth_state
 
-    def _groups_from_auth_state(self, auth_state: dict) -> list[str]:
-        return groups_from_auth_state(auth_state or {}, self.groups_claim.lower(), self.group_prefix, self.user_auth_state_key)
+    def _groups_from_auth_state(self, auth_state: dict[str, Any]) -> list[str]:
+        return groups_from_auth_state(
+            auth_state or {}, self.groups_claim.lower(), self.group_prefix, self.user_auth_state_key
+        )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.discovery: dict = {}
+        self.discovery: dict[str, Any] = {}
         #: the endpoint traits discovery fills (those the admin did not set)
         self._discovered_traits = [trait for trait in DISCOVERY_ENDPOINTS if not getattr(self, trait)]
         if self.userdata_from_id_token and "userdata_url" in self._discovered_traits:
@@ -245,7 +249,7 @@ class IAMOAuthenticator(GenericOAuthenticator):
         if not self.issuer:
             self._discovered_traits = []
         self._endpoints_known = asyncio.Event()
-        self._discovery_task: asyncio.Task | None = None
+        self._discovery_task: asyncio.Task[None] | None = None
         if not self._discovered_traits:
             self._endpoints_known.set()
             return
@@ -255,7 +259,7 @@ class IAMOAuthenticator(GenericOAuthenticator):
             return  # no event loop yet: the first login starts discovery
         self.start_discovery()
 
-    async def discover(self) -> dict:
+    async def discover(self) -> dict[str, Any]:
         """Read the issuer's discovery document once and take its endpoints
         (raises :class:`DiscoveryError`)."""
         doc = await fetch_discovery(self.issuer, self.discovery_timeout)
@@ -306,11 +310,11 @@ class IAMOAuthenticator(GenericOAuthenticator):
             return False
         return True
 
-    async def get_token_info(self, handler, params):
+    async def get_token_info(self, handler: Any, params: dict[str, Any]) -> dict[str, Any]:
         # Keep when the answer came, so that "expires_in" gives an expiry.
         return stamp_issued_at(await super().get_token_info(handler, params))
 
-    async def refresh_user(self, user, handler=None, **kwargs):
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> bool | dict[str, Any]:
         """OAuthenticator's refresh, but the access token is refreshed first
         when it has less than ``refresh_buffer`` seconds left (shared per user
         with the spawner's pre-spawn refresh)."""
@@ -322,7 +326,8 @@ class IAMOAuthenticator(GenericOAuthenticator):
                     await ensure_fresh(self, user, self.refresh_buffer)
                 except LoginExpired:
                     return False
-        return await super().refresh_user(user, handler, **kwargs)
+        refreshed: bool | dict[str, Any] = await super().refresh_user(user, handler, **kwargs)
+        return refreshed
 
 
 def configure_iam(
