@@ -16,6 +16,7 @@ after IAM refused it (OAuthenticator #790).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -119,7 +120,9 @@ class IAMLoginHandler(OAuthLoginHandler):
                 "The login service (%s) cannot be reached right now. Please try again in a minute.",
                 self.authenticator.login_service,
             )
-        super().get()
+        redirect = super().get()
+        if inspect.isawaitable(redirect):  # OAuthenticator's get() is plain today
+            await redirect
 
 
 class IAMOAuthenticator(GenericOAuthenticator):
