@@ -29,7 +29,7 @@ from .config_loader import ConfigLoadError, load_config, spawner_config
 from .tokens import redacted
 
 #: What the pod shows where the hub would put this server's API token.
-TOKEN_PLACEHOLDER = "<redacted: JupyterHub API token>"
+TOKEN_PLACEHOLDER = "<redacted: JupyterHub API token>"  # noqa: S105 - a placeholder, no secret
 
 _DUMMY_KUBECONFIG = """\
 apiVersion: v1
@@ -88,7 +88,7 @@ def _spawner_class(config) -> type:
         else:
             try:
                 value = import_item(value)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any import failure is the admin's config error
                 raise CliError(f"cannot import spawner_class {value!r}: {e}", 1) from None
     if not (isinstance(value, type) and issubclass(value, OffloadSpawner)):
         raise CliError(f"this config's spawner_class is {value!r}, not OffloadSpawner", 1)

@@ -188,7 +188,8 @@ def cluster_spec(
     scheduler_container = {
         "name": "scheduler",
         "image": image,
-        "args": ["dask-scheduler", "--host", "0.0.0.0"],
+        # Inside its own pod: workers and the server reach it through its Service.
+        "args": ["dask-scheduler", "--host", "0.0.0.0"],  # noqa: S104
         "env": _env(tokens, user_name, hub_api_url),
         "resources": _resources(scheduler, fraction),
         "ports": [

@@ -217,9 +217,12 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     log.info("Refreshing the access token of %s (it must live %d more seconds)", user.name, min_lifetime)
     try:
         token_info = await authenticator.get_token_info(None, params)
-    except Exception as e:  # any failure means: log in again
+    except Exception as e:  # noqa: BLE001 - any failure means: log in again
         log.warning(
-            "Refreshing the access token of %s failed (%s: %s): a new login is needed", user.name, type(e).__name__, _reason(e)
+            "Refreshing the access token of %s failed (%s: %s): a new login is needed",
+            user.name,
+            type(e).__name__,
+            _reason(e),
         )
         raise LoginExpired() from None
     stamp_issued_at(token_info, now)

@@ -41,7 +41,7 @@ from .server_secret import (
 )
 
 #: Env var that tells WLCG bearer-token discovery where the token file is.
-BEARER_TOKEN_FILE_ENV = "BEARER_TOKEN_FILE"
+BEARER_TOKEN_FILE_ENV = "BEARER_TOKEN_FILE"  # noqa: S105 - an env var name
 #: Env names KubeSpawner/JupyterHub put the hub token under as a plain value.
 PLAIN_HUB_TOKEN_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 #: File mode of the token and file volumes. Group/other read is harmless inside
