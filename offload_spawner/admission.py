@@ -131,7 +131,9 @@ class AdmissionMixin:
         # concurrent spawns cannot both take the last GPU.
         reservations = self._reservations()
         others = [d for k, d in reservations.items() if k != key]
-        available = target_availability(selection.target, target, offers, view, others)
+        available = target_availability(
+            selection.target, target, offers, view, others, catalog.reservations, self.user_groups()
+        )
         if plan.offload == "dask":
             # The session runs here; only its Dask clusters need the site to be up.
             if available.status == "down":

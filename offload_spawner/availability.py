@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .catalog import Catalog, Target
+from .catalog import Catalog, Reservation, Target
 from .menu import Menu
 from .plan import target_tolerations
+from .reservations import reservation_tolerations, reserved_for
 from .units import format_cores, format_memory
 
 PING_OK = "InterlinkPingSuccessful"
@@ -317,7 +318,9 @@ def _tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]
     return False
 
 
-def _down_reason(node: NodeState, tolerations: list[Mapping[str, Any]]) -> str | None:
+def _down_reason(
+    node: NodeState, tolerations: list[Mapping[str, Any]], node_reservations: Iterable[Reservation] = ()
+) -> str | None:
     if not node.registered:
         return "the site's virtual node is not registered in the cluster"
     if not node.ready:
@@ -329,6 +332,9 @@ def _down_reason(node: NodeState, tolerations: list[Mapping[str, Any]]) -> str |
         return "the site is closed to new sessions by the admins (node cordoned)"
     for taint in node.taints:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, tolerations):
+            groups = reserved_for(node_reservations, taint)
+            if groups is not None:
+                return f"the site is reserved for the group{'s' if len(groups) > 1 else ''} {', '.join(groups)}"
             return f"the site is closed to new sessions (taint {_short(taint.get('key'))})"
     return None
 
@@ -339,15 +345,23 @@ def target_availability(
     offered: Iterable[AcceleratorOffered],
     view: ClusterView,
     reservations: Iterable[Demand] = (),
+    node_reservations: Iterable[Reservation] = (),
+    groups: Iterable[str] = (),
 ) -> TargetAvailability:
-    """Availability of one target as one user sees it (only the accelerators offered to them)."""
+    """Availability of one target as one user sees it (only the accelerators offered to them).
+
+    ``node_reservations`` are the catalog's group-reserved nodes: such a node
+    counts for members of ``groups`` that may use it, and is closed to others.
+    """
     common = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
     if not target.is_virtual or not target.node:
         return TargetAvailability(status="unknown", reason="runs in this cluster; not tracked", **common)
     if not view.known:
         return TargetAvailability(status="unknown", reason=view.note, **common)
     node = view.node(target.node)
-    down = _down_reason(node, list(target_tolerations(target)))
+    node_reservations = list(node_reservations)
+    tolerations = [*target_tolerations(target), *reservation_tolerations(node_reservations, groups)]
+    down = _down_reason(node, tolerations, node_reservations)
     held = reserved_on(node, reservations)
 
     def free(resource: str) -> float:
@@ -441,7 +455,9 @@ def menu_availability(
     """Availability of every target in the user's menu: only what they may see."""
     reservations = list(reservations)
     return {
-        slug: target_availability(slug, catalog.offload_targets[slug], offers, view, reservations)
+        slug: target_availability(
+            slug, catalog.offload_targets[slug], offers, view, reservations, catalog.reservations, menu.groups
+        )
         for slug, offers in offered_accelerators(menu).items()
         if slug in catalog.offload_targets
     }

@@ -36,7 +36,7 @@ from .units import QuantityError, format_memory, parse_memory
 
 #: Option keys with a meaning of their own in user_options (CONTRACT §2).
 RESERVED_KEYS = frozenset(
-    {"profile", "cores", "memory", "accelerator", "accelerator_count", "target"}
+    {"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"}
 )
 
 #: The toleration every interLink virtual node requires (taint
@@ -595,6 +595,112 @@ class Profile(_Model):
         return options
 
 
+# --- storage and reserved nodes ----------------------------------------------
+# The settings models live here with the rest of the catalog; how each backend
+# gets a volume is decided in offload_spawner/storage.py, and who tolerates a
+# reserved node in offload_spawner/reservations.py.
+
+# An absolute path, with ``{username}`` the only placeholder. The characters
+# allowed are safe in a shell word, a singularity ``--bind`` list (no ',' or
+# ':') and a Kubernetes mount path, so a path can be copied verbatim.
+_PATH_RE = r"/([A-Za-z0-9_.+-]|\{username\})*(/([A-Za-z0-9_.+-]|\{username\})+)*/?"
+SitePath = Annotated[str, _pattern(_PATH_RE, "absolute path (letters, digits, '_', '.', '+', '-', and {username})")]
+MountPath = Annotated[str, _pattern(r"/([A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*)?", "absolute mount path")]
+# A claim name: a DNS-1123 subdomain once ``{username}`` is filled in.
+ClaimTemplate = Annotated[
+    str, _pattern(r"([a-z0-9]|\{username\})([-a-z0-9.]|\{username\}){0,200}", "claim name (lowercase, digits, '-', '.', {username})")
+]
+HostName = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9.]{0,252}[A-Za-z0-9])?", "host name or address")]
+
+
+class ClusterStorage(_Model):
+    """How a volume reaches a server that runs in this cluster."""
+
+    kind: Literal["pvc", "claim", "nfs", "csi"] = Field(
+        description=(
+            "'pvc': a claim per user, created on the first spawn and kept (KubeSpawner's own "
+            "storage_pvc_ensure machinery); 'claim': an existing claim; 'nfs': an NFS export; "
+            "'csi': an inline CSI volume (e.g. the CVMFS CSI driver)."
+        )
+    )
+    claim_name: ClaimTemplate | None = Field(
+        None, description="'pvc': the claim's name (default claim-{username}); 'claim': the existing claim."
+    )
+    size: Memory = Field(parse_memory("10G"), description="'pvc': the requested capacity.")
+    storage_class: LabelValue | None = Field(None, description="'pvc': the storage class (default: the cluster's).")
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = Field(
+        ["ReadWriteOnce"], min_length=1, description="'pvc': the claim's access modes."
+    )
+    server: HostName | None = Field(None, description="'nfs': the NFS server.")
+    path: SitePath | None = Field(None, description="'nfs': the exported path ({username} allowed).")
+    driver: LabelKey | None = Field(None, description="'csi': the CSI driver (e.g. cvmfs.csi.cern.ch).")
+    volume_attributes: dict[LabelKey, LabelValue] = Field({}, description="'csi': the driver's volumeAttributes.")
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> ClusterStorage:
+        needed = {"claim": ("claim_name",), "nfs": ("server", "path"), "csi": ("driver",)}.get(self.kind, ())
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"kind {self.kind!r} needs {' and '.join(repr(m) for m in missing)}")
+        if self.kind == "claim" and "{username}" in (self.claim_name or ""):
+            raise ValueError("kind 'claim' names one existing claim; use kind 'pvc' for a claim per user")
+        return self
+
+
+class SiteStorage(_Model):
+    """How a volume reaches a server on one offload target."""
+
+    path: SitePath | None = Field(
+        None,
+        description="SLURM and HTCondor targets: the site path bound into the job's container ({username} allowed).",
+    )
+    claim: ClaimTemplate | None = Field(
+        None, description="interlink-kubernetes targets: the claim in the remote cluster ({username} allowed)."
+    )
+    description: str = Field("", max_length=500, description="What the user finds there, in their words (e.g. '$WORK').")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SiteStorage:
+        if (self.path is None) == (self.claim is None):
+            raise ValueError("give exactly one of 'path' (SLURM, HTCondor) or 'claim' (interlink-kubernetes)")
+        return self
+
+
+class Volume(_Model):
+    """A named volume: who may have it, where it mounts, and how each target gets it."""
+
+    display_name: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=500)
+    mount_path: MountPath
+    read_only: bool = False
+    offered: bool = Field(
+        False,
+        description="False: always mounted where it can be; True: a checkbox on the form (ticked by default).",
+    )
+    required: bool = Field(
+        False, description="Refuse a spawn on a target where this volume cannot be mounted."
+    )
+    allowed_groups: list[GroupName] | None = None
+    cluster: ClusterStorage | None = Field(
+        None, description="How servers in this cluster get it (kubernetes targets, and servers of offload 'dask' targets)."
+    )
+    targets: dict[Slug, SiteStorage] = Field({}, description="How servers on each offload target get it, by target slug.")
+
+
+class Reservation(_Model):
+    """Nodes reserved to groups: a taint only the groups' servers tolerate."""
+
+    key: LabelKey = Field("reserved", description="The taint's key.")
+    value: LabelValue = Field(description="The taint's value (e.g. the group's name).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    groups: list[GroupName] = Field(min_length=1, description="Groups whose servers tolerate the taint.")
+    node_label: dict[LabelKey, LabelValue] | None = Field(
+        None,
+        description="The label the reserved nodes carry, preferred for the groups' servers (default: key=value).",
+    )
+    weight: Annotated[int, Field(ge=1, le=100)] = Field(100, description="Weight of the preferred node affinity.")
+
+
 # --- the catalog ------------------------------------------------------------
 
 
@@ -603,9 +709,12 @@ class Catalog(_Model):
     offload_targets: dict[Slug, Target] = {}
     group_limits: dict[GroupName, Limits] = {}
     default_limits: Limits | None = None
+    storage: dict[Slug, Volume] = {}
+    reservations: list[Reservation] = []
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
+        _check_storage(self)
         slugs: list[str] = []
         for index, profile in enumerate(self.profile_list):
             slug = profile.resolved_slug
@@ -633,6 +742,46 @@ class Catalog(_Model):
         if profile.targets is None:
             return list(self.offload_targets)
         return list(profile.targets)
+
+
+# The site form of a volume each backend can take (see offload_spawner/storage.py).
+_SITE_SOURCE = {Backend.slurm: "path", Backend.htcondor: "path", Backend.interlink_kubernetes: "claim"}
+
+
+def _check_storage(catalog: Catalog) -> None:
+    """A volume a target cannot have is refused here, with its key path."""
+    mounts: dict[str, str] = {}
+    per_user_claims = []
+    for name, volume in catalog.storage.items():
+        where = f"storage.{name}"
+        if volume.mount_path in mounts:
+            raise _located(f"{where}.mount_path", f"{volume.mount_path} is also the mount path of {mounts[volume.mount_path]!r}")
+        mounts[volume.mount_path] = name
+        if volume.cluster is not None and volume.cluster.kind == "pvc":
+            per_user_claims.append(name)
+        for slug, site in volume.targets.items():
+            target = catalog.offload_targets.get(slug)
+            if target is None:
+                raise _located(f"{where}.targets", f"{slug!r} is not a key of offload_targets")
+            if not target.runs_session_remotely:
+                raise _located(
+                    f"{where}.targets.{slug}",
+                    "servers of this target run in this cluster; give the volume's 'cluster' source instead",
+                )
+            wanted = _SITE_SOURCE.get(target.backend)
+            if wanted is None:
+                raise _located(
+                    f"{where}.targets.{slug}",
+                    f"a {target.backend.value} target cannot mount a volume (no interLink setting for it); "
+                    "leave it out, and users see that the volume is not there",
+                )
+            if getattr(site, wanted) is None:
+                raise _located(f"{where}.targets.{slug}", f"a {target.backend.value} target takes {wanted!r}")
+    if len(per_user_claims) > 1:
+        raise _located(
+            "storage",
+            f"only one volume may be of kind 'pvc' (KubeSpawner ensures one claim per server): {', '.join(per_user_claims)}",
+        )
 
 
 class CatalogError(ValueError):
@@ -683,6 +832,8 @@ def build_catalog(
     offload_targets: Any = None,
     group_limits: Any = None,
     default_limits: Any = None,
+    storage: Any = None,
+    reservations: Any = None,
 ) -> Catalog:
     """Validate admin configuration into a :class:`Catalog`, or raise :class:`CatalogError`."""
     data = {
@@ -690,6 +841,8 @@ def build_catalog(
         "offload_targets": offload_targets or {},
         "group_limits": group_limits or {},
         "default_limits": default_limits,
+        "storage": storage or {},
+        "reservations": reservations or [],
     }
     try:
         return Catalog.model_validate(data)

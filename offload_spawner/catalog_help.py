@@ -18,6 +18,15 @@ FIELD_HELP: dict[str, str] = {
     "Catalog.offload_targets": "Where servers may run, by slug (DNS label: lowercase letters, digits, '-').",
     "Catalog.group_limits": "Ceilings per group name. A user's ceiling is, field by field, the most generous of their groups'.",
     "Catalog.default_limits": "The ceiling for a field none of the user's groups sets. Unset: no ceiling.",
+    "Catalog.storage": "Named volumes, by slug: where users find their files on each target (see Volume).",
+    "Catalog.reservations": "Nodes reserved to groups: a taint only those groups' servers tolerate (see Reservation).",
+    # Volume and Reservation
+    "Volume.display_name": "What users call it (\"home\", \"$WORK\", \"CVMFS\"): shown in the form's storage summary.",
+    "Volume.description": "A short note shown after the name (default for a per-user claim: \"your 10G volume\").",
+    "Volume.mount_path": "Where the server sees it (absolute path).",
+    "Volume.read_only": "Mount it read-only (`:ro` for singularity binds).",
+    "Volume.allowed_groups": "Groups whose servers get it. Unset: everyone.",
+    "Reservation.effect": "The taint's effect.",
     # Target
     "Target.display_name": "Shown to users in the form (\"Run on\").",
     "Target.description": "Shown under the target in the form.",

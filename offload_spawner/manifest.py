@@ -12,10 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes_asyncio.client.models import V1Pod, V1ResourceRequirements, V1Toleration
+from kubernetes_asyncio.client.models import (
+    V1Affinity,
+    V1NodeAffinity,
+    V1Pod,
+    V1PreferredSchedulingTerm,
+    V1ResourceRequirements,
+    V1Toleration,
+    V1Volume,
+    V1VolumeMount,
+)
 from kubespawner.utils import get_k8s_model
 
 from .plan import PodPlan
+from .pod_shape import REMOTE_PVC_ANNOTATION, add_to_list_annotation
+from .storage import StoragePlan
 
 
 def plan_traits(plan: PodPlan) -> dict[str, Any]:
@@ -25,7 +36,23 @@ def plan_traits(plan: PodPlan) -> dict[str, Any]:
         value = getattr(plan, name)
         if value is not None:
             traits[name] = value
+    claim = plan.storage.claim if plan.storage is not None else None
+    if claim is not None:
+        # The user's claim is created once, by KubeSpawner's own machinery
+        # (storage_pvc_ensure; an existing claim is reused as it is).
+        traits.update(
+            storage_pvc_ensure=True,
+            pvc_name=claim.name,
+            storage_capacity=str(claim.size),
+            storage_access_modes=list(claim.access_modes),
+        )
+        if claim.storage_class is not None:
+            traits["storage_class"] = claim.storage_class
     return traits
+
+
+#: The claim traits a plan sets for one spawn (the spawner restores them before the next).
+STORAGE_TRAITS = ("storage_pvc_ensure", "pvc_name", "storage_capacity", "storage_access_modes", "storage_class")
 
 
 def apply_plan_to_pod(pod: V1Pod, plan: PodPlan) -> V1Pod:
@@ -52,4 +79,27 @@ def apply_plan_to_pod(pod: V1Pod, plan: PodPlan) -> V1Pod:
         resources.limits = {**(resources.limits or {}), **plan.extra_resource_limits}
         # Extended resources cannot be overcommitted: requests must equal limits.
         resources.requests = {**(resources.requests or {}), **plan.extra_resource_limits}
+    if plan.preferred_node_terms:
+        affinity = spec.affinity or V1Affinity()
+        node_affinity = affinity.node_affinity or V1NodeAffinity()
+        preferred = list(node_affinity.preferred_during_scheduling_ignored_during_execution or [])
+        preferred += [get_k8s_model(V1PreferredSchedulingTerm, term) for term in plan.preferred_node_terms]
+        node_affinity.preferred_during_scheduling_ignored_during_execution = preferred
+        affinity.node_affinity = node_affinity
+        spec.affinity = affinity
+    return pod
+
+
+def apply_storage_to_pod(pod: V1Pod, storage: StoragePlan) -> V1Pod:
+    """Add the user's volumes to ``pod`` (in place), after it was shaped for its
+    target, so that a remote target's reshaping (PVC -> emptyDir) does not touch them."""
+    spec = pod.spec
+    if storage.volumes:
+        spec.volumes = list(spec.volumes or []) + [get_k8s_model(V1Volume, v) for v in storage.volumes]
+        container = spec.containers[0]
+        container.volume_mounts = list(container.volume_mounts or []) + [
+            get_k8s_model(V1VolumeMount, m) for m in storage.volume_mounts
+        ]
+    if storage.remote_claims:
+        add_to_list_annotation(pod, REMOTE_PVC_ANNOTATION, list(storage.remote_claims))
     return pod

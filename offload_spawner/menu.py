@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .catalog import Catalog, CoresOption, MemoryOption, Profile, Target, accelerator_model_label
 from .limits import Ceiling, target_ceiling, user_ceiling
+from .storage import StorageLine, storage_lines
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class MenuTarget:
     memory: Bounds | None
     accelerators: tuple[MenuAccelerator, ...]
     ceiling: Ceiling
+    #: the volumes this user may have and whether this target mounts each
+    storage: tuple[StorageLine, ...] = ()
 
     def accelerator(self, resource: str) -> MenuAccelerator | None:
         return next((a for a in self.accelerators if a.resource == resource), None)
@@ -140,7 +143,9 @@ def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bou
     return Bounds(choices=None, min=low, max=high, default=default, cap=cut)
 
 
-def _menu_target(slug: str | None, target: Target | None, profile: Profile, ceiling: Ceiling) -> MenuTarget | None:
+def _menu_target(
+    slug: str | None, target: Target | None, profile: Profile, ceiling: Ceiling, storage: tuple[StorageLine, ...] = ()
+) -> MenuTarget | None:
     if target is not None:
         ceiling = target_ceiling(ceiling, target)
     cores = _bounds(profile.cores, ceiling.cores)
@@ -177,6 +182,7 @@ def _menu_target(slug: str | None, target: Target | None, profile: Profile, ceil
         memory=memory,  # type: ignore[arg-type]
         accelerators=tuple(accelerators),
         ceiling=ceiling,
+        storage=storage,
     )
 
 
@@ -226,13 +232,13 @@ def build_menu(catalog: Catalog, groups: Iterable[str]) -> Menu:
             for slug in catalog.profile_targets(profile):
                 target = catalog.offload_targets[slug]
                 if _visible(target.allowed_groups, groups):
-                    entry = _menu_target(slug, target, profile, ceiling)
+                    entry = _menu_target(slug, target, profile, ceiling, storage_lines(catalog, slug, groups))
                     if entry is not None:
                         targets.append(entry)
             if not targets:
                 continue
         else:
-            entry = _menu_target(None, None, profile, ceiling)
+            entry = _menu_target(None, None, profile, ceiling, storage_lines(catalog, None, groups))
             if entry is None:
                 continue
             targets = [entry]

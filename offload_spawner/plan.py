@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,9 @@ from .catalog import (
     TokenPolicy,
     accelerator_model_label,
 )
+from .reservations import reservation_affinity, reservation_tolerations
 from .selection import Selection
+from .storage import SUMMARY_ENV, StoragePlan, build_storage, join_annotations
 
 TARGET_KEY = "offload-spawner.io/target"
 
@@ -56,6 +58,10 @@ class PodPlan:
     backend: str | None = None
     #: the target's display name, for progress and failure messages
     target_display_name: str | None = None
+    #: the user's volumes on this target (None: built without a user, e.g. for the menu)
+    storage: StoragePlan | None = None
+    #: preferred node affinity terms (the user's group-reserved nodes)
+    preferred_node_terms: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,17 @@ def _overrides(profile: Profile | None, selection: Selection) -> tuple[Mapping[s
     return tuple(o for o in out if o)
 
 
-def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
-    """The plan for a validated selection (see :func:`offload_spawner.selection.select`)."""
+def build_plan(
+    catalog: Catalog, selection: Selection, groups: Iterable[str] = (), username_slug: str | None = None
+) -> PodPlan:
+    """The plan for a validated selection (see :func:`offload_spawner.selection.select`).
+
+    ``groups`` (the user's) decide the group-reserved nodes they tolerate and
+    the volumes they get; ``username_slug`` (the user's safe slug, as
+    KubeSpawner's ``{username}``) fills the volumes' paths. Without it the plan
+    has no storage.
+    """
+    groups = tuple(groups)
     profile = catalog.profile(selection.profile) if selection.profile else None
     target = catalog.offload_targets.get(selection.target) if selection.target else None
     fraction = target.request_fraction if target else 1.0
@@ -184,6 +199,12 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
             node_selector.update(placed.node_selector)
             annotations.update(placed.annotations)
             labels.update(placed.labels)
+    tolerations.extend(reservation_tolerations(catalog.reservations, groups))
+    storage = None
+    if username_slug is not None and catalog.storage:
+        storage = build_storage(catalog, selection.target, groups, username_slug, selection.storage)
+        annotations = join_annotations(annotations, storage.annotations)
+        env[SUMMARY_ENV] = storage.summary
 
     return PodPlan(
         target=selection.target,
@@ -206,4 +227,6 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
         pod_shape=pod_shape,
         backend=target.backend.value if target is not None else None,
         target_display_name=target.display_name if target is not None else None,
+        storage=storage,
+        preferred_node_terms=tuple(reservation_affinity(catalog.reservations, groups)),
     )

@@ -90,10 +90,10 @@ def _shape_volumes(pod: Any, mode: str | list[str], remote_pvc_annotation: bool)
             kept = [m for m in mounts if _get(m, "name", "name") not in dropped]
             _set(container, "volume_mounts", "volumeMounts", kept or None)
     if remote_pvc_annotation and keep:
-        _add_to_list_annotation(pod, REMOTE_PVC_ANNOTATION, sorted(pvcs[name] for name in keep))
+        add_to_list_annotation(pod, REMOTE_PVC_ANNOTATION, sorted(pvcs[name] for name in keep))
 
 
-def _add_to_list_annotation(pod: Any, key: str, names: list[str]) -> None:
+def add_to_list_annotation(pod: Any, key: str, names: list[str]) -> None:
     """Add ``names`` to the comma-separated list in annotation ``key`` (kept in
     order, no repeats): interLink reads both of its list annotations this way."""
     annotations = dict(pod.metadata.annotations or {})
@@ -111,7 +111,7 @@ def _shape_init_containers(pod: Any, mode: str) -> None:
     if mode == "drop":
         spec.init_containers = [c for c in spec.init_containers if c not in privileged] or None
         return
-    _add_to_list_annotation(pod, DISABLE_INIT_ANNOTATION, [_get(c, "name", "name") for c in privileged])
+    add_to_list_annotation(pod, DISABLE_INIT_ANNOTATION, [_get(c, "name", "name") for c in privileged])
 
 
 def _shape_security(pod: Any, shape: PodShapeSettings) -> None:

@@ -51,6 +51,8 @@ class Selection:
     accelerator: str | None = None  # extended resource, e.g. nvidia.com/gpu
     accelerator_model: str | None = None
     accelerator_count: int = 0
+    #: the offered volumes the user ticked (None: the defaults, all of them)
+    storage: tuple[str, ...] | None = None
 
     def to_user_options(self) -> dict:
         """The canonical user_options (CONTRACT §2) for this selection."""
@@ -71,6 +73,8 @@ class Selection:
             out["accelerator_count"] = self.accelerator_count
         if self.target is not None:
             out["target"] = self.target
+        if self.storage is not None:
+            out["storage"] = list(self.storage)
         return out
 
 
@@ -104,6 +108,7 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
         target.memory, user_options, "memory", "Memory", _parse_memory, format_memory, target
     )
     accelerator, model, count = _pick_accelerator(target, user_options)
+    storage = _pick_storage(target, user_options)
     return Selection(
         profile=profile.slug,
         target=target.slug,
@@ -113,6 +118,7 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
         accelerator=accelerator,
         accelerator_model=model,
         accelerator_count=count,
+        storage=storage,
     )
 
 
@@ -259,3 +265,28 @@ def _pick_accelerator(target: MenuTarget, user_options: Mapping) -> tuple[str | 
             f"{count} × {offer.display_name} is above your limit of {offer.max}{_where(target)}.", "accelerator_count"
         )
     return resource, model, count
+
+
+def _pick_storage(target: MenuTarget, user_options: Mapping) -> tuple[str, ...] | None:
+    """The offered volumes ticked (a list, or one name); a required volume the target lacks refuses it."""
+    raw = user_options.get("storage")
+    chosen: tuple[str, ...] | None = None
+    if raw is not None:
+        names = [raw] if isinstance(raw, str) else raw
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise SelectionError("storage must be a list of volume names.", "storage")
+        offered = {line.name: line for line in target.storage if line.offered}
+        # The form posts an empty marker so that "none ticked" differs from "not asked".
+        names = [n for n in names if n != ""]
+        for name in names:
+            if name not in offered:
+                choices = ", ".join(line.display_name for line in offered.values()) or "none"
+                raise SelectionError(f"{name[:60]!r} is not a volume you can choose (offered: {choices}).", "storage")
+        chosen = tuple(name for name in offered if name in names)
+    for line in target.storage:
+        wanted = not line.offered or chosen is None or line.name in chosen
+        if line.required and wanted and not line.available:
+            raise SelectionError(
+                f"Your {line.display_name} cannot be mounted{_where(target)}; choose another target.", "target"
+            )
+    return chosen

@@ -27,6 +27,7 @@ from typing import Any
 
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
+from kubespawner.slugs import safe_slug
 from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .admission import AdmissionMixin
@@ -34,7 +35,7 @@ from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .dask_files import DaskFilesMixin
 from .forms import render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
-from .manifest import apply_plan_to_pod, plan_traits
+from .manifest import STORAGE_TRAITS, apply_plan_to_pod, apply_storage_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
@@ -48,12 +49,19 @@ _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
 _CATALOG_CACHE_SIZE = 16
 
 
-def cached_catalog(profile_list: Any, offload_targets: Any, group_limits: Any, default_limits: Any) -> Catalog:
+def cached_catalog(
+    profile_list: Any,
+    offload_targets: Any,
+    group_limits: Any,
+    default_limits: Any,
+    storage: Any = None,
+    reservations: Any = None,
+) -> Catalog:
     """Build (or reuse) the catalog for this configuration data."""
-    key = catalog_fingerprint(profile_list, offload_targets, group_limits, default_limits)
+    key = catalog_fingerprint(profile_list, offload_targets, group_limits, default_limits, storage, reservations)
     catalog = _CATALOG_CACHE.get(key)
     if catalog is None:
-        catalog = build_catalog(profile_list, offload_targets, group_limits, default_limits)
+        catalog = build_catalog(profile_list, offload_targets, group_limits, default_limits, storage, reservations)
         _CATALOG_CACHE[key] = catalog
         while len(_CATALOG_CACHE) > _CATALOG_CACHE_SIZE:
             _CATALOG_CACHE.popitem(last=False)
@@ -107,6 +115,31 @@ class OffloadSpawner(
         """,
     ).tag(config=True)
 
+    storage = Dict(
+        help="""
+        Named volumes, by slug: where users find their files on each target.
+        Each has a ``display_name``, a ``mount_path``, ``read_only``,
+        ``allowed_groups``, ``offered`` (a checkbox on the form instead of
+        always mounted), ``required`` (refuse a target that cannot mount it),
+        a ``cluster`` source for servers in this cluster (``kind``: pvc — a
+        claim per user, created once — | claim | nfs | csi) and ``targets``:
+        per offload target, a site ``path`` to bind (SLURM, HTCondor) or a
+        remote ``claim`` (interlink-kubernetes). ``{username}`` in a path or
+        claim is the user's safe slug. See docs/admin-guide.md#storage.
+        """,
+    ).tag(config=True)
+
+    reservations = List(
+        Dict(),
+        help="""
+        Nodes reserved to groups: ``[{key, value, effect, groups, node_label,
+        weight}]``. Members' servers tolerate the taint ``key=value:effect``
+        and prefer nodes labelled ``node_label`` (default ``key=value``);
+        other users' servers never tolerate it, and availability shows such
+        a virtual node as reserved to them.
+        """,
+    ).tag(config=True)
+
     offload_template_paths = List(
         Unicode(),
         help="""
@@ -138,6 +171,7 @@ class OffloadSpawner(
     _plan: PodPlan | None = None
     #: the configured start/http timeouts, before any target's own replaced them
     _base_timeouts: tuple[float, float] | None = None
+    _base_storage_traits: dict[str, Any] | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
 
@@ -148,7 +182,9 @@ class OffloadSpawner(
         profile_list = self.profile_list
         if callable(profile_list):
             profile_list = await maybe_future(profile_list(self))
-        return cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
+        return cached_catalog(
+            profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations
+        )
 
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
@@ -163,7 +199,7 @@ class OffloadSpawner(
             selection = select(build_menu(catalog, self.user_groups()), user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
-        return selection, build_plan(catalog, selection)
+        return selection, build_plan(catalog, selection, self.user_groups(), safe_slug(self.user.name, max_length=48))
 
     def _uses_catalog(self) -> bool:
         return bool(self.profile_list) or bool(self.offload_targets)
@@ -241,6 +277,7 @@ class OffloadSpawner(
             return
         selection, plan = await self.plan_for(self.user_options)
         self._apply_plan_timeouts(plan)
+        self._restore_storage_traits()
         for override in plan.overrides:
             await self._apply_overrides_async(override)
         for name, value in plan_traits(plan).items():
@@ -255,6 +292,15 @@ class OffloadSpawner(
         self._dask = await self._dask_config_for(plan)
         # Checked again and reserved here, before KubeSpawner creates anything.
         await self._admit(selection, plan, reserve=True)
+
+    def _restore_storage_traits(self) -> None:
+        """The configured claim settings before this spawn's plan sets its own: a
+        spawner object lives across spawns, and a claim for an in-cluster server
+        must not be ensured again for the next server on a remote target."""
+        if self._base_storage_traits is None:
+            self._base_storage_traits = {name: getattr(self, name) for name in STORAGE_TRAITS}
+        for name, value in self._base_storage_traits.items():
+            setattr(self, name, value)
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
@@ -273,6 +319,8 @@ class OffloadSpawner(
             apply_plan_to_pod(pod, self._plan)
             if self._plan.pod_shape is not None:
                 shape_pod(pod, self._plan.pod_shape, self._plan.backend or "")
+            if self._plan.storage is not None:
+                apply_storage_to_pod(pod, self._plan.storage)
         return pod
 
     def get_env(self):
@@ -313,6 +361,8 @@ def check_catalog(config_values: dict) -> Catalog:
         config_values.get("offload_targets"),
         config_values.get("group_limits"),
         config_values.get("default_limits"),
+        config_values.get("storage"),
+        config_values.get("reservations"),
     )
     problems = port_problems(catalog, config_values.get("port"))
     if problems:

@@ -67,6 +67,10 @@
     box.querySelectorAll("[data-target]").forEach(function (li) {
       li.classList.toggle("fw-semibold", li.dataset.target === slug);
     });
+    // Where the user's files will be: shown for the chosen target only.
+    box.querySelectorAll("[data-storage]").forEach(function (div) {
+      div.hidden = div.dataset.storage !== slug;
+    });
     var cores = byName(box, "cores");
     if (cores && t.cores) {
       if (cores.tagName === "SELECT") {

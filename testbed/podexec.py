@@ -23,9 +23,11 @@ before handing a pod to its plugin:
   ``defaultMode`` honoured) in ``<pod dir>/volumes/<volume>``, replaced
   atomically and rewritten every second while the pod runs
   (:func:`sync_volumes`), so a rotated Secret reaches the running process as
-  with a kubelet (which does it within a minute or so); emptyDir and
-  any other volume type (PVC, projected service-account tokens, ...) become an
-  empty directory. A process cannot see the container's ``mountPath``; instead
+  with a kubelet (which does it within a minute or so); a PVC volume is one
+  directory per claim (``<state dir>/claims/<namespace>/<claim>``) that
+  outlives the pod, as the volume bound to a claim does; emptyDir and any
+  other volume type (NFS, CSI, projected service-account tokens, ...) become
+  an empty directory. A process cannot see the container's ``mountPath``; instead
   every env value and argv element that *starts with* a mountPath is rewritten
   to the local directory (``BEARER_TOKEN_FILE=/secrets/token`` becomes
   ``<pod dir>/volumes/tokens/token``). A program that hard-codes a mount path
@@ -179,8 +181,15 @@ async def prepare(pod: dict[str, Any], pod_ip: str, pod_dir: Path, read: DataRea
     volumes_dir = pod_dir / "volumes"
     volume_dirs: dict[str, Path] = {}
     for volume in spec.get("volumes") or []:
-        target = volumes_dir / volume["name"]
-        await _write_volume(read, namespace, volume, target)
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            # A claim outlives its pods, as the volume bound to it does: one
+            # directory per claim, beside the pods' directories.
+            target = pod_dir.parent.parent / "claims" / namespace / claim
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target = volumes_dir / volume["name"]
+            await _write_volume(read, namespace, volume, target)
         volume_dirs[volume["name"]] = target
     mounts: dict[str, Path] = {}
     for mount in container.get("volumeMounts") or []:
