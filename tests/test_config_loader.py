@@ -2,7 +2,6 @@
 values file, resolved for one Spawner class as traitlets resolves it."""
 
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml

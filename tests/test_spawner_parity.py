@@ -78,10 +78,12 @@ def _spawner(cls, profile_list, api_token: str | None = "parity-token", **settin
     config = Config()
     config.KubeSpawner.profile_list = copy.deepcopy(profile_list) if isinstance(profile_list, list) else profile_list
     config.KubeSpawner.image = "quay.io/jupyter/minimal-notebook:2025-01-01"
-    config.KubeSpawner.tolerations = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
+    config.KubeSpawner.tolerations = [
+        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
     for key, value in settings.items():
         setattr(config.KubeSpawner, key, value)
-    spawner = cls(user=CliUser("alice", [CliGroup("anyone")]), hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    hub = Hub(ip="hub", port=8081, base_url="/hub/")
+    spawner = cls(user=CliUser("alice", [CliGroup("anyone")]), hub=hub, config=config)
     if api_token is not None:
         spawner.api_token = api_token
     return spawner
@@ -103,7 +105,7 @@ def _token_delivery_apart(pod: dict) -> tuple[dict, dict]:
     """The pod without how the hub token reaches it, and that part on its own.
 
     KubeSpawner puts the token in the env as a value; OffloadSpawner refers to
-    the server's Secret instead (the one intended difference, CONTRACT §3).
+    the server's Secret instead (the one intended difference: no token in a pod spec).
     """
     pod = copy.deepcopy(pod)
     container = pod["spec"]["containers"][0]

@@ -46,11 +46,13 @@ c.OffloadSpawner.profile_list = [            # KubeSpawner's schema, plus the ke
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    "alma9": {"display_name": "AlmaLinux 9", "kubespawner_override": {"image": "ghcr.io/org/alma9:1.0"}},
+                    "alma9": {"display_name": "AlmaLinux 9",
+                              "kubespawner_override": {"image": "ghcr.io/org/alma9:1.0"}},
                     "offload": {"display_name": "Dask offload", "allowed_groups": ["highrate"],
                                 "kubespawner_override": {"image": "ghcr.io/org/offload:1.0"}},
                 },
-                "unlisted_choice": {"enabled": True, "validation_regex": "^ghcr\\.io/org/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+                "unlisted_choice": {"enabled": True,
+                                    "validation_regex": "^ghcr\\.io/org/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
                                     "kubespawner_override": {"image": "{value}"}},
             },
         },
