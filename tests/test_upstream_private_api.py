@@ -126,3 +126,15 @@ def test_no_other_private_upstream_attribute():
         if name in upstream and name not in PRIVATE and name not in handlers
     }
     assert unlisted == {}, "private upstream attributes in use: list each in PRIVATE with why, or use a public one"
+
+
+def test_jupyterhub_awaits_run_options_from_form():
+    """OffloadSpawner.run_options_from_form is async (it reads the catalog, which a
+    callable profile_list makes async); JupyterHub's form handler awaits whatever
+    it returns (jupyterhub/handlers/pages.py, SpawnHandler.post)."""
+    from jupyterhub.handlers.pages import SpawnHandler
+
+    source = inspect.getsource(SpawnHandler.post)
+    assert "await maybe_future(spawner.run_options_from_form(" in source, (
+        f"SpawnHandler.post no longer awaits run_options_from_form in {VERSIONS}: "
+        "offload_spawner/spawner.py's run_options_from_form must become sync again")
