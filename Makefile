@@ -16,7 +16,7 @@ PIP := $(PYTHON) -m pip --disable-pip-version-check
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup test demo bench check-contract check-examples testbed-build helm-build testbed e2e
+.PHONY: setup test demo bench check-examples testbed-build helm-build testbed e2e
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ bench: setup
 	$(PYTHON) benchmarks/run.py
 
 # Every example configuration in docs/examples/ passes `offload-spawner check`.
-check-contract check-examples: setup
+check-examples: setup
 	@for f in docs/examples/*.py docs/examples/*.yaml; do test -e "$$f" || continue; echo "== $$f"; offload-spawner check -f "$$f" || exit 1; done
 
 # Regenerate docs/reference.md from the traits' help text and the catalog
