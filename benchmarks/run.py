@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The checkout's own packages (offload_spawner and the test bed's node shapes).
 sys.path.insert(0, str(ROOT))
-CONTRACT = ROOT.parent / "shared" / "design" / "CONTRACT.md"
+#: the example configuration the docs ship (three targets, one profile)
+EXAMPLE_CONFIG = ROOT / "docs" / "examples" / "jupyterhub_config.py"
 
 _kubeconfig = Path(tempfile.mkdtemp(prefix="offload-bench-"), "offline.kubeconfig")
 _kubeconfig.write_text(
@@ -59,9 +59,8 @@ PLAIN = [
 
 
 def contract_config() -> dict:
-    block = re.search(r"```python\n(.*?)```", CONTRACT.read_text(), re.S).group(1)
     c = Config()
-    exec(block, {"c": c})
+    exec(compile(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), "exec"), {"c": c, "get_config": lambda: c})
     return {k: v for k, v in c.OffloadSpawner.items()}
 
 

@@ -34,7 +34,7 @@ from pydantic import (
 
 from .units import QuantityError, format_memory, parse_memory
 
-#: Option keys with a meaning of their own in user_options (CONTRACT §2).
+#: Option keys with a meaning of their own in user_options (the form and the REST API use the same keys).
 RESERVED_KEYS = frozenset(
     {"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"}
 )
@@ -257,7 +257,7 @@ class TokenPolicy(_Model):
 
 
 class PodShapeSettings(_Model):
-    """How the server pod is reshaped for a virtual node (issue 7). Applied only
+    """How the server pod is reshaped for a virtual node. Applied only
     to session-offload targets; in-cluster pods stay as KubeSpawner makes them."""
 
     volumes: Literal["keep", "drop", "emptydir"] | list[Slug] | None = Field(

@@ -34,7 +34,7 @@ def field_name(profile: str, key: str) -> str:
 
 
 def user_options_from_form(formdata: Mapping[str, list]) -> dict:
-    """Form data (dict of lists of strings) -> user_options (CONTRACT §2).
+    """Form data (dict of lists of strings) -> user_options (KubeSpawner's field names).
 
     Fields of profiles other than the chosen one are dropped (the form holds
     every profile's fields); any other unknown field is refused.

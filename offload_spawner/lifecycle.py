@@ -3,7 +3,8 @@
 Pure: (target display name, pod dict, the pod's events, now, submitted_at)
 in, a :class:`PodStatus` out. The spawner feeds it from KubeSpawner's pod and
 event reflectors (for ``progress()`` and for ending a spawn the remote site
-refused). What interLink reports (see shared/reference/interlink.md):
+refused). What interLink reports (its virtual kubelet copies the plugin's
+status into the pod):
 
 * submitted: container Waiting, message "Remote pod submitted";
 * queued: HTCondor Idle -> Waiting ``ContainerCreating``; SLURM -> an empty

@@ -55,7 +55,7 @@ class Selection:
     storage: tuple[str, ...] | None = None
 
     def to_user_options(self) -> dict:
-        """The canonical user_options (CONTRACT §2) for this selection."""
+        """The canonical user_options (the keys the form and the REST API share) for this selection."""
         out: dict = {}
         if self.profile is not None:
             out["profile"] = self.profile

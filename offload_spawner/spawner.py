@@ -230,19 +230,42 @@ class OffloadSpawner(
     def _options_from_form_default(self):
         return self._offload_options_from_form
 
-    async def _offload_options_from_form(self, formdata: dict) -> dict:
-        """Form data -> user_options, refused here already so that the form
-        comes back with the message next to the field and the choices kept."""
+    def _offload_options_from_form(self, formdata: dict) -> dict:
+        """Form data -> user_options: a plain function returning a dict, as
+        KubeSpawner's is (callers may call it without awaiting). A malformed
+        form is refused here; what the user may choose is checked in
+        :meth:`run_options_from_form`, which JupyterHub awaits."""
         try:
-            options = user_options_from_form(formdata)
-            if self._uses_catalog():
-                # Store the canonical form (typed numbers, defaults filled in).
-                options = select(await self.get_menu(), options).to_user_options()
+            return user_options_from_form(formdata)
         except SelectionError as e:
-            self._form_error = e
-            self._form_posted = _posted_for_refill(formdata)
+            self._remember_refusal(e, formdata)
             raise refusal(e.message) from None
-        return options
+
+    async def run_options_from_form(self, form_data):
+        """JupyterHub's form path: ``options_from_form``, then (with the
+        default one) the selection checked against the user's menu and stored
+        in its canonical form (typed numbers, defaults filled in).
+
+        JupyterHub awaits this (``await maybe_future(spawner.run_options_from_form(...))``
+        in jupyterhub/handlers/pages.py, SpawnHandler.post), so the catalog,
+        which a callable ``profile_list`` makes async, is read here; refusing
+        here brings the form back with the message next to the field and the
+        user's choices kept. An admin's own ``options_from_form`` gets
+        KubeSpawner's meaning: its result is used as it is and checked when
+        the spawn starts (``apply_user_options``, ``load_user_options``)."""
+        options = await maybe_future(super().run_options_from_form(form_data))
+        if not self._uses_catalog() or self.options_from_form != self._offload_options_from_form:
+            return options
+        try:
+            return select(await self.get_menu(), options).to_user_options()
+        except SelectionError as e:
+            self._remember_refusal(e, form_data)
+            raise refusal(e.message) from None
+
+    def _remember_refusal(self, error: SelectionError, formdata: dict) -> None:
+        """What the next form render shows: the message and the user's choices."""
+        self._form_error = error
+        self._form_posted = _posted_for_refill(formdata)
 
     @default("apply_user_options")
     def _apply_user_options_default(self):

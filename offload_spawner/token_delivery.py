@@ -43,7 +43,7 @@ from kubernetes_asyncio.client.models import V1EnvVar, V1Pod, V1Volume, V1Volume
 from kubespawner.utils import get_k8s_model
 
 from .catalog import TokenPolicy
-from .server_secret import ACCESS_TOKEN_KEY, secret_name
+from .server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
 from .tokens import (
     PLAIN_HUB_TOKEN_ENV,
     Delivery,
@@ -150,6 +150,10 @@ class TokenDeliveryMixin:
 
     async def _make_create_pod_request(self, pod, request_timeout):
         delivery = self._token_delivery
+        if delivery is not None and HUB_TOKEN_KEY not in delivery.token_keys:
+            # The manifest builds without a token (as KubeSpawner's does); a
+            # server started without one could never talk to the hub.
+            raise TokenSecretError(f"{self.pod_name} has no JupyterHub API token to deliver")
         if delivery is not None:
             await self._delete_secret(delivery.secret["metadata"]["name"])
         created = await super()._make_create_pod_request(_LogSafePod.wrap(pod), request_timeout)

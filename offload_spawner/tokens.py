@@ -89,15 +89,18 @@ def token_digest(token: str | None) -> str | None:
 def secret_data(
     policy: TokenPolicy,
     auth_state: Mapping[str, Any] | None,
-    hub_token: str,
+    hub_token: str | None,
     files: Mapping[str, str],
 ) -> dict[str, str]:
-    """The Secret's content as text: the delivered tokens and the files."""
-    if not hub_token:
-        raise ValueError("the server has no JupyterHub API token to deliver")
+    """The Secret's content as text: the delivered tokens and the files.
+
+    Without a hub token (a spawner asked for its pod before JupyterHub gave it
+    one, as KubeSpawner allows) there is no hub token key, and so no reference
+    to it in the pod; creating such a server is refused where the pod is
+    created (token_delivery.py)."""
     access, refresh = auth_tokens(auth_state)
     channels = delivered_channels(policy)
-    data: dict[str, str] = {HUB_TOKEN_KEY: hub_token}
+    data: dict[str, str] = {HUB_TOKEN_KEY: hub_token} if hub_token else {}
     if access and any(channels[ACCESS_TOKEN_KEY]):
         data[ACCESS_TOKEN_KEY] = access
     if refresh and any(channels[REFRESH_TOKEN_KEY]):
@@ -191,7 +194,7 @@ def token_references(policy: TokenPolicy, name: str, present: Collection[str] | 
 def build_delivery(
     policy: TokenPolicy,
     auth_state: Mapping[str, Any] | None,
-    hub_token: str,
+    hub_token: str | None,
     files: Mapping[str, str],
     pod_name: str,
     labels: Mapping[str, str] | None = None,

@@ -26,26 +26,22 @@ pytest_plugins = ["hub_fixtures"]
 
 # ---------------------------------------------------------------------------
 # BEGIN core-module fixtures (test_units ... test_config_loader).
-# The contract's configuration example, read from CONTRACT.md itself so that
-# the tests check the documented behaviour, not a copy of it.
+# The example configuration shipped in docs/examples/, read from that file so
+# that the tests check the documented example, not a copy of it.
 # ---------------------------------------------------------------------------
-import re as _re
 from pathlib import Path as _Path
 
 import pytest as _pytest
 
-CONTRACT_PATH = _Path(__file__).resolve().parents[1].parent / "shared" / "design" / "CONTRACT.md"
+EXAMPLE_CONFIG = _Path(__file__).resolve().parents[1] / "docs" / "examples" / "jupyterhub_config.py"
 _CATALOG_KEYS = ("profile_list", "offload_targets", "group_limits", "default_limits")
 
 
 def _contract_config() -> dict:
     from traitlets.config import Config
 
-    text = CONTRACT_PATH.read_text()
-    match = _re.search(r"```python\n(.*?)```", text, _re.S)
-    assert match, f"no ```python block in {CONTRACT_PATH}"
     c = Config()
-    exec(compile(match.group(1), str(CONTRACT_PATH), "exec"), {"c": c})
+    exec(compile(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), "exec"), {"c": c, "get_config": lambda: c})
     out = {}
     for key in _CATALOG_KEYS:
         value = None
@@ -59,7 +55,7 @@ def _contract_config() -> dict:
 
 @_pytest.fixture
 def contract_config() -> dict:
-    """The CONTRACT.md §1 example: profile_list, offload_targets, group_limits, default_limits."""
+    """docs/examples/jupyterhub_config.py's catalog: profile_list, offload_targets, group_limits, default_limits."""
     return _contract_config()
 
 
@@ -76,12 +72,9 @@ def contract_catalog(contract_config):
 
 @_pytest.fixture
 def contract_file(tmp_path) -> _Path:
-    """CONTRACT.md's own configuration example, as a jupyterhub_config.py."""
-    import re
-
-    block = re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1)
+    """A copy of docs/examples/jupyterhub_config.py that a test may edit."""
     path = tmp_path / "jupyterhub_config.py"
-    path.write_text(block)
+    path.write_text(EXAMPLE_CONFIG.read_text())
     return path
 
 

@@ -1,5 +1,5 @@
 """offload_spawner.backends: the interLink annotations each plugin reads, built
-from typed admin settings and validated numbers only (CONTRACT §3)."""
+from typed admin settings and validated numbers only."""
 
 import pytest
 

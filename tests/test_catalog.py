@@ -1,5 +1,5 @@
 """offload_spawner.catalog: the admin configuration is checked once, and every
-problem names its key path (CONTRACT §1, last bullet)."""
+problem names its key path (the hub does not start on a bad config)."""
 
 import pytest
 

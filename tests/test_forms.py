@@ -1,5 +1,5 @@
 """offload_spawner.forms: form data -> user_options, and the spawn form HTML
-(CONTRACT §2: KubeSpawner's field names; what a user may not use is not shown)."""
+(KubeSpawner's field names; what a user may not use is not shown)."""
 
 import functools
 import re

@@ -4,7 +4,8 @@ Which file is what (one rule): ``rbac-*.yaml`` are Kubernetes manifests an
 admin applies with kubectl (checked against the Kubernetes 1.34 schema with
 kubernetes-validate); every other ``*.yaml`` is a values file for the chart,
 validated the way ``helm`` does it — merged over the chart's default values,
-then checked against the chart's JSON schema (``../shared/z2jh/``) — and its
+then checked against the chart's values schema (the chart is found by
+tests/upstream_data.py; without it those tests skip) — and its
 ``hub.config`` loaded into the spawner by ``offload-spawner check`` run as a
 subprocess.
 
@@ -22,17 +23,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from upstream_data import z2jh_chart
+
 ROOT = Path(__file__).resolve().parents[1]
 HELM_VALUES = ROOT / "helm-values"
-
-
-def _chart_dir() -> Path:
-    """``shared/z2jh`` next to the checkout or one of its parents (worktrees nest one deeper)."""
-    for parent in ROOT.parents:
-        candidate = parent / "shared" / "z2jh"
-        if (candidate / "values.schema.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(f"no shared/z2jh/values.schema.yaml above {ROOT} (the chart's schema is test data)")
 
 
 def is_rbac_manifest(path: Path) -> bool:
@@ -64,7 +58,7 @@ def helm_merge(defaults: dict, overrides: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def chart_validator():
-    chart = _chart_dir()
+    chart = z2jh_chart()
     schema = yaml.safe_load((chart / "values.schema.yaml").read_text())
     defaults = yaml.safe_load((chart / "values.yaml").read_text())
     cls = jsonschema.validators.validator_for(schema)

@@ -1,6 +1,6 @@
 """offload_spawner.limits: a user's ceiling from their groups, capped by a target.
 
-The rules are in the module docstring and CONTRACT §1: most generous among
+The rules are in the module docstring: most generous among
 the user's groups, field by field; else default_limits; an accelerator named in
 any group_limits entry is reserved to the groups naming it; a target caps
 cores/memory only when it sets them and offers only the accelerators it lists.

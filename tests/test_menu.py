@@ -1,4 +1,4 @@
-"""offload_spawner.menu: what one user may choose (CONTRACT §1: what a user may
+"""offload_spawner.menu: what one user may choose (what a user may
 not use is not shown to them)."""
 
 import dataclasses

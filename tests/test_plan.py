@@ -1,4 +1,4 @@
-"""offload_spawner.plan: a validated selection -> what the pod must carry (CONTRACT §3)."""
+"""offload_spawner.plan: a validated selection -> what the pod must carry (placement, annotations, resources)."""
 
 import pytest
 from kubespawner.utils import recursive_format
@@ -61,7 +61,7 @@ def test_slurm_flags_built_from_typed_settings(leonardo_plan):
 
 
 def test_contract_flags_example(contract_config):
-    """CONTRACT §3's example: partition, account and time only."""
+    """The documented SLURM example: partition, account and time only."""
     slurm = contract_config["offload_targets"]["leonardo"]["slurm"]
     for key in ("qos", "flavor", "extra_flags"):
         del slurm[key]
@@ -208,7 +208,7 @@ def test_fill_value_walks_dicts_and_lists():
     ],
 )
 def test_fill_value_agrees_with_kubespawner_for_admin_templates(template):
-    """CONTRACT §1: a plain KubeSpawner profile_list gives the same pod."""
+    """A plain KubeSpawner profile_list gives the same pod."""
     assert fill_value(template, "v1.2") == recursive_format(template, value="v1.2")
 
 

@@ -83,11 +83,10 @@ def test_port_8080_is_fine_without_session_targets(contract_config):
 
 
 def test_check_prints_the_warning_and_exits_0(tmp_path):
-    from conftest import CONTRACT_PATH
-    import re
+    from conftest import EXAMPLE_CONFIG
 
     path = tmp_path / "jupyterhub_config.py"
-    path.write_text(re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1))
+    path.write_text(EXAMPLE_CONFIG.read_text())
     r = subprocess.run([sys.executable, "-m", "offload_spawner.cli", "check", "-f", str(path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -1,4 +1,4 @@
-"""offload_spawner.selection: every refusal of CONTRACT §2 ("what a user may not
+"""offload_spawner.selection: every refusal of a selection ("what a user may not
 use ... is refused if posted anyway"), with a message a user understands and
 the user_options key at fault."""
 
@@ -51,7 +51,7 @@ def test_empty_user_options_give_the_defaults(menu_for, user_options):
 
 
 def test_contract_example_user_options(menu_for):
-    # CONTRACT §2, for a user allowed to use leonardo and a GPU
+    # The documented user_options example, for a user allowed to use leonardo and a GPU
     options = {"profile": "analysis", "image": "alma9", "cores": 4, "memory": "8G",
                "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 1, "target": "leonardo"}
     selection = select(menu_for(GPU_USER), options)
@@ -186,7 +186,7 @@ def test_memory_below_the_range_minimum():
 
 
 def test_contract_message_for_a_target_cap():
-    """CONTRACT §2: "8 cores is above your limit of 4 on INFN Naples"."""
+    """The documented message: "8 cores is above your limit of 4 on INFN Naples"."""
     cat = build_catalog(
         profile_list=[{"display_name": "P", "cores": {"min": 1, "max": 16}}],
         offload_targets={"naples": {"display_name": "INFN Naples", "backend": "htcondor", "node": "vk-naples", "limits": {"cores": 4}}},

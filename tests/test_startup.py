@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -13,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTRACT_PATH
+from conftest import EXAMPLE_CONFIG
 
 pytestmark = pytest.mark.hub
 
 
 def _config(tmp_path: Path, replace: tuple[str, str] | None = None) -> Path:
-    block = re.search(r"```python\n(.*?)```", CONTRACT_PATH.read_text(), re.S).group(1)
+    block = EXAMPLE_CONFIG.read_text()
     if replace:
         assert replace[0] in block
         block = block.replace(*replace)

@@ -148,9 +148,15 @@ def test_target_policy_reaches_the_plan():
     assert plan.tokens == TokenPolicy()
 
 
-def test_missing_hub_token_is_refused():
-    with pytest.raises(ValueError, match="no JupyterHub API token"):
-        build_delivery(TokenPolicy(), AUTH_STATE, "", {}, "p")
+@pytest.mark.parametrize("hub_token", ["", None])
+def test_without_a_hub_token_there_is_no_hub_token_key(hub_token):
+    """KubeSpawner builds a pod before the hub gave the spawner a token: so does this."""
+    d = build_delivery(TokenPolicy(), AUTH_STATE, hub_token, {}, "p")
+    assert "jupyterhub_api_token" not in decoded(d.secret)
+    assert "JUPYTERHUB_API_TOKEN" not in {e["name"] for e in d.env}
+    referenced = {e["valueFrom"]["secretKeyRef"]["key"] for e in d.env if "valueFrom" in e}
+    assert "jupyterhub_api_token" not in referenced
+    assert "access_token" in referenced  # the other tokens are still delivered
 
 
 def test_redacted_secret_shows_sizes_only():

@@ -10,7 +10,7 @@ garbage-collects, and the test bed's virtual kubelet runs each pod's command
 Set ``OFFLOAD_TESTBED_KEEP=1`` to keep the test bed's work directory (component
 logs, and each pod's process log under ``virtual-kubelet/logs``).
 
-Shared state that needs care (see /work/shared/reference/jupyterhub.md):
+Shared state that needs care:
 
 * tests/conftest.py points KUBECONFIG at an offline dummy before
   kubernetes_asyncio is imported, which freezes it into

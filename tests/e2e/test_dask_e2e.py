@@ -7,7 +7,7 @@ dask operator runs here: the test creates those pods itself (with the admin
 identity, standing in for the operator's ServiceAccount), and the real
 kube-scheduler places them. The per-server Secret the pods read their tokens
 from is also created by the test, standing in for the spawner's Secret
-machinery (issue 5b). The containers' command is replaced by a short check of
+machinery. The containers' command is replaced by a short check of
 their environment: the test bed runs commands as local processes, and a real
 ``dask-scheduler --host 0.0.0.0`` would bind a fixed port shared with other runs.
 

@@ -1,4 +1,4 @@
-"""Offloaded sessions that start, report and fail well (issue 7), end to end.
+"""Offloaded sessions that start, report and fail well, end to end.
 
 A real hub spawns onto the test bed's virtual nodes; the virtual kubelet
 reports what interLink reports (submitted, JobID written back, queued as
