@@ -33,6 +33,9 @@ class PodPlan:
     mem_limit: int | None = None
     mem_guarantee: int | None = None
     extra_resource_limits: dict[str, str] = field(default_factory=dict)
+    #: cpu/memory requests written the way the target's plugin reads them
+    #: (replacing KubeSpawner's numbers), or empty
+    resource_requests: dict[str, str] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
@@ -116,6 +119,7 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
     start_timeout = http_timeout = None
     hub_api_url = None
     pod_shape = None
+    requests: dict[str, str] = {}
     if target is not None:
         labels[TARGET_KEY] = selection.target  # type: ignore[assignment]
         annotations[TARGET_KEY] = selection.target  # type: ignore[assignment]
@@ -126,7 +130,10 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
             offload = "session"
             tolerations.append(dict(INTERLINK_TOLERATION))
             node_selector["kubernetes.io/hostname"] = target.node  # type: ignore[assignment]
-            annotations.update(adapter_for(target.backend).annotations(target, selection))
+            adapter = adapter_for(target.backend)
+            annotations.update(adapter.annotations(target, selection))
+            if selection.cores is not None and selection.memory is not None:
+                requests = adapter.requests(selection.cores * fraction, int(selection.memory * fraction)) or {}
             hub_api_url = target.hub_api_url
             pod_shape = target.effective_pod_shape()
         elif target.is_virtual:
@@ -147,6 +154,7 @@ def build_plan(catalog: Catalog, selection: Selection) -> PodPlan:
         mem_limit=selection.memory,
         mem_guarantee=None if selection.memory is None else int(selection.memory * fraction),
         extra_resource_limits=resources,
+        resource_requests=requests,
         node_selector=node_selector,
         tolerations=tuple(tolerations),
         annotations=annotations,
