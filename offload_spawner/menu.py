@@ -181,10 +181,8 @@ def _menu_target(slug: str | None, target: Target | None, profile: Profile, ceil
 
 
 def _model_label(resource: str) -> str:
-    if resource in DEFAULT_MODEL_LABELS:
-        return DEFAULT_MODEL_LABELS[resource]
-    vendor, kind = resource.split("/", 1)
-    return f"{vendor.split('.')[0]}-{kind}-type"
+    # The catalog refuses an offer of any other resource without its own model_label.
+    return DEFAULT_MODEL_LABELS[resource]
 
 
 def _menu_options(profile: Profile, groups: frozenset[str]) -> tuple[MenuOption, ...] | None:

@@ -31,6 +31,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def as_created(pod: dict[str, Any], name: str = "jupyter-alice", namespace: str 
     meta = pod.setdefault("metadata", {})
     meta.setdefault("name", name)
     meta["namespace"] = namespace
-    meta["uid"] = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    meta["uid"] = str(uuid.uuid4())
     return pod
 
 
