@@ -204,7 +204,7 @@ class SlurmSettings(_Model):
         None,
         description=(
             "Run the container under 'mpiexec -np $SLURM_NTASKS <flags>' (slurm-job.vk.io/mpi-flags); "
-            "None: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI)."
+            "unset: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI)."
         ),
     )
     pre_exec: str | None = Field(
@@ -246,8 +246,8 @@ class DockerSettings(_Model):
 
     ``docker-options.vk.io/flags`` is placed before ``run`` by the plugin (so
     ``--shm-size`` and the like are not ``docker run`` flags there), and the
-    executed command drops them; the setting was removed rather than promise an
-    effect. An FPGA limit (``xilinx.com/fpga``) is turned into ``--device`` by
+    executed command drops them; so ``flags`` is refused rather than promise
+    an effect. An FPGA limit (``xilinx.com/fpga``) is turned into ``--device`` by
     the plugin itself.
     """
 
@@ -634,7 +634,11 @@ class AcceleratorOffer(_Model):
     models: list[ModelName] = Field(min_length=1)
     max: Annotated[int, Field(ge=1)] = 1
     model_label: LabelKey | None = Field(
-        None, description="Node label holding the model; defaults by vendor (nvidia-gpu-type, ...)."
+        None,
+        description=(
+            "Node label holding the model. Default: the label interLink sets (nvidia-gpu-type, xilinx-fpga-type, "
+            "intel-fpga-type); required for any other resource, whose model interLink does not label."
+        ),
     )
 
 
