@@ -6,9 +6,8 @@ The expected values are copied from interLink/pkg/virtualkubelet/virtualkubelet.
 
 from __future__ import annotations
 
-from testbed.nodes import DEFAULT_NODES, NodeSpec
-
 from offload_spawner.catalog import DEFAULT_MODEL_LABELS
+from testbed.nodes import DEFAULT_NODES, NodeSpec
 
 INTERLINK_BASE_LABELS = {
     "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
@@ -40,9 +39,8 @@ def test_the_spawner_relies_only_on_labels_interlink_sets():
 
 
 def test_submitted_state_is_interlinks_and_the_spawner_reads_its_reason():
-    from testbed.virtual_kubelet import SUBMITTED_MESSAGE, SUBMITTED_REASON
-
     from offload_spawner.lifecycle import SUBMITTED_REASON as READ_REASON
+    from testbed.virtual_kubelet import SUBMITTED_MESSAGE, SUBMITTED_REASON
 
     assert (SUBMITTED_REASON, SUBMITTED_MESSAGE) == (
         "Remote pod submitted", "The pod has been submitted to the remote plugin for creation")
