@@ -204,7 +204,9 @@ class SlurmSettings(_Model):
         None,
         description=(
             "Run the container under 'mpiexec -np $SLURM_NTASKS <flags>' (slurm-job.vk.io/mpi-flags); "
-            "unset: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI)."
+            "unset: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI). The SLURM "
+            "plugin at commit f8451d9 loses the mpiexec prefix (it edits a copy of each command), so there it "
+            "has no effect yet."
         ),
     )
     pre_exec: str | None = Field(

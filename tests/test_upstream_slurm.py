@@ -122,6 +122,11 @@ def test_gres_in_the_sites_names(plugin, tmp_path):
     assert "--gres=gpu:1" in flags, flags
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="interlink-slurm-plugin f8451d9 drops the mpiexec prefix: produceSLURMScript edits a copy of each "
+    "ContainerCommand (range over a slice of values, pkg/slurm/prepare.go); when this passes, update the docs",
+)
 def test_mpi_flags(plugin, tmp_path):
     config = copy.deepcopy(CONFIG)
     config["hub"]["config"]["OffloadSpawner"]["offload_targets"]["leonardo"]["slurm"]["mpi_flags"] = ["--bind-to=core"]
