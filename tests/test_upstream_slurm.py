@@ -140,3 +140,17 @@ def test_no_uid_claim_refuses_the_spawn(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "no 'uid' claim" in r.stderr
     assert r.stdout == ""
+
+
+def test_a_chosen_gpu_reaches_the_job_with_default_settings(plugin, tmp_path):
+    """The plugin writes no --gres for an nvidia.com/gpu limit: without the spawner's
+    --gres a user who picks an A100 would get a job with no GPU at all."""
+    config = copy.deepcopy(CONFIG)
+    config["hub"]["config"]["OffloadSpawner"]["offload_targets"]["leonardo"] = {
+        **{k: v for k, v in LEONARDO.items() if k not in ("slurm", "pod_shape")},
+        "slurm": {"partition": "boost_usr_prod"},
+        "pod_shape": {"run_as_user": 1000},
+    }
+    flags = sbatch_flags(plugin.create(rendered_pod(tmp_path, config, *GPU_OPTIONS)))
+    assert "--gres=gpu:a100:1" in flags, flags
+    assert "--uid=1000" in flags and "--partition=boost_usr_prod" in flags, flags
