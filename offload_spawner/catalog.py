@@ -48,14 +48,21 @@ INTERLINK_TOLERATION = {
     "effect": "NoSchedule",
 }
 
-#: Node label carrying an accelerator's model, per extended resource.
+#: Node label carrying an accelerator's model, per extended resource: exactly
+#: the labels interLink's virtual kubelet sets from its configured accelerators
+#: (interLink/pkg/virtualkubelet/virtualkubelet.go, NewProviderConfig). Any
+#: other resource (amd.com/gpu, intel.com/gpu, ...) gets no model label from
+#: interLink, so an offer of it must name its ``model_label``.
 DEFAULT_MODEL_LABELS = {
     "nvidia.com/gpu": "nvidia-gpu-type",
-    "amd.com/gpu": "amd-gpu-type",
-    "intel.com/gpu": "intel-gpu-type",
     "xilinx.com/fpga": "xilinx-fpga-type",
     "intel.com/fpga": "intel-fpga-type",
 }
+
+#: Annotation that makes interLink create a session's wstunnel shadow pod in the
+#: pod's own namespace instead of ``<namespace>-wstunnel``
+#: (interLink/pkg/virtualkubelet/virtualkubelet.go, createDummyPod).
+SHADOW_SAME_NS_ANNOTATION = "interlink.eu/shadow-same-ns"
 
 
 # --- scalar types -----------------------------------------------------------
@@ -157,38 +164,131 @@ class Toleration(_Model):
     tolerationSeconds: int | None = None
 
 
+SitePath = Annotated[str, _pattern(r"/[A-Za-z0-9_.+@/-]*", "absolute path on the site (letters, digits, '_', '.', '+', '@', '-', '/')")]
+
+
+class BindMount(_Model):
+    """A site directory bound into the container (``--bind source:target[:ro]``)."""
+
+    source: SitePath
+    target: SitePath | None = Field(None, description="Where it appears in the container (default: same as source).")
+    read_only: bool = False
+
+    def bind_spec(self) -> str:
+        return f"{self.source}:{self.target or self.source}" + (":ro" if self.read_only else "")
+
+
+def _no_trailing_slash(value: str) -> str:
+    if value.endswith("/"):
+        raise ValueError(
+            f"{value!r} ends with '/': the HTCondor plugin puts it in front of images written as an absolute "
+            "path ('/...'), so 'docker://' would give 'docker:///...'; images without a leading '/' get "
+            "'docker://' from the plugin already"
+        )
+    return value
+
+
 class SlurmSettings(_Model):
-    """What the interLink SLURM plugin reads, as typed admin settings."""
+    """What the interLink SLURM plugin reads (interlink-slurm-plugin/pkg/slurm/prepare.go), as typed settings."""
 
     partition: BatchWord | None = None
     account: BatchWord | None = None
     qos: BatchWord | None = None
     time_limit: SlurmTime | None = None
-    flavor: BatchWord | None = None
+    flavor: BatchWord | None = Field(
+        None, description="A flavor of the plugin's config (slurm-job.vk.io/flavor): its flags, UID and defaults."
+    )
     extra_flags: list[BatchFlag] = []
     gres_from_accelerators: bool = Field(
-        False,
-        description="Add --gres=gpu:<model>:<count> for a chosen nvidia.com/gpu.",
+        True,
+        description=(
+            "Write --gres=<gres_name>:<type>:<count> for a chosen GPU (*/gpu). The plugin itself never turns "
+            "a GPU limit into --gres (only a configured flavor can): turn this off only when 'flavor' requests the GPUs."
+        ),
+    )
+    gres_name: BatchWord = Field("gpu", description="The site's GRES name for GPUs (slurm.conf GresTypes).")
+    gres_types: dict[ModelName, BatchWord | Literal[""]] = Field(
+        {},
+        description=(
+            "The site's GRES type per accelerator model (gres.conf Type); a model not listed is used as the "
+            "type; '' requests the GPUs without a type (--gres=gpu:<count>)."
+        ),
     )
     image_root: Annotated[str, _pattern(r"[a-z]+://|[A-Za-z0-9_./:-]+", "image root")] | None = None
     singularity_options: list[BatchFlag] = []
+    singularity_mounts: list[BindMount] = Field(
+        [], description="Site directories bound into the container (CVMFS, data areas): slurm-job.vk.io/singularity-mounts."
+    )
+    mpi_flags: list[BatchFlag] | None = Field(
+        None,
+        description=(
+            "Run the container under 'mpiexec -np $SLURM_NTASKS <flags>' (slurm-job.vk.io/mpi-flags); "
+            "unset: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI). The SLURM "
+            "plugin at commit f8451d9 loses the mpiexec prefix (it edits a copy of each command), so there it "
+            "has no effect yet."
+        ),
+    )
     pre_exec: str | None = Field(
         None,
         description="Shell lines run before the payload (admin text only; users never reach it).",
     )
 
+    @field_validator("mpi_flags")
+    @classmethod
+    def _mpi_flags(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one mpiexec flag (e.g. --bind-to=core), or leave mpi_flags unset")
+        return value
+
+    def gres_flag(self, model: str | None, count: int) -> str:
+        """``--gres=`` for ``count`` GPUs of ``model``, in the site's GRES names."""
+        kind = self.gres_types.get(model, model) if model else ""
+        return f"--gres={self.gres_name}:{kind}:{count}" if kind else f"--gres={self.gres_name}:{count}"
+
 
 class HTCondorSettings(_Model):
-    """What the interLink HTCondor plugin reads."""
+    """What the interLink HTCondor plugin reads (interlink-htcondor-plugin/handles.py)."""
 
     singularity_options: list[BatchFlag] = []
-    image_root: Annotated[str, _pattern(r"[a-z]+://|[A-Za-z0-9_./:-]+", "image root")] | None = None
+    image_root: Annotated[
+        str, _pattern(r"[a-z]+://[A-Za-z0-9_./:-]*|[A-Za-z0-9_./:-]+", "image root"), AfterValidator(_no_trailing_slash)
+    ] | None = Field(
+        None,
+        description=(
+            "Put in front of images written as an absolute path not under /cvmfs (htcondor-job.knoc.io/image-root), "
+            "e.g. 'oras://registry.example.org' for image '/org/image:tag'. Other images are unaffected: the "
+            "plugin uses /cvmfs and docker:// images as they are and prefixes every other one with 'docker://'."
+        ),
+    )
 
 
 class DockerSettings(_Model):
-    """What the interLink Docker plugin reads."""
+    """What the interLink Docker plugin reads: nothing this spawner can set.
 
-    flags: list[BatchFlag] = []
+    ``docker-options.vk.io/flags`` is placed before ``run`` by the plugin (so
+    ``--shm-size`` and the like are not ``docker run`` flags there), and the
+    executed command drops them; so ``flags`` is refused rather than promise
+    an effect. An FPGA limit (``xilinx.com/fpga``) is turned into ``--device`` by
+    the plugin itself.
+    """
+
+    flags: list[BatchFlag] = Field(
+        [],
+        description=(
+            "Refused when not empty: the Docker plugin does not pass these to 'docker run' "
+            "(docker-options.vk.io/flags go before 'run' and are dropped from the executed command)."
+        ),
+    )
+
+    @field_validator("flags")
+    @classmethod
+    def _no_flags(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError(
+                "the interLink Docker plugin does not pass docker-options.vk.io/flags to 'docker run' (they go "
+                "before 'run' and the executed command drops them): remove 'flags'"
+            )
+        return value
 
 
 class InterlinkKubernetesSettings(_Model):
@@ -277,7 +377,19 @@ class PodShapeSettings(_Model):
         ),
     )
     run_as_user: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="securityContext.runAsUser of the pod and its containers (the SLURM plugin's job UID)."
+        None,
+        description=(
+            "securityContext.runAsUser of the pod and its containers (the SLURM plugin's sbatch --uid): "
+            "one fixed UID for every user. For a per-user UID use run_as_user_claim."
+        ),
+    )
+    run_as_user_claim: Annotated[str, _pattern(r"[A-Za-z0-9_.:-]{1,128}", "claim name")] | None = Field(
+        None,
+        description=(
+            "The user's claim (in auth_state: the IAM userinfo, else the ID token) holding their POSIX UID at "
+            "the site; it becomes runAsUser (the SLURM plugin's sbatch --uid). A spawn is refused when the "
+            "user has no such claim or it is not a non-negative integer."
+        ),
     )
     run_as_group: Annotated[int, Field(ge=0)] | None = Field(None, description="securityContext.runAsGroup.")
     fs_group: Annotated[int, Field(ge=0)] | None = Field(None, description="Pod securityContext.fsGroup.")
@@ -291,6 +403,12 @@ class PodShapeSettings(_Model):
             "(matchNodePurpose: require), which no virtual node satisfies."
         ),
     )
+
+    @model_validator(mode="after")
+    def _one_uid_source(self) -> PodShapeSettings:
+        if self.run_as_user is not None and self.run_as_user_claim is not None:
+            raise ValueError("give either run_as_user (one UID for all) or run_as_user_claim (per user), not both")
+        return self
 
 
 class DaskSettings(_Model):
@@ -344,6 +462,16 @@ _BACKEND_SETTINGS = {
     "kubernetes_plugin": Backend.interlink_kubernetes,
     "nats": Backend.interlink_nats,
 }
+
+
+_NO_GRES = (
+    "the SLURM plugin writes no --gres for a GPU limit; set slurm.gres_from_accelerators (default true) "
+    "or slurm.flavor (a plugin flavor whose flags request the GPUs)"
+)
+
+
+def _is_gpu(resource: str) -> bool:
+    return resource.endswith("/gpu")
 
 
 class Target(_Model):
@@ -411,7 +539,20 @@ class Target(_Model):
                 "network 'none': the hub could not reach a server on this target; use offload 'dask', "
                 "or network 'wstunnel' (with hub_api_url) or 'mesh'"
             )
+        gpus = [name for name, count in (self.limits.accelerators or {}).items() if count and _is_gpu(name)]
+        if gpus and not self.can_request_gpus:
+            raise ValueError(f"this target offers {gpus[0]} but cannot request it: {_NO_GRES}")
         return self
+
+    @property
+    def can_request_gpus(self) -> bool:
+        """Does a GPU chosen for this target reach the batch system? Only a SLURM
+        target needs help: its plugin writes no --gres for a GPU limit
+        (interlink-slurm-plugin/pkg/slurm/prepare.go), only a flavor's flags can."""
+        if self.backend is not Backend.slurm or self.offload != "session":
+            return True
+        settings = self.slurm or SlurmSettings()
+        return settings.gres_from_accelerators or settings.flavor is not None
 
     @property
     def is_virtual(self) -> bool:
@@ -537,7 +678,11 @@ class AcceleratorOffer(_Model):
     models: list[ModelName] = Field(min_length=1)
     max: Annotated[int, Field(ge=1)] = 1
     model_label: LabelKey | None = Field(
-        None, description="Node label holding the model; defaults by vendor (nvidia-gpu-type, ...)."
+        None,
+        description=(
+            "Node label holding the model. Default: the label interLink sets (nvidia-gpu-type, xilinx-fpga-type, "
+            "intel-fpga-type); required for any other resource, whose model interLink does not label."
+        ),
     )
 
 
@@ -546,15 +691,15 @@ def accelerator_model_label(resource: str, offer: AcceleratorOffer | None = None
 
     The one place that decides it (the menu, the pod plan's nodeSelector and the
     availability count all call it): the offer's ``model_label``, else the
-    vendor default of :data:`DEFAULT_MODEL_LABELS`, else ``<vendor>-<kind>-type``
-    (``example.com/tpu`` -> ``example-tpu-type``).
+    label interLink itself sets for that resource (:data:`DEFAULT_MODEL_LABELS`).
+    The catalog refuses an offer of any other resource without ``model_label``,
+    so a validated offer always has one.
     """
     if offer is not None and offer.model_label:
         return offer.model_label
     if resource in DEFAULT_MODEL_LABELS:
         return DEFAULT_MODEL_LABELS[resource]
-    vendor, kind = resource.split("/", 1)
-    return f"{vendor.split('.')[0]}-{kind}-type"
+    raise ValueError(f"interLink sets no model label for {resource}: the offer must name its model_label")
 
 
 class Profile(_Model):
@@ -574,6 +719,18 @@ class Profile(_Model):
     def resolved_slug(self) -> str:
         """The slug, derived from display_name when unset (as KubeSpawner does)."""
         return self.slug or _slugify(self.display_name)
+
+    @field_validator("accelerators")
+    @classmethod
+    def _model_labels(cls, offers: dict) -> dict:
+        for resource, offer in offers.items():
+            if offer.model_label is None and resource not in DEFAULT_MODEL_LABELS:
+                raise ValueError(
+                    f"{resource}: interLink labels virtual nodes only with "
+                    f"{', '.join(DEFAULT_MODEL_LABELS.values())}; name the node label that holds the "
+                    f"{resource} model in 'model_label'"
+                )
+        return offers
 
     @model_validator(mode="after")
     def _keys(self) -> Profile:
@@ -726,6 +883,13 @@ class Catalog(_Model):
                     raise _located(
                         f"profile_list[{index}].targets",
                         f"{target!r} is not a key of offload_targets",
+                    )
+            gpus = [r for r in profile.accelerators if _is_gpu(r)]
+            for slug in self.profile_targets(profile) if gpus else []:
+                if not self.offload_targets[slug].can_request_gpus:
+                    raise _located(
+                        f"profile_list[{index}].accelerators",
+                        f"{gpus[0]} is offered on target {slug!r}, which cannot request it: {_NO_GRES}",
                     )
         if sum(p.default for p in self.profile_list) > 1:
             raise _located("profile_list", "more than one profile is marked default")

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from .backends import adapter_for
 from .catalog import DaskSettings, Target
 from .limits import Ceiling
 from .plan import Placement, target_placement
@@ -107,10 +108,14 @@ def _cpu(value: float) -> str:
     return f"{value:g}"
 
 
-def _resources(size: DaskPodSize, fraction: float) -> dict[str, dict[str, str]]:
+def _resources(size: DaskPodSize, target: Target) -> dict[str, dict[str, str]]:
+    fraction = target.request_fraction
+    cores, memory = size.cores * fraction, int(size.memory * fraction)
+    requests = adapter_for(target.backend).requests(cores, memory) if target.is_virtual else None
     return {
         "limits": {"cpu": _cpu(size.cores), "memory": str(size.memory)},
-        "requests": {"cpu": _cpu(size.cores * fraction), "memory": str(int(size.memory * fraction))},
+        # The plugin's own form where it needs one (HTCondor: whole cores and Mi).
+        "requests": requests or {"cpu": _cpu(cores), "memory": str(memory)},
     }
 
 
@@ -161,7 +166,6 @@ def cluster_spec(
 ) -> dict[str, Any]:
     """The DaskCluster resource (kubernetes.dask.org/v1) for this server."""
     image = settings.image or image
-    fraction = target.request_fraction
     # The target's token policy decides what the Dask pods receive, as for the server.
     tokens = token_references(target.tokens, secret)
 
@@ -179,7 +183,7 @@ def cluster_spec(
             "--memory-limit", str(worker.memory),
         ],
         "env": _env(tokens, user_name, hub_api_url),
-        "resources": _resources(worker, fraction),
+        "resources": _resources(worker, target),
         "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
     }
 
@@ -191,7 +195,7 @@ def cluster_spec(
         # Inside its own pod: workers and the server reach it through its Service.
         "args": ["dask-scheduler", "--host", "0.0.0.0"],  # noqa: S104
         "env": _env(tokens, user_name, hub_api_url),
-        "resources": _resources(scheduler, fraction),
+        "resources": _resources(scheduler, target),
         "ports": [
             {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
             {"name": "http-dashboard", "containerPort": SCHEDULER_DASHBOARD_PORT, "protocol": "TCP"},

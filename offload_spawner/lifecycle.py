@@ -6,7 +6,8 @@ event reflectors (for ``progress()`` and for ending a spawn the remote site
 refused). What interLink reports (its virtual kubelet copies the plugin's
 status into the pod):
 
-* submitted: container Waiting, message "Remote pod submitted";
+* submitted: container Waiting with **reason** "Remote pod submitted" (set by
+  the virtual kubelet's CreatePod, interLink/pkg/virtualkubelet/virtualkubelet.go);
 * queued: HTCondor Idle -> Waiting ``ContainerCreating``; SLURM -> an empty
   Waiting state; interLink writes the remote job id back as annotation ``JobID``;
 * held: Waiting ``JobHeld``, message = the hold reason;
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 JOB_ID_ANNOTATION = "JobID"
-SUBMITTED_MESSAGE = "Remote pod submitted"
+#: the Waiting reason interLink sets when it hands a pod to its plugin
+SUBMITTED_REASON = "Remote pod submitted"
 HELD_REASON = "JobHeld"
 #: Site messages are shown as they come, but not without bound.
 MAX_SITE_MESSAGE = 500
@@ -139,9 +141,9 @@ def describe(
     reason, words = waiting.get("reason") or "", waiting.get("message") or ""
     if reason == HELD_REASON:
         return PodStatus("held", f"Held: {_clip(words) or 'no reason given'}" + (f" (job {job_id})" if job_id else ""), 40, job_id)
-    if words == SUBMITTED_MESSAGE and not job_id:
+    if reason == SUBMITTED_REASON and not job_id:
         return PodStatus("submitted", f"Submitted to {target}", 20, job_id)
-    if reason in ("", "ContainerCreating"):
+    if reason in ("", "ContainerCreating", SUBMITTED_REASON):
         # SLURM's empty waiting state, HTCondor's Idle, or submitted with a job id.
         detail = f"{job}{waited}" if waited else job.rstrip(", ")
         return PodStatus("queued", "Waiting in the remote queue" + (f" ({detail})" if detail else ""), 30, job_id)

@@ -71,6 +71,11 @@ def apply_plan_to_pod(pod: V1Pod, plan: PodPlan) -> V1Pod:
             if model not in present:
                 present.append(model)
         spec.tolerations = present
+    if plan.resource_requests:
+        container = spec.containers[0]
+        if container.resources is None:
+            container.resources = V1ResourceRequirements()
+        container.resources.requests = {**(container.resources.requests or {}), **plan.resource_requests}
     if plan.extra_resource_limits:
         container = spec.containers[0]
         if container.resources is None:

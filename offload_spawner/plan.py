@@ -43,6 +43,9 @@ class PodPlan:
     mem_limit: int | None = None
     mem_guarantee: int | None = None
     extra_resource_limits: dict[str, str] = field(default_factory=dict)
+    #: cpu/memory requests written the way the target's plugin reads them
+    #: (replacing KubeSpawner's numbers), or empty
+    resource_requests: dict[str, str] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
@@ -181,6 +184,7 @@ def build_plan(
     start_timeout = http_timeout = None
     hub_api_url = None
     pod_shape = None
+    requests: dict[str, str] = {}
     if target is not None:
         labels[TARGET_KEY] = selection.target  # type: ignore[assignment]
         annotations[TARGET_KEY] = selection.target  # type: ignore[assignment]
@@ -188,6 +192,9 @@ def build_plan(
         start_timeout, http_timeout = target.start_timeout, target.http_timeout
         if target.runs_session_remotely:
             offload = "session"
+            if selection.cores is not None and selection.memory is not None:
+                adapter = adapter_for(target.backend)
+                requests = adapter.requests(selection.cores * fraction, int(selection.memory * fraction)) or {}
             hub_api_url = target.hub_api_url
             pod_shape = target.effective_pod_shape()
         elif target.is_virtual:
@@ -215,6 +222,7 @@ def build_plan(
         mem_limit=selection.memory,
         mem_guarantee=None if selection.memory is None else int(selection.memory * fraction),
         extra_resource_limits=resources,
+        resource_requests=requests,
         node_selector=node_selector,
         tolerations=tuple(tolerations),
         annotations=annotations,

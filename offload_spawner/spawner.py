@@ -42,6 +42,7 @@ from .pod_shape import shape_pod
 from .reachability import RESERVED_TUNNEL_PORT, port_problems
 from .remote_session import RemoteSessionMixin
 from .selection import Selection, SelectionError, select
+from .site_uid import SiteUidError, site_uid
 from .spawn_errors import refusal, spawn_error
 from .token_delivery import TokenDeliveryMixin
 
@@ -169,6 +170,8 @@ class OffloadSpawner(
     ).tag(config=True)
 
     _plan: PodPlan | None = None
+    #: the user's UID at the site (pod_shape.run_as_user_claim), for this spawn
+    _site_uid: int | None = None
     #: the configured start/http timeouts, before any target's own replaced them
     _base_timeouts: tuple[float, float] | None = None
     _base_storage_traits: dict[str, Any] | None = None
@@ -312,6 +315,7 @@ class OffloadSpawner(
             )
             raise spawn_error(message, "config", 500)
         self._plan = plan
+        self._site_uid = await self._site_uid_for(plan)
         self._dask = await self._dask_config_for(plan)
         # Checked again and reserved here, before KubeSpawner creates anything.
         await self._admit(selection, plan, reserve=True)
@@ -324,6 +328,17 @@ class OffloadSpawner(
             self._base_storage_traits = {name: getattr(self, name) for name in STORAGE_TRAITS}
         for name, value in self._base_storage_traits.items():
             setattr(self, name, value)
+
+    async def _site_uid_for(self, plan: PodPlan) -> int | None:
+        """The user's UID from their login when the target asks for one (else None);
+        refuses the spawn, before anything is created, when it is not known."""
+        claim = plan.pod_shape.run_as_user_claim if plan.pod_shape is not None else None
+        if claim is None:
+            return None
+        try:
+            return site_uid(await self.user.get_auth_state(), claim)
+        except SiteUidError as e:
+            raise refusal(f"{plan.target_display_name}: {e}") from None
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
@@ -340,8 +355,11 @@ class OffloadSpawner(
         pod = await super().get_pod_manifest()
         if self._plan is not None:
             apply_plan_to_pod(pod, self._plan)
-            if self._plan.pod_shape is not None:
-                shape_pod(pod, self._plan.pod_shape, self._plan.backend or "")
+            shape = self._plan.pod_shape
+            if shape is not None:
+                if self._site_uid is not None:
+                    shape = shape.model_copy(update={"run_as_user": self._site_uid})
+                shape_pod(pod, shape, self._plan.backend or "")
             if self._plan.storage is not None:
                 apply_storage_to_pod(pod, self._plan.storage)
         return pod

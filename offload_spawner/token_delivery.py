@@ -150,7 +150,7 @@ class TokenDeliveryMixin:
 
     async def _make_create_pod_request(self, pod, request_timeout):
         delivery = self._token_delivery
-        if delivery is not None and HUB_TOKEN_KEY not in delivery.token_keys:
+        if delivery is not None and HUB_TOKEN_KEY not in delivery.secret["data"]:
             # The manifest builds without a token (as KubeSpawner's does); a
             # server started without one could never talk to the hub.
             raise TokenSecretError(f"{self.pod_name} has no JupyterHub API token to deliver")

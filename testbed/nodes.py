@@ -5,10 +5,14 @@ advertise, so the nodes must look like the ones interLink registers:
 
 * taint ``virtual-node.interlink/no-schedule=true:NoSchedule`` (only pods
   with the interLink toleration may land there);
-* labels ``virtual-node.interlink/type=virtual-kubelet``,
-  ``kubernetes.io/hostname=<name>``, ``kubernetes.io/os=virtual-kubelet``,
-  ``kubernetes.io/role=agent`` plus accelerator model labels
-  (``nvidia-gpu-type=a100``, ``xilinx-fpga-type=u55c``);
+* exactly the labels interLink's virtual kubelet sets (NewProviderConfig in
+  interLink/pkg/virtualkubelet/virtualkubelet.go): ``kubernetes.io/hostname``,
+  ``kubernetes.io/os=virtual-kubelet``, ``kubernetes.io/role=agent``,
+  ``virtual-node.interlink/type=virtual-kubelet``, the two load-balancer
+  exclusions, the configured ``NodeLabels`` (``labels`` here) and one model
+  label per configured accelerator, only for ``nvidia.com/gpu``
+  (``nvidia-gpu-type``), ``xilinx.com/fpga`` (``xilinx-fpga-type``) and
+  ``intel.com/fpga`` (``intel-fpga-type``); no ``kubernetes.io/arch``;
 * ``capacity == allocatable`` for cpu, memory, pods and extended resources
   (``nvidia.com/gpu``, ``xilinx.com/fpga``);
 * a ``Ready`` condition with reason ``InterlinkPingSuccessful`` and the last
@@ -38,6 +42,12 @@ INTERLINK_TAINT: dict[str, str] = {
     "value": "true",
     "effect": "NoSchedule",
 }
+#: The only accelerator model labels interLink sets (NewProviderConfig).
+INTERLINK_MODEL_LABELS = {
+    "nvidia.com/gpu": "nvidia-gpu-type",
+    "xilinx.com/fpga": "xilinx-fpga-type",
+    "intel.com/fpga": "intel-fpga-type",
+}
 PING_ANNOTATION = "interlink.virtual-kubelet.io/ping-response"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
@@ -55,26 +65,37 @@ class NodeSpec:
     pods: str = "1000"
     backend: str | None = None
     extended: dict[str, str] = field(default_factory=dict)
+    #: a virtual node's ``NodeLabels`` (interLink config); an ordinary node's labels
     labels: dict[str, str] = field(default_factory=dict)
+    #: a virtual node's accelerator models by resource (interLink's Resources.Accelerators)
+    models: dict[str, str] = field(default_factory=dict)
 
     @property
     def virtual(self) -> bool:
         return self.backend is not None
 
     def all_labels(self) -> dict[str, str]:
+        if not self.virtual:
+            return {
+                "kubernetes.io/hostname": self.name,
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+                **self.labels,
+            }
+        # As interLink/pkg/virtualkubelet/virtualkubelet.go (NewProviderConfig) builds them.
         labels = {
+            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+            "kubernetes.io/os": "virtual-kubelet",
             "kubernetes.io/hostname": self.name,
-            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/role": "agent",
+            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+            "virtual-node.interlink/type": "virtual-kubelet",
         }
-        if self.virtual:
-            labels.update({
-                "virtual-node.interlink/type": "virtual-kubelet",
-                "kubernetes.io/os": "virtual-kubelet",
-                "kubernetes.io/role": "agent",
-            })
-        else:
-            labels["kubernetes.io/os"] = "linux"
         labels.update(self.labels)
+        for resource, model in self.models.items():
+            label = INTERLINK_MODEL_LABELS.get(resource.lower())
+            if label:  # interLink only warns about any other accelerator type
+                labels[label] = model
         return labels
 
     def resources(self) -> dict[str, str]:
@@ -133,7 +154,7 @@ class NodeSpec:
                 "kernelVersion": "", "osImage": f"interLink {self.backend} plugin" if self.virtual else "testbed",
                 "containerRuntimeVersion": f"interlink://{self.backend}" if self.virtual else "testbed://local",
                 "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": "amd64",
+                "operatingSystem": "linux", "architecture": "virtual-kubelet" if self.virtual else "amd64",
             },
         }
 
@@ -142,9 +163,9 @@ class NodeSpec:
 DEFAULT_NODES: tuple[NodeSpec, ...] = (
     NodeSpec("vk-naples", cpu="96", memory="180Gi", backend="htcondor"),
     NodeSpec("vk-leonardo", cpu="32", memory="480Gi", backend="slurm",
-             extended={"nvidia.com/gpu": "4"}, labels={"nvidia-gpu-type": "a100"}),
+             extended={"nvidia.com/gpu": "4"}, models={"nvidia.com/gpu": "a100"}),
     NodeSpec("vk-docker", cpu="16", memory="64Gi", backend="docker",
-             extended={"xilinx.com/fpga": "2"}, labels={"xilinx-fpga-type": "u55c"}),
+             extended={"xilinx.com/fpga": "2"}, models={"xilinx.com/fpga": "u55c"}),
     NodeSpec("node-local", cpu="16", memory="64Gi", pods="110",
              labels={"hub.jupyter.org/node-purpose": "user"}),
 )

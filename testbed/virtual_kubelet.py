@@ -17,7 +17,10 @@ process serves the test bed's nodes (:mod:`testbed.nodes`: the virtual nodes
 * gives each pod its own loopback address 127.0.0.N as ``status.podIP`` and
   makes ``jupyterhub-singleuser`` bind it (``JUPYTERHUB_SERVICE_URL``);
 * reports status like interLink: ``Pending`` with container Waiting reason
-  ``ContainerCreating``, message "Remote pod submitted"; with the annotation
+  "Remote pod submitted" and interLink's message (on a virtual node, as the
+  virtual kubelet's CreatePod sets them:
+  interLink/pkg/virtualkubelet/virtualkubelet.go; ``ContainerCreating`` on
+  the ordinary node, as a kubelet); with the annotation
   ``testbed.offload-spawner.io/queue-seconds: "N"`` it then stays Pending N
   seconds with an empty Waiting state (a queued SLURM job); ``Running`` with
   Ready conditions and the pod IP once the process started; ``Succeeded`` /
@@ -69,7 +72,10 @@ HOLD_ANNOTATION = "testbed.offload-spawner.io/hold"
 #: written back once the process runs: its process id
 PID_ANNOTATION = "testbed.offload-spawner.io/pid"
 JOB_ID_ANNOTATION = "JobID"
-SUBMITTED_MESSAGE = "Remote pod submitted"
+#: interLink's CreatePod state for a pod handed to its plugin
+#: (interLink/pkg/virtualkubelet/virtualkubelet.go): reason and message, verbatim.
+SUBMITTED_REASON = "Remote pod submitted"
+SUBMITTED_MESSAGE = "The pod has been submitted to the remote plugin for creation"
 HELD_REASON = "JobHeld"
 MAX_KILL_GRACE = 10.0
 #: How often a pod waiting for a missing Secret/ConfigMap looks again, and how
@@ -212,7 +218,10 @@ class PodRunner:
             if FAIL_ANNOTATION in annotations:
                 await self.report_failed(annotations[FAIL_ANNOTATION] or "failed on request")
                 return
-            await self.report_pending("ContainerCreating", SUBMITTED_MESSAGE if self.virtual else None)
+            if self.virtual:
+                await self.report_pending(SUBMITTED_REASON, SUBMITTED_MESSAGE)
+            else:
+                await self.report_pending("ContainerCreating", None)
             if self.virtual:
                 await self.vk.annotate(self, {JOB_ID_ANNOTATION: self.vk.next_job_id()})
             queue = annotations.get(QUEUE_ANNOTATION)

@@ -34,9 +34,9 @@ TARGETS = {
         "display_name": "HTCondor",
         "backend": "htcondor",
         "node": "vk-condor",
-        "htcondor": {"singularity_options": ["--nv"], "image_root": "/cvmfs/unpacked.cern.ch/"},
+        "htcondor": {"singularity_options": ["--nv"], "image_root": "oras://registry.example.org"},
     },
-    "docker": {"display_name": "Docker", "backend": "docker", "node": "vk-docker", "docker": {"flags": ["--shm-size=1g", "--ipc=host"]}},
+    "docker": {"display_name": "Docker", "backend": "docker", "node": "vk-docker"},
     "remote": {
         "display_name": "Remote k8s",
         "backend": "interlink-kubernetes",
@@ -63,6 +63,11 @@ PROFILE = {
 }
 
 
+#: What interLink's virtual kubelet reads on every offloaded pod: its wstunnel
+#: shadow pod in the pod's own namespace (interLink/pkg/virtualkubelet/virtualkubelet.go).
+SHADOW = {"interlink.eu/shadow-same-ns": "true"}
+
+
 @pytest.fixture
 def catalog():
     return build_catalog(profile_list=[PROFILE], offload_targets=TARGETS)
@@ -80,6 +85,7 @@ def test_every_backend_has_an_adapter():
 def test_slurm_annotations(catalog):
     selection = Selection(profile="p", target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=2)
     assert annotations(catalog, "slurm", selection) == {
+        **SHADOW,
         "slurm-job.vk.io/flags": "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=1-00:00:00 "
         "--gres=gpu:a100:2 --exclusive --constraint=a100",
         "slurm-job.vk.io/flavor": "gpu",
@@ -89,9 +95,10 @@ def test_slurm_annotations(catalog):
     }
 
 
-def test_slurm_gres_only_when_asked_and_for_a_gpu(catalog):
+def test_slurm_gres_only_for_a_gpu_and_unless_turned_off(catalog):
     without = annotations(catalog, "slurm")["slurm-job.vk.io/flags"]
     assert "--gres" not in without
+    # Off only where the flavor requests the GPUs.
     cfg = {**TARGETS["slurm"], "slurm": {**TARGETS["slurm"]["slurm"], "gres_from_accelerators": False}}
     cat = build_catalog(offload_targets={"slurm": cfg})
     selection = Selection(profile=None, target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=1)
@@ -100,26 +107,27 @@ def test_slurm_gres_only_when_asked_and_for_a_gpu(catalog):
 
 def test_slurm_without_settings_writes_nothing():
     cat = build_catalog(offload_targets={"s": {"display_name": "S", "backend": "slurm", "node": "vk-s"}})
-    assert annotations(cat, "s") == {}
+    assert annotations(cat, "s") == SHADOW
 
 
 def test_htcondor_annotations(catalog):
     assert annotations(catalog, "condor") == {
+        **SHADOW,
         "htcondor-job.vk.io/singularity-options": "--nv",
-        "htcondor-job.knoc.io/image-root": "/cvmfs/unpacked.cern.ch/",
+        "htcondor-job.knoc.io/image-root": "oras://registry.example.org",
     }
 
 
 def test_docker_annotations(catalog):
-    assert annotations(catalog, "docker") == {"docker-options.vk.io/flags": "--shm-size=1g --ipc=host"}
+    assert annotations(catalog, "docker") == SHADOW
 
 
 def test_interlink_kubernetes_annotations(catalog):
-    assert annotations(catalog, "remote") == {"interlink.io/remote-pvc": "data,scratch"}
+    assert annotations(catalog, "remote") == {**SHADOW, "interlink.io/remote-pvc": "data,scratch"}
 
 
 def test_generic_and_kubernetes_add_nothing_themselves(catalog):
-    assert annotations(catalog, "generic") == {}
+    assert annotations(catalog, "generic") == SHADOW
     assert annotations(catalog, "cluster") == {}
 
 
@@ -137,7 +145,7 @@ def test_empty_settings_write_nothing():
         }
     )
     for slug in ("c", "d", "r"):
-        assert annotations(cat, slug) == {}
+        assert annotations(cat, slug) == SHADOW
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

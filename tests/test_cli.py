@@ -99,7 +99,7 @@ def test_render_prints_pod_secrets_files_and_user_options(contract_file):
     spec = out["pod"]["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
     assert out["pod"]["metadata"]["annotations"]["slurm-job.vk.io/flags"] == (
-        "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --exclusive"
+        "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:a100:2 --exclusive"
     )
 
 

@@ -163,7 +163,9 @@ def test_pods_from_the_spec_are_placed_sized_and_reference_tokens(tmp_path):
         assert meta["labels"]["dask.org/component"] == role
         container = podspec["containers"][0]
         assert (container["resources"]["limits"]["cpu"], container["resources"]["limits"]["memory"]) == expected_size[role]
-        assert container["resources"]["requests"] == container["resources"]["limits"]  # HTCondor sizes from requests
+        # HTCondor sizes the job from requests, read as whole cores and <n>Mi (interlink-htcondor-plugin/handles.py)
+        cores, memory = expected_size[role]
+        assert container["resources"]["requests"] == {"cpu": cores, "memory": f"{int(memory) // 2**20}Mi"}
         env = {e["name"]: e for e in container["env"]}
         assert env["JUPYTERHUB_USER"] == {"name": "JUPYTERHUB_USER", "value": "hana"}
         assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org/hub/api"

@@ -252,18 +252,26 @@ def _render(capsys, *args: str) -> dict:
     return json.loads(out)["pod"]
 
 
-def test_example_gpu_session_on_leonardo(capsys):
-    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "-o", "profile=ai", "-o", "target=leonardo",
+def test_example_gpu_session_on_leonardo(capsys, tmp_path):
+    auth_state = tmp_path / "auth_state.json"
+    auth_state.write_text('{"oauth_user": {"preferred_username": "carol", "uid": 41003}}')
+    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "--auth-state", str(auth_state),
+                  "-o", "profile=ai", "-o", "target=leonardo",
                   "-o", "accelerator=nvidia.com/gpu:a100", "-o", "accelerator_count=1", "-o", "cores=8", "-o", "memory=64G")
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    flags = pod["metadata"]["annotations"]["slurm-job.vk.io/flags"]
-    assert flags == "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:a100:1"
+    annotations = pod["metadata"]["annotations"]
+    flags = annotations["slurm-job.vk.io/flags"]
+    assert flags == "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:1"
+    assert annotations["slurm-job.vk.io/singularity-mounts"] == (
+        "--bind /cvmfs:/cvmfs:ro --bind /leonardo_work/icsc_ai:/data"
+    )
+    assert annotations["interlink.eu/shadow-same-ns"] == "true"
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org/hub/api"
     # Tokens only by reference; the pod shape for a SLURM job.
     assert "secretKeyRef" in env["JUPYTERHUB_API_TOKEN"]["valueFrom"] and "value" not in env["JUPYTERHUB_API_TOKEN"]
-    assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+    assert pod["spec"]["securityContext"]["runAsUser"] == 41003  # the user's own UID, from their IAM claim
     assert pod["spec"]["automountServiceAccountToken"] is False
 
 
@@ -273,7 +281,7 @@ def test_example_fpga_session_on_the_docker_site(capsys):
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-docker", "xilinx-fpga-type": "u55c"}
     assert pod["spec"]["containers"][0]["resources"]["limits"]["xilinx.com/fpga"] == "1"
     assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/vitis-notebook:3.5"
-    assert pod["metadata"]["annotations"]["docker-options.vk.io/flags"] == "--shm-size=8g"
+    assert "docker-options.vk.io/flags" not in pod["metadata"]["annotations"]
 
 
 def test_example_dask_target_keeps_the_session_here(capsys):

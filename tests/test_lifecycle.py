@@ -46,14 +46,19 @@ def test_not_scheduled_shows_the_schedulers_reason():
     assert describe(TARGET, pod(node=None), [], 10.0, None).message == f"Waiting for {TARGET} to accept the server"
 
 
+#: What interLink's virtual kubelet sets when it hands a pod to its plugin
+#: (interLink/pkg/virtualkubelet/virtualkubelet.go, CreatePod): the words are the *reason*.
+INTERLINK_SUBMITTED = {"reason": "Remote pod submitted",
+                       "message": "The pod has been submitted to the remote plugin for creation"}
+
+
 def test_submitted():
-    status = describe(TARGET, pod(waiting={"reason": "ContainerCreating", "message": "Remote pod submitted"}), [], 5.0, 5.0)
-    assert (status.phase, status.message) == ("submitted", f"Submitted to {TARGET}")
+    status = describe(TARGET, pod(waiting=INTERLINK_SUBMITTED), [], 5.0, 5.0)
+    assert (status.phase, status.message, status.progress) == ("submitted", f"Submitted to {TARGET}", 20)
     assert describe(TARGET, pod(), [], 5.0, 5.0).message == f"Submitted to {TARGET}"
 
 
-@pytest.mark.parametrize("waiting", [{}, {"reason": "ContainerCreating"},
-                                     {"reason": "ContainerCreating", "message": "Remote pod submitted"}])
+@pytest.mark.parametrize("waiting", [{}, {"reason": "ContainerCreating"}, INTERLINK_SUBMITTED])
 def test_queued_shows_the_job_id_and_the_time_waited(waiting):
     """SLURM queued (empty Waiting), HTCondor Idle (ContainerCreating), or submitted with a job id."""
     status = describe(TARGET, pod(waiting=waiting, job_id="1234"), [], 1190.0, 1000.0)

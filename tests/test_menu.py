@@ -243,7 +243,7 @@ def test_profile_whose_targets_are_all_hidden_is_hidden(contract_config):
     assert [t.slug for t in build_menu(catalog, ["highrate"]).profile("analysis").targets] == ["naples"]
 
 
-@pytest.mark.parametrize("resource, label", [(GPU, "nvidia-gpu-type"), ("amd.com/gpu", "amd-gpu-type"), (FPGA, "xilinx-fpga-type"), ("example.org/npu", "example-npu-type")])
+@pytest.mark.parametrize("resource, label", [(GPU, "nvidia-gpu-type"), (FPGA, "xilinx-fpga-type"), ("intel.com/fpga", "intel-fpga-type")])
 def test_default_model_labels(resource, label):
     cat = one_profile_catalog(accelerators={resource: {"display_name": "A", "models": ["m1"], "max": 2}})
     (acc,) = build_menu(cat, []).profile("p").targets[0].accelerators

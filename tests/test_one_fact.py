@@ -23,7 +23,7 @@ from offload_spawner.tokens import build_delivery, jwt_expiry
 
 TPU_PROFILE = {
     "display_name": "TPU",
-    "accelerators": {"example.com/tpu": {"display_name": "Example TPU", "models": ["v5", "v6"], "max": 2}},
+    "accelerators": {"example.com/tpu": {"display_name": "Example TPU", "models": ["v5", "v6"], "max": 2, "model_label": "example-tpu-type"}},
 }
 TPU_SITE = {
     "display_name": "TPU site",

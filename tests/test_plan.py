@@ -52,12 +52,15 @@ def test_target_label_and_annotation(leonardo_plan):
 
 
 def test_slurm_flags_built_from_typed_settings(leonardo_plan):
-    # partition, account, qos, time_limit and extra_flags of offload_targets.leonardo.slurm
+    # partition, account, qos, time_limit and extra_flags of offload_targets.leonardo.slurm, and the
+    # chosen GPUs (the plugin writes no --gres for a GPU limit)
     assert leonardo_plan.annotations["slurm-job.vk.io/flags"] == (
-        "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --exclusive"
+        "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:a100:2 --exclusive"
     )
     assert leonardo_plan.annotations["slurm-job.vk.io/flavor"] == "gpu"
-    assert set(leonardo_plan.annotations) == {TARGET_KEY, "slurm-job.vk.io/flags", "slurm-job.vk.io/flavor"}
+    assert set(leonardo_plan.annotations) == {
+        TARGET_KEY, "slurm-job.vk.io/flags", "slurm-job.vk.io/flavor", "interlink.eu/shadow-same-ns"
+    }
 
 
 def test_contract_flags_example(contract_config):

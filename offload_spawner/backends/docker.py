@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-from ..catalog import DockerSettings, Target
-from ..selection import Selection
 from .base import BackendAdapter
 
 
 class DockerAdapter(BackendAdapter):
-    """interLink Docker plugin; it turns an ``xilinx.com/fpga`` limit into ``--device`` itself."""
-
-    def annotations(self, target: Target, selection: Selection) -> dict[str, str]:
-        settings = target.docker or DockerSettings()
-        if settings.flags:
-            return {"docker-options.vk.io/flags": " ".join(settings.flags)}
-        return {}
+    """interLink Docker plugin: no annotation of it has an effect this spawner can
+    promise. ``docker-options.vk.io/flags`` go before ``run`` in the plugin and
+    the executed command drops them (so ``docker.flags`` is refused at check
+    time); an ``xilinx.com/fpga`` limit becomes ``--device`` in the plugin itself."""

@@ -5,3 +5,5 @@ from .base import BackendAdapter
 
 class KubernetesAdapter(BackendAdapter):
     """This cluster: no virtual node, no interLink annotations."""
+
+    virtual = False

@@ -6,14 +6,17 @@ from .base import BackendAdapter
 
 
 class SlurmAdapter(BackendAdapter):
-    """interLink SLURM plugin (``slurm-job.vk.io/*``).
+    """interLink SLURM plugin (``slurm-job.vk.io/*``, read in
+    interlink-slurm-plugin/pkg/slurm/prepare.go).
 
     ``--cpus-per-task``/``--mem`` are not written: the plugin takes them from
-    the pod limits. A ``nvidia.com/gpu`` limit lets the plugin pick a GPU
-    flavor; ``gres_from_accelerators`` also writes ``--gres`` explicitly.
+    the pod limits, and the job's ``--uid`` from ``securityContext.runAsUser``
+    (see pod_shape). The plugin never turns a GPU limit into ``--gres`` (only
+    a configured flavor's flags can), so a chosen GPU is requested here, in the
+    site's GRES names, unless ``gres_from_accelerators`` is off.
     """
 
-    def annotations(self, target: Target, selection: Selection) -> dict[str, str]:
+    def plugin_annotations(self, target: Target, selection: Selection) -> dict[str, str]:
         settings = target.slurm or SlurmSettings()
         flags = []
         for name, value in (
@@ -24,8 +27,13 @@ class SlurmAdapter(BackendAdapter):
         ):
             if value:
                 flags.append(f"--{name}={value}")
-        if settings.gres_from_accelerators and selection.accelerator and selection.accelerator.endswith("/gpu"):
-            flags.append(f"--gres=gpu:{selection.accelerator_model}:{selection.accelerator_count}")
+        if (
+            settings.gres_from_accelerators
+            and selection.accelerator
+            and selection.accelerator.endswith("/gpu")
+            and selection.accelerator_count
+        ):
+            flags.append(settings.gres_flag(selection.accelerator_model, selection.accelerator_count))
         flags.extend(settings.extra_flags)
         out = {}
         if flags:
@@ -36,6 +44,13 @@ class SlurmAdapter(BackendAdapter):
             out["slurm-job.vk.io/image-root"] = settings.image_root
         if settings.singularity_options:
             out["slurm-job.vk.io/singularity-options"] = " ".join(settings.singularity_options)
+        if settings.singularity_mounts:
+            # Written unquoted into the job script's container line (prepareRuntimeCommand).
+            out["slurm-job.vk.io/singularity-mounts"] = " ".join(
+                f"--bind {mount.bind_spec()}" for mount in settings.singularity_mounts
+            )
+        if settings.mpi_flags:
+            out["slurm-job.vk.io/mpi-flags"] = " ".join(settings.mpi_flags)
         if settings.pre_exec:
             out["slurm-job.vk.io/pre-exec"] = settings.pre_exec
         return out

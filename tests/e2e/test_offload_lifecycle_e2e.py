@@ -20,7 +20,7 @@ from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
 from testbed.procs import pid_alive
-from testbed.virtual_kubelet import HOLD_ANNOTATION, PID_ANNOTATION, QUEUE_ANNOTATION
+from testbed.virtual_kubelet import HOLD_ANNOTATION, PID_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
 
 from .test_spawn_e2e import pod_history, reach_jupyterlab
 
@@ -90,7 +90,7 @@ async def test_a_queued_session_reports_the_queue_and_stop_ends_the_remote_job(s
         r, events = await spawn_with_progress(hub, "carol", {"profile": "analysis", "target": "naples"})
     assert r.status_code in (201, 202), r.text
     # As interLink's HTCondor plugin reports it: submitted, then Idle (ContainerCreating, no message).
-    assert ("Pending", "ContainerCreating", "Remote pod submitted") in history, history
+    assert ("Pending", SUBMITTED_REASON, SUBMITTED_MESSAGE) in history, history
     assert ("Pending", "ContainerCreating", "") in history, history
     messages = [e.get("message", "") for e in events]
     queued = [m for m in messages if m.startswith("Waiting in the remote queue (job testbed-")]

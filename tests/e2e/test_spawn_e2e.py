@@ -25,7 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
 
-from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE
+from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
 
 INTERLINK_TOLERATION = {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
 VIRTUAL_NODES = {"vk-naples", "vk-leonardo", "vk-docker"}
@@ -236,7 +236,7 @@ async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collect
     assert pod["metadata"]["annotations"]["JobID"].startswith("testbed-")
     # The status went as interLink reports it: submitted, queued (SLURM: empty waiting), running.
     assert history[0][:1] == ("Pending",), history
-    assert ("Pending", "ContainerCreating", SUBMITTED_MESSAGE) in history, history
+    assert ("Pending", SUBMITTED_REASON, SUBMITTED_MESSAGE) in history, history
     assert ("Pending", "", "") in history, history
     assert history[-1][0] == "Running", history
 
