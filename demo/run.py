@@ -43,6 +43,10 @@ def main() -> int:
         LocalCluster() as cluster,
         OidcProvider(provider_users(), redirect_uris=[f"http://127.0.0.1:{port}/hub/oauth_callback"]) as idp,
     ):
+        # The rights helm-values/rbac-availability.yaml grants (read Nodes and
+        # the pods bound to them), so that the form shows each site's free
+        # capacity and accelerators, as on a hub whose admin applied that file.
+        cluster.control_plane.bind_node_reader()
         env = dict(
             os.environ,
             DEMO_PORT=port,

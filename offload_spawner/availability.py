@@ -159,7 +159,11 @@ class ClusterView:
         return self.nodes.get(name) or NodeState(name=name, registered=False)
 
 
-UNKNOWN = ClusterView(known=False, note="availability unknown")
+#: What the form says when nothing more precise is known (notes below are worded for users too).
+UNKNOWN_REASON = "free capacity is not shown here"
+UNKNOWN = ClusterView(known=False, note=UNKNOWN_REASON)
+#: A target on the cluster's own nodes: the scheduler picks a node, no one node's capacity tells.
+IN_CLUSTER_REASON = "free capacity is not shown for this cluster; its scheduler finds room for your server"
 
 
 def _flatten(objects: Iterable[Any]) -> Iterable[Mapping[str, Any]]:
@@ -275,7 +279,9 @@ class TargetAvailability:
     def summary(self) -> str:
         """One line for the form."""
         if self.status == "unknown":
-            return f"Availability unknown{f' ({self.reason})' if self.reason else ''}"
+            # The reason is already a user's sentence ("this site does not publish its free capacity").
+            reason = self.reason or UNKNOWN_REASON
+            return reason[:1].upper() + reason[1:]
         if self.status == "down":
             return f"Down: {self.reason}"
         parts = ["Up"]
@@ -345,7 +351,7 @@ def target_availability(
     """Availability of one target as one user sees it (only the accelerators offered to them)."""
     common = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
     if not target.is_virtual or not target.node:
-        return TargetAvailability(status="unknown", reason="runs in this cluster; not tracked", **common)
+        return TargetAvailability(status="unknown", reason=IN_CLUSTER_REASON, **common)
     if not view.known:
         return TargetAvailability(status="unknown", reason=view.note, **common)
     node = view.node(target.node)
