@@ -65,6 +65,9 @@ def main() -> int:
             shown = ", ".join(groups) if groups else "(none)  -> only the open Teaching profile"
             print(f"  {user:8} groups: {shown}")
         print(f"admin kubeconfig (kubectl): {cluster.control_plane.admin_kubeconfig}")
+        print("logs: the hub's below in this terminal; the test bed's (kube-apiserver.log, ...) in "
+              f"{cluster.control_plane.workdir}/, each server's in {cluster.vk_state_dir / 'logs'}/ "
+              "(removed when the demo stops)")
         print("Ctrl-C stops the hub, its servers, the provider and the test bed.", flush=True)
         hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py"),

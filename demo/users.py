@@ -14,7 +14,9 @@ DEMO_GROUPS = {
     "gpu-users": ["carol"],
 }
 
-#: Users with no group: they log in but are offered nothing.
+#: Users with no group: they log in and are offered only what is open to every
+#: user (the Teaching profile on this cluster; the Analysis profile and the
+#: remote sites need a group).
 NO_GROUP_USERS = ["nobody"]
 
 
