@@ -10,8 +10,9 @@ PASSWORD = "demo"
 DEMO_GROUPS = {
     "cms": ["bob", "carol"],
     "highrate": ["hana"],
-    "ai-infn": ["carol"],
-    "gpu-users": ["carol"],
+    # dave shares carol's sites: each sees the other's servers in the free capacity.
+    "ai-infn": ["carol", "dave"],
+    "gpu-users": ["carol", "dave"],
 }
 
 #: Users with no group: they log in and are offered only what is open to every
