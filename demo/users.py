@@ -8,7 +8,7 @@ sends these groups in the ``wlcg.groups`` claim, with IAM's leading slash
 PASSWORD = "demo"
 
 DEMO_GROUPS = {
-    "cms": ["bob", "carol"],
+    "cms": ["bob", "carol", "dave"],
     "highrate": ["hana"],
     # dave shares carol's sites: each sees the other's servers in the free capacity.
     "ai-infn": ["carol", "dave"],
