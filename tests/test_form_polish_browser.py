@@ -127,3 +127,20 @@ async def test_after_a_refusal_every_field_keeps_the_users_choice(hub, browser, 
         "offload", "naples", "8G")
     assert await page.locator(".offload-cores [data-offload-field-error]").count() == 1
     assert [u for u, _ in RecordingSpawner.recorded] == []
+
+
+async def test_after_a_refusal_the_accelerator_and_its_count_are_kept(hub, browser, tmp_path):  # noqa: F811
+    page = await open_form(browser, hub.app, "carol")
+    accelerator = 'select[name="profile-option-analysis--accelerator"]'
+    count = 'input[name="profile-option-analysis--accelerator_count"]'
+    await page.select_option(TARGET, "leonardo")
+    await page.select_option(accelerator, "nvidia.com/gpu:a100")
+    await page.fill(count, "2")
+    await page.press(count, "Tab")  # its change event now, not when the submit button takes the focus
+    await page.eval_on_selector(CORES, "s => { s.options[s.selectedIndex].value = '64' }")
+    await page.eval_on_selector("#spawn_form", "f => f.noValidate = true")
+    await page.click('#spawn_form button[type="submit"]')
+    await page.locator('[data-offload-field-error="cores"]').wait_for()
+    assert (await page.input_value(TARGET), await page.input_value(accelerator), await page.input_value(count)) == (
+        "leonardo", "nvidia.com/gpu:a100", "2")
+    assert [u for u, _ in RecordingSpawner.recorded] == []
