@@ -3,7 +3,8 @@ sees it: `demo/run.py` with its test bed, OpenID Connect provider and hub.
 
 * dave's form shows CINECA Leonardo's free capacity and a100 count (the demo
   hub has the rights helm-values/rbac-availability.yaml grants), and the
-  numbers change, without a reload, when carol starts a GPU server there;
+  numbers change, without a reload, when carol starts a GPU server there
+  and again when she stops it;
 * carol's spawn goes form -> progress -> JupyterLab;
 * hana's server on the Dask-offload target INFN Naples opens JupyterLab with
   the Dask lab extension set to the offload cluster's factory (dask-kubernetes'
@@ -99,6 +100,14 @@ async def test_the_demo_shows_availability_jupyterlab_and_the_dask_tab(demo, bro
     shot = tmp_path / "demo-availability.png"
     await dave.screenshot(path=str(shot), full_page=True)
     keep(shot)
+
+    # carol stops her server on the hub's home page: the a100 is free again on dave's page.
+    await carol.goto(f"{hub}/hub/home")
+    await carol.click("#stop")
+    await dave.wait_for_function(
+        "document.querySelector('[data-availability=\"leonardo\"]').textContent.includes('0 used, 4 available')",
+        timeout=60_000)
+    assert await dave.evaluate("window.__not_reloaded === true")
 
     # hana: the Dask-offload target; JupyterLab's Dask tab reads the server's Dask file.
     hana = await login(browser, hub, "hana")
