@@ -14,6 +14,8 @@ PYTHON := $(abspath $(VENV))/bin/python
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 # The venv's scripts (offload-spawner, jupyterhub-singleuser, jupyter) come first.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Nothing from outside the venv on Python's import path.
+unexport PYTHONPATH PYTHONHOME PYTHONUSERBASE
 INSTALLED := $(VENV)/.installed
 
 .PHONY: setup test demo bench check-examples testbed-build helm-build testbed e2e

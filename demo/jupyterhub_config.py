@@ -77,6 +77,13 @@ if os.environ.get("DEMO_TESTBED"):
     c.OffloadSpawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
     if os.geteuid() == 0:
         c.OffloadSpawner.args = ["--allow-root"]
+    # The servers run as processes of this machine and reach the hub's
+    # internal API (127.0.0.1:8081) as the hub reaches them: both ways, what
+    # `network: mesh` declares (so the hub does not warn that they may not).
+    for slug in ("leonardo", "docker"):
+        c.OffloadSpawner.offload_targets[slug]["network"] = "mesh"
+    # Land in JupyterLab (the demo extra installs it and dask-labextension).
+    c.OffloadSpawner.default_url = "/lab"
     c.OffloadSpawner.start_timeout = 120
     c.OffloadSpawner.http_timeout = 120
     c.JupyterHub.hub_ip = "127.0.0.1"

@@ -43,6 +43,10 @@ def main() -> int:
         LocalCluster() as cluster,
         OidcProvider(provider_users(), redirect_uris=[f"http://127.0.0.1:{port}/hub/oauth_callback"]) as idp,
     ):
+        # The rights helm-values/rbac-availability.yaml grants (read Nodes and
+        # the pods bound to them), so that the form shows each site's free
+        # capacity and accelerators, as on a hub whose admin applied that file.
+        cluster.control_plane.bind_node_reader()
         env = dict(
             os.environ,
             DEMO_PORT=port,
@@ -61,6 +65,9 @@ def main() -> int:
             shown = ", ".join(groups) if groups else "(none)  -> only the open Teaching profile"
             print(f"  {user:8} groups: {shown}")
         print(f"admin kubeconfig (kubectl): {cluster.control_plane.admin_kubeconfig}")
+        print("logs: the hub's below in this terminal; the test bed's (kube-apiserver.log, ...) in "
+              f"{cluster.control_plane.workdir}/, each server's in {cluster.vk_state_dir / 'logs'}/ "
+              "(removed when the demo stops)")
         print("Ctrl-C stops the hub, its servers, the provider and the test bed.", flush=True)
         hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py"),

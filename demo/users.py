@@ -8,13 +8,16 @@ sends these groups in the ``wlcg.groups`` claim, with IAM's leading slash
 PASSWORD = "demo"
 
 DEMO_GROUPS = {
-    "cms": ["bob", "carol"],
+    "cms": ["bob", "carol", "dave"],
     "highrate": ["hana"],
-    "ai-infn": ["carol"],
-    "gpu-users": ["carol"],
+    # dave shares carol's sites: each sees the other's servers in the free capacity.
+    "ai-infn": ["carol", "dave"],
+    "gpu-users": ["carol", "dave"],
 }
 
-#: Users with no group: they log in but are offered nothing.
+#: Users with no group: they log in and are offered only what is open to every
+#: user (the Teaching profile on this cluster; the Analysis profile and the
+#: remote sites need a group).
 NO_GROUP_USERS = ["nobody"]
 
 

@@ -85,10 +85,10 @@ class AdmissionMixin:
         if self._static_view is not None:
             return self._static_view
         if not self.offload_availability:
-            return ClusterView(known=False, note="not tracked on this hub")
+            return ClusterView(known=False, note="this hub does not show free capacity")
         watcher = self._watcher(catalog or await self.get_catalog())
         if watcher is None:
-            return ClusterView(known=False, note="no virtual-node targets")
+            return ClusterView(known=False, note="this hub does not show free capacity")
         await watcher.ready(self.offload_availability_wait)
         return watcher.view()
 

@@ -161,6 +161,13 @@ class ClusterView:
         return self.nodes.get(name) or NodeState(name=name, registered=False)
 
 
+#: What the form says when nothing more precise is known (notes below are worded for users too).
+UNKNOWN_REASON = "free capacity is not shown here"
+UNKNOWN = ClusterView(known=False, note=UNKNOWN_REASON)
+#: A target on the cluster's own nodes: the scheduler picks a node, no one node's capacity tells.
+IN_CLUSTER_REASON = "free capacity is not shown for this cluster; its scheduler finds room for your server"
+
+
 def _flatten(objects: Iterable[Any]) -> Iterable[Mapping[str, Any]]:
     for obj in objects:
         if not isinstance(obj, Mapping):
@@ -274,7 +281,9 @@ class TargetAvailability:
     def summary(self) -> str:
         """One line for the form."""
         if self.status == "unknown":
-            return f"Availability unknown{f' ({self.reason})' if self.reason else ''}"
+            # The reason is already a user's sentence ("this site does not publish its free capacity").
+            reason = self.reason or UNKNOWN_REASON
+            return reason[:1].upper() + reason[1:]
         if self.status == "down":
             return f"Down: {self.reason}"
         parts = ["Up"]
@@ -355,7 +364,7 @@ def target_availability(
     """
     common = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
     if not target.is_virtual or not target.node:
-        return TargetAvailability(status="unknown", reason="runs in this cluster; not tracked", **common)
+        return TargetAvailability(status="unknown", reason=IN_CLUSTER_REASON, **common)
     if not view.known:
         return TargetAvailability(status="unknown", reason=view.note, **common)
     node = view.node(target.node)

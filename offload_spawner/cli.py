@@ -231,7 +231,7 @@ def _cluster_view(path: str | None):
 
     data = _read_data_file(path, "--cluster")
     if path is None:
-        return ClusterView(known=False, note="no --cluster file given")
+        return ClusterView(known=False, note="free capacity is not shown (no --cluster file given)")
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]
     if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):

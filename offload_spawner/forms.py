@@ -18,6 +18,7 @@ from importlib.resources import files
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from .availability import TargetAvailability
+from .browser_pattern import html_pattern, literal_prefix
 from .menu import Bounds, Menu, MenuProfile
 from .selection import UNLISTED_SUFFIX, SelectionError, select
 from .units import format_cores, format_memory
@@ -201,5 +202,7 @@ def render_form(
         unlisted_suffix=UNLISTED_SUFFIX,
         show_cores=format_cores,
         show_memory=format_memory,
+        html_pattern=html_pattern,
+        literal_prefix=literal_prefix,
         bounds_json=lambda view: json.dumps(view["per_target"]),
     )

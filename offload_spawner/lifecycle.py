@@ -150,4 +150,40 @@ def describe(
     return PodStatus("starting", f"Starting on {target}: {reason}" + (f": {_clip(words)}" if words else ""), 50, job_id)
 
 
-__all__ = ["PodStatus", "describe", "format_duration", "remote_failure"]
+#: Kubelet waiting reasons (kubelet's images and container runtime manager)
+#: and what they mean to the person waiting.
+_IMAGE_PROBLEMS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+_PREPARING = frozenset({"", "ContainerCreating", "PodInitializing"})
+
+
+def describe_in_cluster(pod: dict[str, Any] | None, events: list[dict[str, Any]]) -> PodStatus:
+    """The state of a server's pod on the hub's own cluster, in the same kind of
+    words :func:`describe` gives for a remote site (instead of Kubernetes' raw
+    events: timestamps, node and pod names, "Successfully assigned ...").
+
+    A real kubelet restarts containers, so a terminated container is not a
+    failure here: only phase Failed/Succeeded ends the wait."""
+    if not pod:
+        return PodStatus("requested", "Requesting your server", 5)
+    status, spec = pod.get("status") or {}, pod.get("spec") or {}
+    if status.get("phase") in ("Failed", "Succeeded"):
+        failure = remote_failure(pod) or "the server stopped"
+        return PodStatus("failed", f"Your server could not start: {failure}", 100, failure=failure)
+    if not spec.get("nodeName"):
+        why = _scheduling_message(events)
+        message = "Waiting for room in this cluster"
+        return PodStatus("scheduling", f"{message} ({why})" if why else message, 10)
+    if status.get("phase") == "Running":
+        if _is_ready(pod):
+            return PodStatus("running", "Your server is running; connecting", 90)
+        return PodStatus("starting", "Starting your server", 75)
+    waiting = next((s["waiting"] for s in _container_states(pod) if "waiting" in s), {})
+    reason, words = waiting.get("reason") or "", waiting.get("message") or ""
+    if reason in _IMAGE_PROBLEMS:
+        return PodStatus("starting", "The server's image cannot be downloaded" + (f": {_clip(words)}" if words else ""), 40)
+    if reason in _PREPARING:
+        return PodStatus("submitted", "Preparing your server (downloading its image if needed)", 30)
+    return PodStatus("starting", f"Starting your server ({reason})", 50)
+
+
+__all__ = ["PodStatus", "describe", "describe_in_cluster", "format_duration", "remote_failure"]

@@ -8,7 +8,9 @@ on a virtual node (``offload: session``) it
 
 * reports in ``progress()`` what the remote site is doing (submitted, queued
   with the job id and time waited, held with the reason, starting, running);
-  other servers get KubeSpawner's event messages;
+  servers on the hub's own cluster get the same kind of words
+  (:func:`~offload_spawner.lifecycle.describe_in_cluster`), not Kubernetes'
+  raw events; without a catalog, KubeSpawner's event messages;
 * races KubeSpawner's ``_start`` against a watcher that ends the spawn as soon
   as the site reports a failure, or just before ``start_timeout`` with what
   the site last reported;
@@ -24,7 +26,7 @@ import time
 
 from jupyterhub.spawner import SpawnException
 
-from .lifecycle import describe, remote_failure
+from .lifecycle import describe, describe_in_cluster, remote_failure
 from .plan import PodPlan
 from .spawn_errors import spawn_error
 
@@ -43,21 +45,22 @@ class RemoteSessionMixin:
     #: kept across page reloads so the time waited in the queue is the real one
     _offload_submitted_at: float | None = None
 
-    async def _session_plan(self) -> PodPlan | None:
-        """The plan of the spawn under way if its server runs on a virtual node."""
+    async def _current_plan(self) -> PodPlan | None:
+        """The plan of the spawn under way (None without a catalog)."""
         plan = self._plan
         if plan is None and self._uses_catalog():
             try:
                 _, plan = await self.plan_for(self.user_options)
             except SpawnException:
                 return None
-        return plan if plan is not None and plan.offload == "session" else None
+        return plan
 
     async def progress(self):
         """For a session on a virtual node: what the remote site is doing (submitted,
         queued with the job id and time waited, held with the reason, starting,
-        running). Other pods: KubeSpawner's event messages."""
-        plan = await self._session_plan()
+        running). Servers on the hub's own cluster: the same kind of words.
+        Without a catalog: KubeSpawner's event messages."""
+        plan = await self._current_plan()
         if plan is None:
             async for event in super().progress():
                 yield event
@@ -66,6 +69,7 @@ class RemoteSessionMixin:
         if self.events_enabled:
             await self._start_watching_events()
         target = plan.target_display_name or plan.target or "the remote site"
+        remote = plan.offload == "session"
         start_future = self._start_future
         last_phase = last_message = None
         last_yield = 0.0
@@ -76,7 +80,10 @@ class RemoteSessionMixin:
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             now = time.monotonic()
             self._note_submitted(pod, now)
-            status = describe(target, pod, self.events, now, self._offload_submitted_at)
+            if remote:
+                status = describe(target, pod, self.events, now, self._offload_submitted_at)
+            else:
+                status = describe_in_cluster(pod, self.events)
             # A new phase at once; the same phase (a growing wait time) every few seconds.
             if status.phase != last_phase or (status.message != last_message and now - last_yield >= 5):
                 last_phase, last_message, last_yield = status.phase, status.message, now

@@ -236,9 +236,10 @@ class AvailabilityWatcher:
         """The cluster state from memory (no API call)."""
         if self.state != "running" or self.nodes is None:
             note = {
-                "forbidden": "the hub may not read the sites' nodes",
-                "failed": "the cluster cannot be watched right now",
-            }.get(self.state, "not loaded yet")
+                # Users' words: the form shows these as they are.
+                "forbidden": "this site does not publish its free capacity to this hub",
+                "failed": "this site's free capacity cannot be read right now",
+            }.get(self.state, "this site's free capacity is still being read")
             return ClusterView(known=False, note=note)
         wanted = set(self.node_names)
         nodes = [n for n in list(self.nodes.resources.values()) if (n.get("metadata") or {}).get("name") in wanted]

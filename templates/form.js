@@ -65,7 +65,11 @@
     var fraction = live ? (live.request_fraction || 1) : 1;
     function fits(value, free) { return !live || live.status !== "up" || free === null || value * fraction <= free + 1e-9; }
     box.querySelectorAll("[data-target]").forEach(function (li) {
-      li.classList.toggle("fw-semibold", li.dataset.target === slug);
+      var chosen = li.dataset.target === slug;
+      li.classList.toggle("offload-target-chosen", chosen);
+      if (chosen) { li.setAttribute("aria-current", "true"); } else { li.removeAttribute("aria-current"); }
+      var badge = li.querySelector(".offload-chosen-badge");
+      if (badge) { badge.hidden = !chosen; }
     });
     // Where the user's files will be: shown for the chosen target only.
     box.querySelectorAll("[data-storage]").forEach(function (div) {
@@ -122,6 +126,7 @@
       var text = div.querySelector('input[type="text"]');
       if (!select || !text) { return; }
       var other = select.value === OTHER;
+      div.querySelector(".offload-unlisted").hidden = !other;
       text.hidden = !other;
       text.required = other;
     });

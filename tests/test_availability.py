@@ -142,11 +142,14 @@ def test_a_site_that_cannot_take_sessions_is_down_with_its_reason(contract_catal
 def test_a_missing_node_is_down_and_an_unknown_view_or_cluster_target_is_unknown(contract_catalog):
     a = target_availability("leonardo", _leonardo(contract_catalog), [A100], cluster_view([]))
     assert a.status == "down" and "not registered" in a.reason
-    a = target_availability("leonardo", _leonardo(contract_catalog), [A100], ClusterView(known=False, note="availability unknown"))
-    assert a.status == "unknown" and a.summary.startswith("Availability unknown")
+    a = target_availability("leonardo", _leonardo(contract_catalog), [A100], UNKNOWN)
+    assert a.status == "unknown" and a.summary == "Free capacity is not shown here"
+    assert "unknown" not in a.summary.lower()
     assert admission_refusal(a, 1000, 2**50, "nvidia.com/gpu", "a100", 99) is None
     cluster = contract_catalog.offload_targets["cluster"]
-    assert target_availability("cluster", cluster, [], cluster_view([node()])).status == "unknown"
+    in_cluster = target_availability("cluster", cluster, [], cluster_view([node()]))
+    assert in_cluster.status == "unknown"
+    assert in_cluster.summary.startswith("Free capacity is not shown for this cluster")
 
 
 def test_reservations_count_until_their_pod_is_bound(contract_catalog):
@@ -226,9 +229,10 @@ def test_a_down_target_is_disabled_and_not_preselected(contract_catalog):
 
 
 def test_unknown_availability_disables_nothing(contract_catalog):
-    page = _form(contract_catalog, ClusterView(known=False, note="the hub may not read the sites&#39; nodes"))
+    page = _form(contract_catalog, ClusterView(known=False, note="this site does not publish its free capacity to this hub"))
     assert " disabled" not in page
-    assert page.count('data-status="unknown">Availability unknown') == 3
+    assert page.count('data-status="unknown">This site does not publish its free capacity to this hub') == 2
+    assert page.count('data-status="unknown">Free capacity is not shown for this cluster') == 1
 
 
 # --- the command line ------------------------------------------------------------------

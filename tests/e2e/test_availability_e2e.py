@@ -242,7 +242,7 @@ async def test_with_the_hub_role_only_availability_is_unknown_and_spawns_go_ahea
     with caplog.at_level(logging.WARNING):
         page = await form_html(hub, "carol")
         page = await form_html(hub, "carol")
-    assert "Availability unknown (the hub may not read the sites&#39; nodes)" in page
+    assert "This site does not publish its free capacity to this hub" in page
     assert " disabled" not in page.split('id="offload-spawner-form"')[1]
     data = await availability(hub, "carol")
     assert data["targets"]["leonardo"]["status"] == "unknown"

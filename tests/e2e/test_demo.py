@@ -84,7 +84,7 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
     hub = f"http://127.0.0.1:{port}"
     text = _wait_for(lambda: "Ctrl-C stops" in log.read_text() and log.read_text(), 180, "the demo's banner", proc, log)
     assert f"demo hub: {hub}/" in text
-    for user in ("bob", "carol", "hana", "nobody"):
+    for user in ("bob", "carol", "dave", "hana", "nobody"):
         assert re.search(rf"^\s+{user}\s+groups:", text, re.M), f"{user} is not listed"
     testbed_dir = re.search(r"admin kubeconfig \(kubectl\): (\S+)/admin\.kubeconfig", text).group(1)
     idp_port = int(re.search(r"OpenID Connect provider\): http://127\.0\.0\.1:(\d+)", text).group(1))
@@ -103,6 +103,12 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
     assert targets["bob"] == {"cluster"}
     assert 'value="analysis"' not in forms["nobody"] and 'value="teaching"' in forms["nobody"]
     assert len({frozenset(t) for t in targets.values()}) >= 3
+    # Availability is shown: the demo hub may read the sites' nodes, which publish capacity.
+    assert 'data-availability="leonardo" data-status="up"' in forms["carol"], forms["carol"][-3000:]
+    assert "NVIDIA GPU a100: 4 total" in forms["carol"]
+    assert "does not publish its free capacity" not in forms["carol"]
+    # The demo's sites reach the hub (local processes, declared `network: mesh`): no warning says otherwise.
+    assert "may not reach the hub" not in log.read_text()
 
     # carol starts a GPU server on the SLURM-like virtual node and reaches JupyterLab.
     session = login_through_hub(hub, "carol", PASSWORD)

@@ -1,0 +1,44 @@
+"""The demo's hub configuration (demo/jupyterhub_config.py) as the hub reads it.
+
+Run on the test bed (DEMO_TESTBED set, as demo/run.py does) its session sites
+are reachable both ways (the servers are local processes), which the config
+declares, so the hub prints no "may not reach the hub's internal API" warning
+there; without the test bed the same targets keep the warning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from offload_spawner.config_loader import load_config, spawner_config
+from offload_spawner.reachability import catalog_warnings
+from offload_spawner.spawner import OffloadSpawner, check_catalog
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "jupyterhub_config.py"
+
+
+def demo_catalog():
+    return check_catalog(spawner_config(load_config(DEMO_CONFIG), OffloadSpawner))
+
+
+def test_on_the_test_bed_the_demo_config_is_reachable_and_says_so(monkeypatch):
+    monkeypatch.setenv("DEMO_TESTBED", "1")
+    assert catalog_warnings(demo_catalog()) == []
+
+
+def test_the_warning_is_still_given_where_nothing_says_the_site_reaches_the_hub(monkeypatch):
+    monkeypatch.delenv("DEMO_TESTBED", raising=False)
+    warnings = catalog_warnings(demo_catalog())
+    assert [w.split(":")[0] for w in warnings] == ["offload_targets.leonardo", "offload_targets.docker"]
+
+
+@pytest.mark.parametrize("testbed", ["1", None])
+def test_the_demo_lands_in_jupyterlab_only_on_the_test_bed(monkeypatch, testbed):
+    if testbed:
+        monkeypatch.setenv("DEMO_TESTBED", testbed)
+    else:
+        monkeypatch.delenv("DEMO_TESTBED", raising=False)
+    config = spawner_config(load_config(DEMO_CONFIG), OffloadSpawner)
+    assert config.get("default_url") == ("/lab" if testbed else None)
