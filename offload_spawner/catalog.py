@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from .config_checks import owned_annotation, owned_annotation_message
 from .units import QuantityError, format_memory, parse_memory
 
 #: Option keys with a meaning of their own in user_options (CONTRACT §2).
@@ -378,6 +379,15 @@ class Target(_Model):
     @property
     def runs_session_remotely(self) -> bool:
         return self.is_virtual and self.offload == "session"
+
+    @field_validator("annotations")
+    @classmethod
+    def _no_owned_annotations(cls, annotations: dict) -> dict:
+        # A field validator, so the error's path ends in annotations.
+        for key in annotations:
+            if owned_annotation(key):
+                raise ValueError(owned_annotation_message(key))
+        return annotations
 
     def effective_pod_shape(self) -> PodShapeSettings:
         """``pod_shape`` with the backend's default for ``volumes`` filled in."""

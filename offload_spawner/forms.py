@@ -165,6 +165,7 @@ def render_form(
     error: SelectionError | None = None,
     template_paths: Iterable[str] = (),
     availability: Mapping[str, TargetAvailability] | None = None,
+    notice: str | None = None,
 ) -> str:
     """The spawn form HTML for one user.
 
@@ -173,11 +174,11 @@ def render_form(
 
     ``user_options`` pre-selects choices: the saved options of the last spawn,
     or what was just posted when ``error`` refused it.  Saved options that no
-    longer validate fall back to the defaults, with a notice.
+    longer validate (JupyterHub also stores options the REST API refused)
+    fall back to the defaults, with a notice; ``notice`` is shown as given.
     """
-    notice = None
     current: dict = {}
-    if user_options:
+    if user_options and isinstance(user_options, Mapping):
         if error is not None:
             current = dict(user_options)
         else:
@@ -185,6 +186,8 @@ def render_form(
                 current = select(menu, user_options).to_user_options()
             except SelectionError as e:
                 notice = f"Your last choices are no longer available ({e.message}); the defaults are selected."
+            except Exception:  # noqa: BLE001 - stored options must never make the spawn page fail
+                notice = "Your last choices are no longer available; the defaults are selected."
     if not current.get("profile") and menu.default_profile:
         current["profile"] = menu.default_profile
     views = [_profile_view(p, availability or {}) for p in menu.profiles]

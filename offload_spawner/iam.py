@@ -50,16 +50,28 @@ def pick_group_claim(claims: dict, groups_claim: str) -> list[str]:
     return _as_list(claims.get(groups_claim))
 
 
+def in_group_prefix(name: str, group_prefix: str) -> bool:
+    """Whether group ``name`` is under ``group_prefix``, by whole path segments:
+    "cms" keeps "cms" and "cms/higgs" but not "cmsfake"; "cms/" keeps only the
+    subgroups of cms. An empty prefix keeps every group."""
+    prefix = group_prefix.strip().lstrip("/")
+    if not prefix:
+        return True
+    if prefix.endswith("/"):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + "/")
+
+
 def normalize_groups(raw: Iterable[str], group_prefix: str = "") -> list[str]:
     """JupyterHub group names from IAM's: leading "/" stripped ("/cms/higgs" ->
-    "cms/higgs"), empty names dropped, only names starting with ``group_prefix``
-    kept (when set), duplicates removed, sorted."""
+    "cms/higgs"), empty names dropped, only groups under ``group_prefix`` kept
+    (when set; see :func:`in_group_prefix`), duplicates removed, sorted."""
     out = set()
     for name in raw:
         name = name.strip().lstrip("/")
         if not name:
             continue
-        if group_prefix and not name.startswith(group_prefix):
+        if not in_group_prefix(name, group_prefix):
             continue
         out.add(name)
     return sorted(out)
@@ -126,9 +138,10 @@ class IAMOAuthenticator(GenericOAuthenticator):
         "",
         config=True,
         help="""
-        If set, only IAM groups whose name (after stripping the leading "/")
-        starts with this prefix become JupyterHub groups, e.g. "cms" keeps
-        "cms" and "cms/higgs" and drops "atlas".
+        If set, only IAM groups under this prefix become JupyterHub groups,
+        matched by whole path segments after stripping the leading "/": "cms"
+        keeps "cms" and "cms/higgs" and drops "atlas" and "cmsfake"; "cms/"
+        (trailing slash) keeps only the subgroups, e.g. "cms/higgs".
         """,
     )
 

@@ -31,6 +31,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .admission import AdmissionMixin
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
+from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
 from .forms import render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -43,6 +44,14 @@ from .remote_session import RemoteSessionMixin
 from .selection import Selection, SelectionError, select
 from .spawn_errors import refusal, spawn_error
 from .token_delivery import TokenDeliveryMixin
+
+#: what a user sees when the hub's own configuration (a callable profile_list) is
+#: invalid: the details go to the hub log, for the admins
+CONFIG_ERROR_MESSAGE = (
+    "The server options of this hub cannot be loaded because of an error in the hub's configuration. "
+    "Please tell the hub's admins."
+)
+EMPTY_MENU = Menu(profiles=(), default_profile=None, groups=frozenset())
 
 _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
 _CATALOG_CACHE_SIZE = 16
@@ -144,11 +153,29 @@ class OffloadSpawner(
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
     async def get_catalog(self) -> Catalog:
-        """The validated catalog (a callable profile_list is evaluated here)."""
+        """The validated catalog (a callable profile_list is evaluated and checked here).
+
+        A callable's result cannot be checked at hub start; it is checked at each
+        call like a static list at start, and a failure is logged for the admins
+        and raised as :class:`CatalogError` (see :func:`config_error_message`).
+        """
         profile_list = self.profile_list
-        if callable(profile_list):
+        if not callable(profile_list):
+            return cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
+        try:
             profile_list = await maybe_future(profile_list(self))
-        return cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
+            catalog = cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
+            problems = override_problems(catalog)
+            if problems:
+                raise CatalogError(problems)
+        except CatalogError as e:
+            self.log.error("The callable profile_list gave an invalid configuration for %s:\n%s", self.user.name,
+                           "\n".join(f"  {p}" for p in e.problems))
+            raise
+        except Exception as e:
+            self.log.error("The callable profile_list failed for %s", self.user.name, exc_info=True)
+            raise CatalogError([f"profile_list: the callable raised {type(e).__name__}"]) from None
+        return catalog
 
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
@@ -158,7 +185,10 @@ class OffloadSpawner(
 
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
-        catalog = await self.get_catalog()
+        try:
+            catalog = await self.get_catalog()
+        except CatalogError:
+            raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
         try:
             selection = select(build_menu(catalog, self.user_groups()), user_options)
         except SelectionError as e:
@@ -181,7 +211,10 @@ class OffloadSpawner(
     async def _render_options_form_for(spawner: OffloadSpawner) -> str:
         error, posted = spawner._form_error, spawner._form_posted
         spawner._form_error = spawner._form_posted = None
-        menu = await spawner.get_menu()
+        try:
+            menu = await spawner.get_menu()
+        except CatalogError:
+            return render_form(EMPTY_MENU, notice=CONFIG_ERROR_MESSAGE, template_paths=spawner.offload_template_paths)
         return render_form(
             menu,
             user_options=posted if error else spawner.user_options,
@@ -206,6 +239,8 @@ class OffloadSpawner(
             self._form_error = e
             self._form_posted = _posted_for_refill(formdata)
             raise refusal(e.message) from None
+        except CatalogError:
+            raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
         return options
 
     @default("apply_user_options")
@@ -314,7 +349,7 @@ def check_catalog(config_values: dict) -> Catalog:
         config_values.get("group_limits"),
         config_values.get("default_limits"),
     )
-    problems = port_problems(catalog, config_values.get("port"))
+    problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog)
     if problems:
         raise CatalogError(problems)
     return catalog
