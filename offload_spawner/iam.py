@@ -22,7 +22,9 @@ from typing import Any
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import CaselessStrEnum, Integer, Unicode, default
 
-from .refresh import LoginExpired, ensure_fresh, jwt_claims, remaining_lifetime, stamp_issued_at
+from tornado import web
+
+from .refresh import LoginExpired, TokenEndpointError, ensure_fresh, jwt_claims, remaining_lifetime, request_tokens, stamp_issued_at
 
 IAM_SCOPES = ["openid", "profile", "email", "offline_access", "wlcg", "wlcg.groups"]
 GROUP_CLAIMS = ("groups", "wlcg.groups", "auto")
@@ -206,8 +208,15 @@ class IAMOAuthenticator(GenericOAuthenticator):
             self.log.info("IAM issuer %s: endpoints read from its discovery document", self.issuer)
 
     async def get_token_info(self, handler, params):
+        """OAuthenticator's token request, but no answer reaches a log line or an
+        exception (see :func:`offload_spawner.refresh.request_tokens`); a failure
+        is an HTTP 403 (an error answer) or 500 whose message holds the status only."""
+        try:
+            answer = await request_tokens(self, params)
+        except TokenEndpointError as e:
+            raise web.HTTPError(403 if e.status and 400 <= e.status < 500 else 500, str(e)) from None
         # Keep when the answer came, so that "expires_in" gives an expiry.
-        return stamp_issued_at(await super().get_token_info(handler, params))
+        return stamp_issued_at(answer)
 
     async def refresh_user(self, user, handler=None, **kwargs):
         """OAuthenticator's refresh, but the access token is refreshed first
