@@ -67,6 +67,30 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
     return options
 
 
+def options_from_link(query: Mapping[str, list]) -> dict:
+    """What a spawn link (``GET /hub/spawn/<user>?...``) asks for, as user_options
+    to pre-fill the form with; never free text.
+
+    Takes the form's field names (``profile-option-<profile>--cores``) or plain
+    user_options keys (``cores``, as JupyterHub passes ``opt-cores``). Free
+    text (``...--unlisted-choice``, the "Other..." choice) is dropped: anyone
+    can send a user a link, and a link's text would reach the user's server.
+    """
+    values = {k: v[-1] for k, v in query.items() if isinstance(v, list) and v and isinstance(v[-1], str)}
+    profile = values.get("profile", "")
+    prefix = field_name(profile, "") if profile else None
+    out: dict = {}
+    for key, value in values.items():
+        if prefix and key.startswith(prefix):
+            key = key[len(prefix):]
+        elif key.startswith(FIELD_PREFIX) or key in HUB_FIELDS:
+            continue
+        if key.endswith(UNLISTED_SUFFIX) or value == OTHER or not value:
+            continue
+        out[key] = value
+    return out
+
+
 def _environment(template_paths: Iterable[str]) -> Environment:
     # One environment per set of paths: Jinja keeps compiled templates in it
     # (and re-reads a template whose file changed), so a form render does not

@@ -23,6 +23,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from traitlets import CaselessStrEnum, Integer, Unicode, default
 
 from tornado import web
+from tornado.httpclient import HTTPClientError
 
 from .refresh import LoginExpired, TokenEndpointError, ensure_fresh, jwt_claims, remaining_lifetime, request_tokens, stamp_issued_at
 
@@ -214,7 +215,12 @@ class IAMOAuthenticator(GenericOAuthenticator):
         try:
             answer = await request_tokens(self, params)
         except TokenEndpointError as e:
-            raise web.HTTPError(403 if e.status and 400 <= e.status < 500 else 500, str(e)) from None
+            # The exceptions OAuthenticator raises here (oauthenticator/oauth2.py, get_token_info
+            # and fetch), with our message: an HTTP error status stays an HTTPClientError with
+            # that code, an error in a 200 answer is a 403, any other bad answer a 500.
+            if e.status and e.status != 200:
+                raise HTTPClientError(e.status, str(e)) from None
+            raise web.HTTPError(403 if e.error_answer else 500, str(e)) from None
         # Keep when the answer came, so that "expires_in" gives an expiry.
         return stamp_issued_at(answer)
 

@@ -259,8 +259,10 @@ class TokenEndpointError(Exception):
     """The token endpoint did not answer with tokens. Its message holds the HTTP
     status only (never the answer, which may repeat the tokens sent)."""
 
-    def __init__(self, status: int | None, what: str) -> None:
+    def __init__(self, status: int | None, what: str, error_answer: bool = False) -> None:
         self.status = status
+        #: the endpoint answered with an OAuth error (``error``/``error_description``)
+        self.error_answer = error_answer
         super().__init__(f"the token endpoint answered HTTP {status} {what}" if status else f"the token endpoint {what}")
 
 
@@ -299,7 +301,7 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
     if not isinstance(answer, dict):
         raise TokenEndpointError(status, "with something that is not a JSON object")
     if "error_description" in answer or "error" in answer:
-        raise TokenEndpointError(status, "with an error")
+        raise TokenEndpointError(status, "with an error", error_answer=True)
     if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
         raise TokenEndpointError(status, "without an access token")
     return answer

@@ -33,7 +33,7 @@ from .admission import AdmissionMixin
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
-from .forms import render_form, user_options_from_form
+from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
@@ -51,6 +51,8 @@ CONFIG_ERROR_MESSAGE = (
     "The server options of this hub cannot be loaded because of an error in the hub's configuration. "
     "Please tell the hub's admins."
 )
+#: shown on the form a spawn link opens
+LINK_MESSAGE = "A link cannot start a server. Check the choices below and press Start."
 EMPTY_MENU = Menu(profiles=(), default_profile=None, groups=frozenset())
 
 _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
@@ -149,6 +151,8 @@ class OffloadSpawner(
     _base_timeouts: tuple[float, float] | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
+    #: what a spawn link asked for: pre-fills the next form render
+    _form_prefill: dict | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -209,15 +213,15 @@ class OffloadSpawner(
 
     @staticmethod
     async def _render_options_form_for(spawner: OffloadSpawner) -> str:
-        error, posted = spawner._form_error, spawner._form_posted
-        spawner._form_error = spawner._form_posted = None
+        error, posted, prefill = spawner._form_error, spawner._form_posted, spawner._form_prefill
+        spawner._form_error = spawner._form_posted = spawner._form_prefill = None
         try:
             menu = await spawner.get_menu()
         except CatalogError:
             return render_form(EMPTY_MENU, notice=CONFIG_ERROR_MESSAGE, template_paths=spawner.offload_template_paths)
         return render_form(
             menu,
-            user_options=posted if error else spawner.user_options,
+            user_options=posted if error else (prefill or spawner.user_options),
             error=error,
             template_paths=spawner.offload_template_paths,
             availability=await spawner.get_availability(menu),
@@ -242,6 +246,21 @@ class OffloadSpawner(
         except CatalogError:
             raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
         return options
+
+    def options_from_query(self, query_data: dict) -> dict:
+        """A spawn link never starts a server: its options pre-fill the form.
+
+        JupyterHub starts a server from ``GET /hub/spawn/<user>?<options>``
+        (jupyterhub/handlers/pages.py, SpawnHandler._get), which needs nothing
+        but the victim's cookie: any site can make a browser follow a link, and
+        the server would start with options the link's author chose, and with
+        the user's tokens. Raising here makes JupyterHub render the form
+        instead, with this message; starting then takes a POST of the form,
+        which carries the hub's XSRF token.
+        """
+        if self._uses_catalog():
+            self._form_prefill = options_from_link(query_data)
+        raise spawn_error(LINK_MESSAGE, "link", 200)
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
