@@ -101,7 +101,7 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, Mapping):
-        raise SelectionError("server options must be a JSON object")
+        raise SelectionError("Server options must be a JSON object.")
     if not menu.profiles:
         raise SelectionError("There is no server configuration you are allowed to start. Ask your hub admin.")
 
