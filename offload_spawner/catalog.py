@@ -217,6 +217,12 @@ class TokenPolicy(_Model):
     renew_before: Annotated[int, Field(gt=0)] = Field(
         600, description="Rotate the delivered access token when it has less than this many seconds left."
     )
+    dask_pods: list[Literal["access_token", "hub_token"]] = Field(
+        ["access_token"],
+        description="Which tokens the server's Dask scheduler and workers receive (as env from the server's "
+        "Secret; they run on the target's site). 'hub_token' (JUPYTERHUB_API_TOKEN, the hub's API as the user) "
+        "only when named here.",
+    )
 
 
 class PodShapeSettings(_Model):

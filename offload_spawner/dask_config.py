@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from .backends import adapter_for
-from .catalog import INTERLINK_TOLERATION, DaskSettings, Target
+from .catalog import INTERLINK_TOLERATION, DaskSettings, Target, TokenPolicy
 from .limits import Ceiling
 from .plan import TARGET_KEY
 from .selection import Selection
@@ -113,16 +113,23 @@ def _resources(size: DaskPodSize, fraction: float) -> dict[str, dict[str, str]]:
     }
 
 
-def _env(secret: str, user_name: str, hub_api_url: str | None) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        {"name": "JUPYTERHUB_USER", "value": user_name},
-        {"name": "JUPYTERHUB_API_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}},
+def _env(secret: str, user_name: str, hub_api_url: str | None, policy: TokenPolicy) -> list[dict[str, Any]]:
+    """The Dask pods' env: only the tokens the target's policy names for them
+    (``tokens.dask_pods``). They run on the site: the server's hub token would
+    give the site the hub's API as the user, so it goes only when named."""
+    env: list[dict[str, Any]] = [{"name": "JUPYTERHUB_USER", "value": user_name}]
+    if "hub_token" in policy.dask_pods:
+        env.append(
+            {"name": "JUPYTERHUB_API_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": HUB_TOKEN_KEY}}}
+        )
+    if "access_token" in policy.dask_pods:
         # Only users who log in with OAuth have an access token.
-        {
-            "name": "ACCESS_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}},
-        },
-    ]
+        env.append(
+            {
+                "name": "ACCESS_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}},
+            }
+        )
     if hub_api_url:
         env.append({"name": "JUPYTERHUB_API_URL", "value": hub_api_url})
     return env
@@ -194,7 +201,7 @@ def cluster_spec(
             "--nthreads", str(max(1, math.floor(worker.cores))),
             "--memory-limit", str(worker.memory),
         ],
-        "env": _env(secret, user_name, hub_api_url),
+        "env": _env(secret, user_name, hub_api_url, target.tokens),
         "resources": _resources(worker, fraction),
         "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
     }
@@ -205,7 +212,7 @@ def cluster_spec(
         "name": "scheduler",
         "image": image,
         "args": ["dask-scheduler", "--host", "0.0.0.0"],
-        "env": _env(secret, user_name, hub_api_url),
+        "env": _env(secret, user_name, hub_api_url, target.tokens),
         "resources": _resources(scheduler, fraction),
         "ports": [
             {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},

@@ -240,3 +240,42 @@ def test_valid_overrides_and_callables_pass():
             ]
         }
     )
+
+
+# --- least privilege off-site -------------------------------------------------------------
+
+
+def dask_pod_env(tokens: dict | None) -> dict[str, dict]:
+    from offload_spawner.dask_config import cluster_spec
+    from offload_spawner.limits import Ceiling
+
+    target = {"display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"}
+    if tokens is not None:
+        target["tokens"] = tokens
+    catalog = build_catalog([{"display_name": "A"}], {"naples": target})
+    t = catalog.offload_targets["naples"]
+    spec = cluster_spec(
+        name="c", target_slug="naples", target=t, settings=t.dask_settings, ceiling=Ceiling(cores=None, memory=None),
+        image="img:1", secret="jupyter-alice-offload", user_name="alice",
+    )
+    envs = {}
+    for role in ("scheduler", "worker"):
+        container = spec["spec"][role]["spec"]["containers"][0]
+        envs[role] = {e["name"]: e for e in container["env"]}
+    return envs
+
+
+def test_dask_pods_sent_off_site_get_no_hub_token_unless_the_policy_names_it():
+    for env in dask_pod_env(None).values():
+        assert "JUPYTERHUB_API_TOKEN" not in env
+        assert "ACCESS_TOKEN" in env
+    for env in dask_pod_env({"dask_pods": ["hub_token", "access_token"]}).values():
+        assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"]
+    for env in dask_pod_env({"dask_pods": []}).values():
+        assert not [name for name in env if "TOKEN" in name]
+
+
+def test_a_misspelt_dask_token_name_is_refused():
+    with pytest.raises(CatalogError) as info:
+        dask_pod_env({"dask_pods": ["refresh_token"]})
+    assert any(p.startswith("offload_targets.naples.tokens.dask_pods") for p in info.value.problems)
