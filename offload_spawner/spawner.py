@@ -169,7 +169,7 @@ class OffloadSpawner(
         try:
             profile_list = await maybe_future(profile_list(self))
             catalog = cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
-            problems = override_problems(catalog)
+            problems = override_problems(catalog, type(self))
             if problems:
                 raise CatalogError(problems)
         except CatalogError as e:
@@ -357,8 +357,11 @@ def _posted_for_refill(formdata: dict) -> dict:
     return out
 
 
-def check_catalog(config_values: dict) -> Catalog:
-    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI)."""
+def check_catalog(config_values: dict, spawner_class: type | None = None) -> Catalog:
+    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI).
+
+    ``kubespawner_override`` keys are checked against ``spawner_class``'s traits
+    (default: KubeSpawner's), so an admin's subclass may add its own."""
     profile_list = config_values.get("profile_list")
     if callable(profile_list):
         profile_list = []
@@ -368,7 +371,7 @@ def check_catalog(config_values: dict) -> Catalog:
         config_values.get("group_limits"),
         config_values.get("default_limits"),
     )
-    problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog)
+    problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog, spawner_class)
     if problems:
         raise CatalogError(problems)
     return catalog
