@@ -11,7 +11,7 @@ the attack succeeding.
 
 * Without the admission policy the API server accepts all of it (the gap,
   demonstrated).
-* With helm-values/dask-tenant-policy.yaml (a ValidatingAdmissionPolicy the
+* With helm-values/rbac-dask-tenant-policy.yaml (a ValidatingAdmissionPolicy the
   test bed's API server runs) each attempt is refused, and the cluster the
   server's own Dask config describes is still accepted.
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 NAMESPACE = "jhub"
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_FILE = ROOT / "helm-values" / "rbac-dask.yaml"
-POLICY_FILE = ROOT / "helm-values" / "dask-tenant-policy.yaml"
+POLICY_FILE = ROOT / "helm-values" / "rbac-dask-tenant-policy.yaml"
 SA = "offload-dask-user"
 VICTIM, ATTACKER = "jupyter-alice", "jupyter-mallory"
 DASK = "/apis/kubernetes.dask.org/v1/namespaces/jhub"
