@@ -20,12 +20,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
-from traitlets import CaselessStrEnum, Integer, Unicode, default
-
 from tornado import web
 from tornado.httpclient import HTTPClientError
+from traitlets import CaselessStrEnum, Integer, Unicode, default
 
-from .refresh import LoginExpired, TokenEndpointError, ensure_fresh, jwt_claims, remaining_lifetime, request_tokens, stamp_issued_at
+from .refresh import (
+    LoginExpired,
+    TokenEndpointError,
+    ensure_fresh,
+    jwt_claims,
+    remaining_lifetime,
+    request_tokens,
+    stamp_issued_at,
+)
 
 IAM_SCOPES = ["openid", "profile", "email", "offline_access", "wlcg", "wlcg.groups"]
 GROUP_CLAIMS = ("groups", "wlcg.groups", "auto")

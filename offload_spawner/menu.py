@@ -14,7 +14,16 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .catalog import DEFAULT_MODEL_LABELS, Catalog, Choice, CoresOption, MemoryOption, Profile, ProfileOption, Target
+from .catalog import (
+    DEFAULT_MODEL_LABELS,
+    Catalog,
+    Choice,
+    CoresOption,
+    MemoryOption,
+    Profile,
+    ProfileOption,
+    Target,
+)
 from .limits import Ceiling, target_ceiling, user_ceiling
 
 

@@ -289,7 +289,7 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
     )
     try:
         response = await authenticator.http_client.fetch(HTTPRequest(authenticator.token_url, **kwargs), raise_error=False)
-    except Exception as e:  # connection refused, TLS, timeout: no answer to leak, but keep to the type
+    except Exception as e:  # noqa: BLE001 - connection refused, TLS, timeout: reported by type only
         raise TokenEndpointError(None, f"could not be reached ({type(e).__name__})") from None
     status = response.code
     try:
@@ -310,14 +310,14 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
 __all__ = [
     "DEFAULT_MIN_LIFETIME",
     "ISSUED_AT_KEY",
-    "min_lifetime_for",
-    "LoginExpired",
     "MIN_REFRESH_INTERVAL",
+    "LoginExpired",
     "TokenEndpointError",
     "access_token_expiry",
     "ensure_fresh",
     "jwt_claims",
     "lives_long_enough",
+    "min_lifetime_for",
     "remaining_lifetime",
     "request_tokens",
     "stamp_issued_at",

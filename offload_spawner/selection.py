@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 from .catalog import RESERVED_KEYS
 from .menu import Bounds, Menu, MenuOption, MenuProfile, MenuTarget, free_text_digest
-from .units import QuantityError, format_cores, format_memory, parse_count, parse_memory, parse_number
+from .units import (
+    QuantityError,
+    format_cores,
+    format_memory,
+    parse_count,
+    parse_memory,
+    parse_number,
+)
 
 UNLISTED_SUFFIX = "--unlisted-choice"
 MAX_TEXT = 512

@@ -177,7 +177,7 @@ class OffloadSpawner(
                            "\n".join(f"  {p}" for p in e.problems))
             raise
         except Exception as e:
-            self.log.error("The callable profile_list failed for %s", self.user.name, exc_info=True)
+            self.log.exception("The callable profile_list failed for %s", self.user.name)
             raise CatalogError([f"profile_list: the callable raised {type(e).__name__}"]) from None
         return catalog
 

@@ -12,9 +12,8 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from jupyterhub.tests.utils import async_requests
-
 from hub_fixtures import RecordingSpawner
+from jupyterhub.tests.utils import async_requests
 
 pytestmark = pytest.mark.hub
 

@@ -17,6 +17,7 @@ import math
 import re
 import unicodedata
 
+from conftest import _contract_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +28,6 @@ from offload_spawner.limits import user_ceiling
 from offload_spawner.menu import build_menu, free_text_digest
 from offload_spawner.plan import build_plan, fill_value
 from offload_spawner.selection import UNLISTED_SUFFIX, Selection, SelectionError, select
-
-from conftest import _contract_config
 
 BUDGET = settings(
     max_examples=150,

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from log_capture import all_logs_at_debug, leaked
+from test_refresh import StoredUser
+from test_tokens import jwt
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from log_capture import all_logs_at_debug, leaked
 from offload_spawner.iam import IAMOAuthenticator
 from offload_spawner.refresh import LoginExpired, ensure_fresh
-from test_refresh import StoredUser
-from test_tokens import jwt
 
 OLD_ACCESS = jwt({"sub": "alice", "exp": 1000, "jti": "old-access-0001"})
 REFRESH = "refresh-secret-" + "r" * 40
@@ -85,9 +85,8 @@ async def test_ensure_fresh_logs_no_token_whatever_the_endpoint_answers(provider
     app.settings["answer"] = answer
     auth = authenticator(url)
     user = StoredUser("alice", {"access_token": OLD_ACCESS, "refresh_token": REFRESH, "id_token": ID_TOKEN})
-    with all_logs_at_debug() as lines:
-        with pytest.raises(LoginExpired) as info:
-            await ensure_fresh(auth, user, 600, now=900)
+    with all_logs_at_debug() as lines, pytest.raises(LoginExpired) as info:
+        await ensure_fresh(auth, user, 600, now=900)
     assert_no_secret(lines)
     assert user.saved == 0
     status = ANSWERS[answer][0]
