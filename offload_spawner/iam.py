@@ -25,6 +25,7 @@ from tornado.httpclient import HTTPClientError
 from traitlets import CaselessStrEnum, Integer, Unicode, default
 
 from .refresh import (
+    IdentityProviderDown,
     LoginExpired,
     TokenEndpointError,
     ensure_fresh,
@@ -241,6 +242,11 @@ class IAMOAuthenticator(GenericOAuthenticator):
             if auth_state and left is not None and left < self.refresh_buffer:
                 try:
                     await ensure_fresh(self, user, self.refresh_buffer)
+                except IdentityProviderDown:
+                    # A new login would fail too: keep the hub session (servers can still be
+                    # reached and stopped); a spawn that needs a fresh token is refused with
+                    # a clear message by the spawner's own check.
+                    return True
                 except LoginExpired:
                     return False
         return await super().refresh_user(user, handler, **kwargs)

@@ -40,6 +40,20 @@ class LoginExpired(Exception):
         self.message = message
 
 
+IDP_DOWN_MESSAGE = (
+    "The identity provider could not be reached to renew your login, so no server was started. "
+    "Please try again in a few minutes."
+)
+
+
+class IdentityProviderDown(LoginExpired):
+    """The token could not be renewed because the identity provider did not answer
+    (unreachable, or an HTTP 5xx): logging in again would not help now."""
+
+    def __init__(self, message: str = IDP_DOWN_MESSAGE) -> None:
+        super().__init__(message)
+
+
 def jwt_claims(token: Any) -> dict[str, Any] | None:
     """The claims of a JWT, decoded WITHOUT verifying its signature (base64 only).
 
@@ -216,6 +230,10 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     except Exception as e:  # any failure means: log in again
         # The exception's type and the HTTP status only: the text of an
         # exception from this path may repeat the provider's answer, tokens included.
+        status = getattr(e, "status", None)
+        if isinstance(e, TokenEndpointError) and (status is None or status >= 500):
+            log.warning("Refreshing the access token of %s failed (%s): the identity provider is down", user.name, _reason(e))
+            raise IdentityProviderDown() from None
         log.warning(
             "Refreshing the access token of %s failed (%s): a new login is needed", user.name, _reason(e)
         )
@@ -309,8 +327,10 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
 
 __all__ = [
     "DEFAULT_MIN_LIFETIME",
+    "IDP_DOWN_MESSAGE",
     "ISSUED_AT_KEY",
     "MIN_REFRESH_INTERVAL",
+    "IdentityProviderDown",
     "LoginExpired",
     "TokenEndpointError",
     "access_token_expiry",

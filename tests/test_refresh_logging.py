@@ -20,7 +20,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from offload_spawner.iam import IAMOAuthenticator
-from offload_spawner.refresh import LoginExpired, ensure_fresh
+from offload_spawner.refresh import IdentityProviderDown, LoginExpired, ensure_fresh
 
 OLD_ACCESS = jwt({"sub": "alice", "exp": 1000, "jti": "old-access-0001"})
 REFRESH = "refresh-secret-" + "r" * 40
@@ -90,7 +90,7 @@ async def test_ensure_fresh_logs_no_token_whatever_the_endpoint_answers(provider
     assert_no_secret(lines)
     assert user.saved == 0
     status = ANSWERS[answer][0]
-    assert any("a new login is needed" in line for line in lines)
+    assert any("a new login is needed" in line or "the identity provider is down" in line for line in lines)
     assert any(f"HTTP {status}" in line for line in lines), lines
     for secret in SECRETS:
         assert secret not in str(info.value)
@@ -111,3 +111,59 @@ async def test_oauthenticators_own_refresh_logs_no_token(provider, answer):
         assert await auth.refresh_user(user) is False
     assert_no_secret(lines)
     assert user.saved == 0
+
+
+# --- the identity provider down -----------------------------------------------------------
+
+
+def _closed_port() -> int:
+    sockets = bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    for sock in sockets:
+        sock.close()
+    return port
+
+
+@pytest.mark.parametrize("answer", ["unreachable", "server-error"])
+async def test_an_identity_provider_that_is_down_gives_a_clear_message_not_log_in_again(provider, answer):
+    app, url = provider
+    if answer == "unreachable":
+        url = f"http://127.0.0.1:{_closed_port()}"
+    else:
+        app.settings["answer"] = answer
+    auth = authenticator(url, refresh_buffer=600)
+    user = StoredUser("alice", {"access_token": OLD_ACCESS, "refresh_token": REFRESH, "id_token": ID_TOKEN})
+    with all_logs_at_debug() as lines, pytest.raises(IdentityProviderDown) as info:
+        await ensure_fresh(auth, user, 600, now=900)
+    assert "could not be reached" in info.value.message and "log in again" not in info.value.message
+    assert_no_secret(lines)
+    assert user.saved == 0
+    # the hub session is kept (a new login would fail the same way)
+    assert await auth.refresh_user(user) is True
+
+
+async def test_a_refused_refresh_still_means_log_in_again(provider):
+    app, url = provider
+    app.settings["answer"] = "echo-error"  # HTTP 400: the provider answered and refused
+    auth = authenticator(url, refresh_buffer=600)
+    user = StoredUser("alice", {"access_token": OLD_ACCESS, "refresh_token": REFRESH, "id_token": ID_TOKEN})
+    with pytest.raises(LoginExpired) as info:
+        await ensure_fresh(auth, user, 600, now=900)
+    assert not isinstance(info.value, IdentityProviderDown)
+
+
+async def test_a_spawn_needing_a_fresh_token_while_the_provider_is_down_is_refused_with_503():
+    from jupyterhub.spawner import SpawnException
+
+    from offload_spawner.fresh_login import FreshLoginMixin
+
+    class Spawner(FreshLoginMixin):
+        _plan = None
+        hub = type("Hub", (), {"base_url": "/hub/"})()
+        user = StoredUser("alice", {"access_token": OLD_ACCESS, "refresh_token": REFRESH})
+        authenticator = authenticator(f"http://127.0.0.1:{_closed_port()}")
+
+    with pytest.raises(SpawnException) as info:
+        await Spawner()._require_fresh_login(None)
+    assert info.value.status_code == 503
+    assert "identity provider could not be reached" in info.value.jupyterhub_message
