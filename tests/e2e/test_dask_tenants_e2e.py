@@ -79,16 +79,22 @@ def _wait(check, what: str, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def bed(cluster):
-    """CRDs, the Dask RBAC, two server pods with their Secrets, and a bound token per server."""
+    """CRDs, the Dask RBAC, two server pods with their Secrets, and a bound token per server.
+
+    Per test: the e2e conftest deletes every pod of the namespace after each
+    test, and a token bound to a deleted pod is no longer valid."""
     api = cluster.control_plane.admin()
     for name in ("daskcluster", "daskworkergroup", "daskjob"):
         api.ensure(_collection({"kind": "CustomResourceDefinition", "metadata": {}}), yaml.safe_load((_crd_dir() / f"{name}.yaml").read_text()))
+    def established(plural: str) -> bool:
+        crd = api.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.kubernetes.dask.org")
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
     for name in ("daskclusters", "daskworkergroups", "daskjobs"):
-        _wait(lambda n=name: any(c["type"] == "Established" and c["status"] == "True" for c in (
-            api.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}.kubernetes.dask.org")
-            .get("status", {}).get("conditions", []))), f"{name} established")
+        _wait(lambda n=name: established(n), f"{name} established")
     for obj in _docs(RBAC_FILE):
         api.ensure(_collection(obj), obj)
     tokens = {}
@@ -100,7 +106,7 @@ def bed(cluster):
         created = api.ensure(f"/api/v1/namespaces/{NAMESPACE}/pods", {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
             # never scheduled: only the pod object is needed to bind a token to it
-            "spec": {"nodeSelector": {"offload-spawner.io/nowhere": "true"},
+            "spec": {"serviceAccountName": SA, "nodeSelector": {"offload-spawner.io/nowhere": "true"},
                      "containers": [{"name": "notebook", "image": "server:1"}]},
         })
         uid = created.get("metadata", {}).get("uid") or api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")["metadata"]["uid"]
@@ -190,16 +196,17 @@ def test_the_admission_policy_refuses_every_attempt_and_keeps_the_own_cluster(be
     assert {d["kind"] for d in policy} == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     for obj in policy:
         api.ensure(_collection(obj), obj)
-    probe_collection, probe = attempts()["volume of the victim's Secret"]
+    probes = [attempts()["volume of the victim's Secret"], attempts()["a worker group mounting the victim's Secret"]]
     try:
-        # the API server loads new policies asynchronously: wait until one refuses
-        def refused() -> bool:
-            status, _ = attacker.request("POST", probe_collection, probe)
+        # the API server loads new policies asynchronously: wait until each kind's refuses
+        def refused(collection: str, body: dict[str, Any]) -> bool:
+            status, _ = attacker.request("POST", collection, body)
             if status == 201:
-                api.request("DELETE", f"{probe_collection}/{probe['metadata']['name']}")
+                api.request("DELETE", f"{collection}/{body['metadata']['name']}")
             return status == 403
 
-        _wait(refused, "enforcing the policy")
+        for collection, body in probes:
+            _wait(lambda c=collection, b=body: refused(c, b), f"enforcing the policy on {collection}")
         for what, (collection, body) in attempts().items():
             status, answer = attacker.request("POST", collection, body)
             assert status == 403, (what, status, answer)
