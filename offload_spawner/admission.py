@@ -30,7 +30,7 @@ from .availability import (
     menu_availability,
     target_availability,
 )
-from .catalog import Catalog
+from .catalog import Catalog, CatalogError
 from .menu import Menu, build_menu
 from .plan import PodPlan
 from .selection import Selection
@@ -107,7 +107,11 @@ class AdmissionMixin:
         """What the availability endpoint returns: only this user's targets and models."""
         if not self._uses_catalog():
             return {"targets": {}}
-        return {"targets": {slug: a.to_json() for slug, a in (await self.get_availability()).items()}}
+        try:
+            availability = await self.get_availability()
+        except CatalogError:
+            return {"targets": {}}  # a broken callable profile_list: logged by get_catalog
+        return {"targets": {slug: a.to_json() for slug, a in availability.items()}}
 
     async def _admit(self, selection: Selection, plan: PodPlan, reserve: bool) -> None:
         """Refuse (HTTP 400) a session that does not fit what is free on its node now;

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from .config_checks import owned_annotation, owned_annotation_message
 from .units import QuantityError, format_memory, parse_memory
 
 #: Option keys with a meaning of their own in user_options (the form and the REST API use the same keys).
@@ -354,6 +355,12 @@ class TokenPolicy(_Model):
     renew_before: Annotated[int, Field(gt=0)] = Field(
         600, description="Rotate the delivered access token when it has less than this many seconds left."
     )
+    dask_pods: list[Literal["access_token", "hub_token"]] = Field(
+        ["access_token"],
+        description="Which tokens the server's Dask scheduler and workers receive (as env from the server's "
+        "Secret; they run on the target's site). 'hub_token' (JUPYTERHUB_API_TOKEN, the hub's API as the user) "
+        "only when named here.",
+    )
 
 
 class PodShapeSettings(_Model):
@@ -561,6 +568,15 @@ class Target(_Model):
     @property
     def runs_session_remotely(self) -> bool:
         return self.is_virtual and self.offload == "session"
+
+    @field_validator("annotations")
+    @classmethod
+    def _no_owned_annotations(cls, annotations: dict) -> dict:
+        # A field validator, so the error's path ends in annotations.
+        for key in annotations:
+            if owned_annotation(key):
+                raise ValueError(owned_annotation_message(key))
+        return annotations
 
     def effective_pod_shape(self) -> PodShapeSettings:
         """``pod_shape`` with the backend's default for ``volumes`` filled in."""

@@ -113,6 +113,7 @@ FIELD_HELP: dict[str, str] = {
     "Target.tokens": "Which of the user's tokens a server on this target receives, and how (env via secretKeyRef, files under /var/run/secrets/offload-spawner).",
     "TokenPolicy.access_token": "The IAM access token: `env` sets ACCESS_TOKEN, `file` writes it and sets BEARER_TOKEN_FILE.",
     "TokenPolicy.hub_token": "The server's JupyterHub API token (JUPYTERHUB_API_TOKEN); needs `env` or `file`.",
+    "TokenPolicy.dask_pods": "Tokens the Dask scheduler and workers receive: `access_token` (default), `hub_token` only if named.",
     "TokenChannels.env": "Deliver the token as an env var (a `secretKeyRef`; keeps the value the server started with).",
     "TokenChannels.file": "Deliver the token as a file (follows rotation while the server runs).",
     "HubTokenChannels.env": "Deliver JUPYTERHUB_API_TOKEN as an env var (`secretKeyRef`); jupyterhub-singleuser reads it.",

@@ -143,7 +143,7 @@ def cmd_check(args) -> str:
     config, cls = _load(args.file)
     problems = unknown_settings(config, cls)
     try:
-        catalog = check_catalog(spawner_config(config, cls))
+        catalog = check_catalog(spawner_config(config, cls), cls)
     except CatalogError as e:
         problems += e.problems
     if problems:
@@ -247,7 +247,7 @@ def _check_static_catalog(config, cls) -> None:
     from .spawner import check_catalog
 
     try:
-        check_catalog(spawner_config(config, cls))
+        check_catalog(spawner_config(config, cls), cls)
     except CatalogError as e:
         raise CliError(str(e), 1) from None
 

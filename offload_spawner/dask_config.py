@@ -11,7 +11,7 @@ enabled), the server receives one YAML file under :data:`DASK_CONFIG_DIR`
   copies from ``scheduler.metadata`` / ``worker.metadata`` onto the pods),
   resources sized by :func:`dask_pod_size`, and the user's tokens **by
   reference** as the target's token policy delivers them to the server
-  (:func:`offload_spawner.tokens.token_references`: ``valueFrom.secretKeyRef``
+  (:func:`offload_spawner.tokens.dask_token_references`: ``valueFrom.secretKeyRef``
   and Secret volumes of the per-server Secret);
 * ``labextension.factory``: dask-labextension's "New cluster" button builds a
   dask-kubernetes ``KubeCluster``, which reads the spec above.
@@ -38,7 +38,7 @@ from .limits import Ceiling
 from .plan import Placement, target_placement
 from .selection import Selection
 from .server_secret import secret_name
-from .tokens import TokenReferences, token_references
+from .tokens import TokenReferences, dask_token_references
 
 #: Dask reads every YAML file in DASK_ROOT_CONFIG (default /etc/dask).
 DASK_CONFIG_DIR = "/etc/dask"
@@ -166,8 +166,8 @@ def cluster_spec(
 ) -> dict[str, Any]:
     """The DaskCluster resource (kubernetes.dask.org/v1) for this server."""
     image = settings.image or image
-    # The target's token policy decides what the Dask pods receive, as for the server.
-    tokens = token_references(target.tokens, secret)
+    # The target's token policy decides what the Dask pods receive (limited to tokens.dask_pods).
+    tokens = dask_token_references(target.tokens, secret)
 
     worker = dask_pod_size(settings, ceiling)
     worker_placement = _placement(target_slug, target, worker)

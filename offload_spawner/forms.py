@@ -68,6 +68,30 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
     return options
 
 
+def options_from_link(query: Mapping[str, list]) -> dict:
+    """What a spawn link (``GET /hub/spawn/<user>?...``) asks for, as user_options
+    to pre-fill the form with; never free text.
+
+    Takes the form's field names (``profile-option-<profile>--cores``) or plain
+    user_options keys (``cores``, as JupyterHub passes ``opt-cores``). Free
+    text (``...--unlisted-choice``, the "Other..." choice) is dropped: anyone
+    can send a user a link, and a link's text would reach the user's server.
+    """
+    values = {k: v[-1] for k, v in query.items() if isinstance(v, list) and v and isinstance(v[-1], str)}
+    profile = values.get("profile", "")
+    prefix = field_name(profile, "") if profile else None
+    out: dict = {}
+    for key, value in values.items():
+        if prefix and key.startswith(prefix):
+            key = key[len(prefix):]
+        elif key.startswith(FIELD_PREFIX) or key in HUB_FIELDS:
+            continue
+        if key.endswith(UNLISTED_SUFFIX) or value == OTHER or not value:
+            continue
+        out[key] = value
+    return out
+
+
 def _environment(template_paths: Iterable[str]) -> Environment:
     # One environment per set of paths: Jinja keeps compiled templates in it
     # (and re-reads a template whose file changed), so a form render does not
@@ -166,6 +190,7 @@ def render_form(
     error: SelectionError | None = None,
     template_paths: Iterable[str] = (),
     availability: Mapping[str, TargetAvailability] | None = None,
+    notice: str | None = None,
 ) -> str:
     """The spawn form HTML for one user.
 
@@ -174,11 +199,11 @@ def render_form(
 
     ``user_options`` pre-selects choices: the saved options of the last spawn,
     or what was just posted when ``error`` refused it.  Saved options that no
-    longer validate fall back to the defaults, with a notice.
+    longer validate (JupyterHub also stores options the REST API refused)
+    fall back to the defaults, with a notice; ``notice`` is shown as given.
     """
-    notice = None
     current: dict = {}
-    if user_options:
+    if user_options and isinstance(user_options, Mapping):
         if error is not None:
             current = dict(user_options)
         else:
@@ -186,6 +211,8 @@ def render_form(
                 current = select(menu, user_options).to_user_options()
             except SelectionError as e:
                 notice = f"Your last choices are no longer available ({e.message}); the defaults are selected."
+            except Exception:  # noqa: BLE001 - stored options must never make the spawn page fail
+                notice = "Your last choices are no longer available; the defaults are selected."
     if not current.get("profile") and menu.default_profile:
         current["profile"] = menu.default_profile
     views = [_profile_view(p, availability or {}) for p in menu.profiles]

@@ -15,7 +15,8 @@ from jupyterhub.utils import url_path_join
 from oauthenticator.oauth2 import OAuthenticator
 
 from .plan import PodPlan
-from .refresh import LoginExpired, ensure_fresh, min_lifetime_for
+from .refresh import IdentityProviderDown, LoginExpired, ensure_fresh, min_lifetime_for
+from .spawn_errors import spawn_error
 
 
 def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
@@ -57,6 +58,9 @@ class FreshLoginMixin:
         """Refuse the spawn (before anything is created) when the login cannot be renewed."""
         try:
             await self.fresh_auth_state(min_lifetime_for(plan))
+        except IdentityProviderDown as e:
+            # Not the user's login: a new login would fail the same way now.
+            raise spawn_error(e.message, "idp_unavailable", 503) from None
         except LoginExpired as e:
             raise login_expired_refusal(url_path_join(self.hub.base_url, "logout"), e) from None
 

@@ -27,7 +27,16 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import CaselessStrEnum, Integer, Unicode, default
 
-from .refresh import LoginExpired, ensure_fresh, jwt_claims, remaining_lifetime, stamp_issued_at
+from .refresh import (
+    IdentityProviderDown,
+    LoginExpired,
+    TokenEndpointError,
+    ensure_fresh,
+    jwt_claims,
+    remaining_lifetime,
+    request_tokens,
+    stamp_issued_at,
+)
 
 IAM_SCOPES = ["openid", "profile", "email", "offline_access", "wlcg", "wlcg.groups"]
 GROUP_CLAIMS = ("groups", "wlcg.groups", "auto")
@@ -55,16 +64,28 @@ def pick_group_claim(claims: dict[str, Any], groups_claim: str) -> list[str]:
     return _as_list(claims.get(groups_claim))
 
 
+def in_group_prefix(name: str, group_prefix: str) -> bool:
+    """Whether group ``name`` is under ``group_prefix``, by whole path segments:
+    "cms" keeps "cms" and "cms/higgs" but not "cmsfake"; "cms/" keeps only the
+    subgroups of cms. An empty prefix keeps every group."""
+    prefix = group_prefix.strip().lstrip("/")
+    if not prefix:
+        return True
+    if prefix.endswith("/"):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + "/")
+
+
 def normalize_groups(raw: Iterable[str], group_prefix: str = "") -> list[str]:
     """JupyterHub group names from IAM's: leading "/" stripped ("/cms/higgs" ->
-    "cms/higgs"), empty names dropped, only names starting with ``group_prefix``
-    kept (when set), duplicates removed, sorted."""
+    "cms/higgs"), empty names dropped, only groups under ``group_prefix`` kept
+    (when set; see :func:`in_group_prefix`), duplicates removed, sorted."""
     out = set()
     for name in raw:
         name = name.strip().lstrip("/")
         if not name:
             continue
-        if group_prefix and not name.startswith(group_prefix):
+        if not in_group_prefix(name, group_prefix):
             continue
         out.add(name)
     return sorted(out)
@@ -157,9 +178,10 @@ class IAMOAuthenticator(GenericOAuthenticator):
         "",
         config=True,
         help="""
-        If set, only IAM groups whose name (after stripping the leading "/")
-        starts with this prefix become JupyterHub groups, e.g. "cms" keeps
-        "cms" and "cms/higgs" and drops "atlas".
+        If set, only IAM groups under this prefix become JupyterHub groups,
+        matched by whole path segments after stripping the leading "/": "cms"
+        keeps "cms" and "cms/higgs" and drops "atlas" and "cmsfake"; "cms/"
+        (trailing slash) keeps only the subgroups, e.g. "cms/higgs".
         """,
     )
 
@@ -314,8 +336,20 @@ class IAMOAuthenticator(GenericOAuthenticator):
         return True
 
     async def get_token_info(self, handler: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """OAuthenticator's token request, but no answer reaches a log line or an
+        exception (see :func:`offload_spawner.refresh.request_tokens`); a failure
+        is an HTTP 403 (an error answer) or 500 whose message holds the status only."""
+        try:
+            answer = await request_tokens(self, params)
+        except TokenEndpointError as e:
+            # The exceptions OAuthenticator raises here (oauthenticator/oauth2.py, get_token_info
+            # and fetch), with our message: an HTTP error status stays an HTTPClientError with
+            # that code, an error in a 200 answer is a 403, any other bad answer a 500.
+            if e.status and e.status != 200:
+                raise HTTPClientError(e.status, str(e)) from None
+            raise web.HTTPError(403 if e.error_answer else 500, str(e)) from None
         # Keep when the answer came, so that "expires_in" gives an expiry.
-        return stamp_issued_at(await super().get_token_info(handler, params))
+        return stamp_issued_at(answer)
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> bool | dict[str, Any]:
         """OAuthenticator's refresh, but the access token is refreshed first
@@ -327,6 +361,11 @@ class IAMOAuthenticator(GenericOAuthenticator):
             if auth_state and left is not None and left < self.refresh_buffer:
                 try:
                     await ensure_fresh(self, user, self.refresh_buffer)
+                except IdentityProviderDown:
+                    # A new login would fail too: keep the hub session (servers can still be
+                    # reached and stopped); a spawn that needs a fresh token is refused with
+                    # a clear message by the spawner's own check.
+                    return True
                 except LoginExpired:
                     return False
         refreshed: bool | dict[str, Any] = await super().refresh_user(user, handler, **kwargs)

@@ -8,10 +8,22 @@ the catalog and are applied by the pod plan.
 
 from __future__ import annotations
 
+import hashlib
+import string
+import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .catalog import Catalog, CoresOption, MemoryOption, Profile, Target, accelerator_model_label
+from .catalog import (
+    Catalog,
+    Choice,
+    CoresOption,
+    MemoryOption,
+    Profile,
+    ProfileOption,
+    Target,
+    accelerator_model_label,
+)
 from .limits import Ceiling, target_ceiling, user_ceiling
 from .storage import StorageLine, storage_lines
 
@@ -75,6 +87,11 @@ class MenuUnlisted:
     display_name_in_choices: str
     validation_regex: str | None
     validation_message: str
+    #: digests (:func:`free_text_digest`) of free text that would give what a
+    #: choice hidden from this user gives: refused, so that free text is no way
+    #: around a choice's allowed_groups. Digests, not values: the menu reaches
+    #: the form template, and a hidden choice's image must not.
+    refused: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -186,6 +203,79 @@ def _menu_target(
     )
 
 
+_DOCKER_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+
+
+def normalise_free_text(text: str) -> str:
+    """Free text as compared with hidden choices: the same image written another way
+    is the same image. NFKC (full-width letters), case, surrounding space, Docker
+    Hub's implicit registry and ``library/`` namespace and the ``:latest`` tag."""
+    text = unicodedata.normalize("NFKC", text).strip().casefold()
+    for prefix in _DOCKER_HUB_PREFIXES:
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    text = text.removeprefix("library/")
+    if text.endswith(":latest") and "@" not in text:
+        text = text[: -len(":latest")]
+    return text
+
+
+def free_text_digest(text: str) -> str:
+    return hashlib.sha256(normalise_free_text(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _template_ends(template: object) -> tuple[str, str] | None:
+    """(prefix, suffix) around the one plain ``{value}`` of a string template, else None.
+
+    Mirrors :func:`offload_spawner.plan.fill_value`: other fields stay literal.
+    """
+    if not isinstance(template, str):
+        return None
+    before: list[str] = []
+    after: list[str] = []
+    seen = 0
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return None
+    for literal, name, spec, _conversion in parts:
+        (after if seen else before).append(literal)
+        if name == "value":
+            if spec:
+                return None
+            seen += 1
+        elif name is not None:
+            (after if seen else before).append("{" + name + "}")
+    return ("".join(before), "".join(after)) if seen == 1 else None
+
+
+def _free_text_for(choice: Choice, templates: dict[str, tuple[str, str]]) -> set[str]:
+    """The free texts that would set a key the way ``choice`` sets it."""
+    out = set()
+    for key, (prefix, suffix) in templates.items():
+        value = choice.kubespawner_override.get(key)
+        if isinstance(value, str) and value.startswith(prefix) and value.endswith(suffix):
+            text = value[len(prefix): len(value) - len(suffix)]
+            if text:
+                out.add(text)
+    return out
+
+
+def _refused_free_text(option: ProfileOption, groups: frozenset[str]) -> frozenset[str]:
+    templates = {}
+    for key, template in option.unlisted_choice.kubespawner_override.items():
+        ends = _template_ends(template)
+        if ends is not None:
+            templates[key] = ends
+    hidden: set[str] = set()
+    offered: set[str] = set()
+    for choice in option.choices.values():
+        texts = {free_text_digest(t) for t in _free_text_for(choice, templates)}
+        (offered if _visible(choice.allowed_groups, groups) else hidden).update(texts)
+    return frozenset(hidden - offered)
+
+
 def _menu_options(profile: Profile, groups: frozenset[str]) -> tuple[MenuOption, ...] | None:
     options = []
     for key, option in profile.profile_options.items():
@@ -202,6 +292,7 @@ def _menu_options(profile: Profile, groups: frozenset[str]) -> tuple[MenuOption,
                 display_name_in_choices=u.display_name_in_choices,
                 validation_regex=u.validation_regex,
                 validation_message=u.validation_message,
+                refused=_refused_free_text(option, groups),
             )
         if not choices and unlisted is None:
             return None  # the user could not pick anything for this option

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
 import weakref
@@ -37,6 +38,20 @@ class LoginExpired(Exception):
     def __init__(self, message: str = LOGIN_EXPIRED_MESSAGE) -> None:
         super().__init__(message)
         self.message = message
+
+
+IDP_DOWN_MESSAGE = (
+    "The identity provider could not be reached to renew your login, so no server was started. "
+    "Please try again in a few minutes."
+)
+
+
+class IdentityProviderDown(LoginExpired):
+    """The token could not be renewed because the identity provider did not answer
+    (unreachable, or an HTTP 5xx): logging in again would not help now."""
+
+    def __init__(self, message: str = IDP_DOWN_MESSAGE) -> None:
+        super().__init__(message)
 
 
 def jwt_claims(token: Any) -> dict[str, Any] | None:
@@ -216,13 +231,16 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     params = authenticator.build_refresh_token_request_params(refresh_token)
     log.info("Refreshing the access token of %s (it must live %d more seconds)", user.name, min_lifetime)
     try:
-        token_info = await authenticator.get_token_info(None, params)
+        token_info = await request_tokens(authenticator, params)
     except Exception as e:  # noqa: BLE001 - any failure means: log in again
+        # The exception's type and the HTTP status only: the text of an
+        # exception from this path may repeat the provider's answer, tokens included.
+        status = getattr(e, "status", None)
+        if isinstance(e, TokenEndpointError) and (status is None or status >= 500):
+            log.warning("Refreshing the access token of %s failed (%s): the identity provider is down", user.name, _reason(e))
+            raise IdentityProviderDown() from None
         log.warning(
-            "Refreshing the access token of %s failed (%s: %s): a new login is needed",
-            user.name,
-            type(e).__name__,
-            _reason(e),
+            "Refreshing the access token of %s failed (%s): a new login is needed", user.name, _reason(e)
         )
         raise LoginExpired() from None
     stamp_issued_at(token_info, now)
@@ -252,18 +270,74 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     return new_state
 
 
-def _reason(exc: Exception) -> str:
-    """A short reason for a failed refresh: the exception's text (HTTP status and
-    the provider's error, or the connection error); the refresh token travels
-    only in the request body, which no exception repeats."""
-    return str(exc)[:300] or "no details"
+def _reason(exc: BaseException) -> str:
+    """Why a token request failed, without a word of the provider's answer:
+    the exception's type and the HTTP status when there is one."""
+    status = getattr(exc, "status", None) or getattr(exc, "code", None) or getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    return f"{name}, HTTP {status}" if isinstance(status, int) else name
+
+
+class TokenEndpointError(Exception):
+    """The token endpoint did not answer with tokens. Its message holds the HTTP
+    status only (never the answer, which may repeat the tokens sent)."""
+
+    def __init__(self, status: int | None, what: str, error_answer: bool = False) -> None:
+        self.status = status
+        #: the endpoint answered with an OAuth error (``error``/``error_description``)
+        self.error_answer = error_answer
+        super().__init__(f"the token endpoint answered HTTP {status} {what}" if status else f"the token endpoint {what}")
+
+
+async def request_tokens(authenticator: Any, params: dict) -> dict:
+    """POST ``params`` to the authenticator's token endpoint; the answer, which must hold an access token.
+
+    The same request as OAuthenticator's ``get_token_info``
+    (oauthenticator/oauth2.py: ``token_url``, ``build_token_info_request_headers``,
+    ``http_request_kwargs``, ``validate_server_cert``), but no answer is ever
+    logged or put into an exception: OAuthenticator logs an error answer's body
+    and raises "Bad response: {answer}" for an answer without ``access_token``,
+    and either may hold the refresh and ID tokens.
+    """
+    from urllib.parse import urlencode
+
+    from tornado.httpclient import HTTPRequest
+
+    kwargs = dict(getattr(authenticator, "http_request_kwargs", None) or {})
+    kwargs.update(
+        method="POST",
+        headers=authenticator.build_token_info_request_headers(),
+        body=urlencode(params).encode("utf-8"),
+        validate_cert=getattr(authenticator, "validate_server_cert", True),
+    )
+    try:
+        response = await authenticator.http_client.fetch(HTTPRequest(authenticator.token_url, **kwargs), raise_error=False)
+    except Exception as e:  # noqa: BLE001 - connection refused, TLS, timeout: reported by type only
+        raise TokenEndpointError(None, f"could not be reached ({type(e).__name__})") from None
+    status = response.code
+    try:
+        answer = json.loads(response.body.decode("utf-8", "replace")) if response.body else None
+    except ValueError:
+        answer = None
+    if status != 200:
+        raise TokenEndpointError(status, "instead of tokens")
+    if not isinstance(answer, dict):
+        raise TokenEndpointError(status, "with something that is not a JSON object")
+    if "error_description" in answer or "error" in answer:
+        raise TokenEndpointError(status, "with an error", error_answer=True)
+    if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+        raise TokenEndpointError(status, "without an access token")
+    return answer
 
 
 __all__ = [
     "DEFAULT_MIN_LIFETIME",
+    "IDP_DOWN_MESSAGE",
     "ISSUED_AT_KEY",
     "MIN_REFRESH_INTERVAL",
+    "IdentityProviderDown",
     "LoginExpired",
+    "TokenEndpointError",
     "access_token_expiry",
     "ensure_fresh",
     "jwt_claims",
@@ -271,5 +345,6 @@ __all__ = [
     "lives_long_enough",
     "min_lifetime_for",
     "remaining_lifetime",
+    "request_tokens",
     "stamp_issued_at",
 ]

@@ -10,18 +10,37 @@ understands ("8 cores is above your limit of 4 on INFN Naples") and whose
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .catalog import RESERVED_KEYS
-from .menu import Bounds, Menu, MenuOption, MenuProfile, MenuTarget
-from .units import QuantityError, format_cores, format_memory, parse_count, parse_memory, parse_number
+from .menu import Bounds, Menu, MenuOption, MenuProfile, MenuTarget, free_text_digest
+from .units import (
+    QuantityError,
+    format_cores,
+    format_memory,
+    parse_count,
+    parse_memory,
+    parse_number,
+)
 
 UNLISTED_SUFFIX = "--unlisted-choice"
 MAX_TEXT = 512
 # Free text may not carry braces (KubeSpawner expands them with str.format),
 # control characters, or whitespace.
 _UNSAFE_TEXT = re.compile(r"[{}\s\x00-\x1f\x7f]")
+#: Unicode categories refused in free text whatever the admin's regex: controls
+#: (C0 and C1, e.g. the CSI ``\x9b`` terminals obey), format characters
+#: (U+202E right-to-left override, U+200B zero-width space), line and
+#: paragraph separators, and private-use characters. None of them belongs in an
+#: image name or path, and each can make what a log or an admin reads differ
+#: from what runs.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co"})
+
+
+def _has_invisible(text: str) -> bool:
+    return any(unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
 
 
 class SelectionError(ValueError):
@@ -93,7 +112,7 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, Mapping):
-        raise SelectionError("server options must be a JSON object")
+        raise SelectionError("Server options must be a JSON object.")
     if not menu.profiles:
         raise SelectionError("There is no server configuration you are allowed to start. Ask your hub admin.")
 
@@ -172,14 +191,20 @@ def _pick_option(option: MenuOption, user_options: Mapping) -> OptionPick:
             raise SelectionError(f"{option.display_name} does not accept a value of your own.", unlisted_key)
         if len(text) > MAX_TEXT:
             raise SelectionError(f"{option.display_name} is longer than {MAX_TEXT} characters.", unlisted_key)
-        if _UNSAFE_TEXT.search(text):
+        if _UNSAFE_TEXT.search(text) or _has_invisible(text):
             raise SelectionError(
-                f"{option.display_name} may not contain braces, spaces or control characters.", unlisted_key
+                f"{option.display_name} may not contain braces, spaces, control or invisible characters.",
+                unlisted_key,
             )
         regex = option.unlisted.validation_regex
         if regex and not re.fullmatch(regex, text):
             message = option.unlisted.validation_message or f"{text!r} is not an allowed {option.display_name}."
             raise SelectionError(message, unlisted_key)
+        if free_text_digest(text) in option.unlisted.refused:
+            # The same value as a choice the user's groups do not offer them:
+            # free text must not be a way around a choice's allowed_groups.
+            # Same words as for any value not offered, and the choice is not named.
+            raise SelectionError(f"{option.display_name}: this value is not available to you.", unlisted_key)
         return OptionPick(unlisted=text)
     if choice in (None, ""):
         if option.default is None:
@@ -198,6 +223,7 @@ def _pick_option(option: MenuOption, user_options: Mapping) -> OptionPick:
 def _parse_memory(value: object) -> int:
     # A bare number means gigabytes, as in the form's number input ("8" == "8G").
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        parse_number(value, "Memory")  # bounded first: str() of a huge int is slow or refused
         value = f"{value}G"
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
         value = value.strip() + "G"

@@ -32,8 +32,9 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .admission import AdmissionMixin
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
+from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
-from .forms import render_form, user_options_from_form
+from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
 from .manifest import STORAGE_TRAITS, apply_plan_to_pod, apply_storage_to_pod, plan_traits
 from .menu import Menu, build_menu
@@ -45,6 +46,16 @@ from .selection import Selection, SelectionError, select
 from .site_uid import SiteUidError, site_uid
 from .spawn_errors import refusal, spawn_error
 from .token_delivery import TokenDeliveryMixin
+
+#: what a user sees when the hub's own configuration (a callable profile_list) is
+#: invalid: the details go to the hub log, for the admins
+CONFIG_ERROR_MESSAGE = (
+    "The server options of this hub cannot be loaded because of an error in the hub's configuration. "
+    "Please tell the hub's admins."
+)
+#: shown on the form a spawn link opens
+LINK_MESSAGE = "A link cannot start a server. Check the choices below and press Start."
+EMPTY_MENU = Menu(profiles=(), default_profile=None, groups=frozenset())
 
 _CATALOG_CACHE: OrderedDict[str, Catalog] = OrderedDict()
 _CATALOG_CACHE_SIZE = 16
@@ -177,17 +188,40 @@ class OffloadSpawner(
     _base_storage_traits: dict[str, Any] | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
+    #: what a spawn link asked for: pre-fills the next form render
+    _form_prefill: dict | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
     async def get_catalog(self) -> Catalog:
-        """The validated catalog (a callable profile_list is evaluated here)."""
+        """The validated catalog (a callable profile_list is evaluated and checked here).
+
+        A callable's result cannot be checked at hub start; it is checked at each
+        call like a static list at start, and a failure is logged for the admins
+        and raised as :class:`CatalogError` (see :func:`config_error_message`).
+        """
         profile_list = self.profile_list
-        if callable(profile_list):
+        if not callable(profile_list):
+            return cached_catalog(
+                profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations
+            )
+        try:
             profile_list = await maybe_future(profile_list(self))
-        return cached_catalog(
-            profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations
-        )
+            catalog = cached_catalog(
+                profile_list, self.offload_targets, self.group_limits, self.default_limits,
+                self.storage, self.reservations,
+            )
+            problems = override_problems(catalog, type(self))
+            if problems:
+                raise CatalogError(problems)
+        except CatalogError as e:
+            self.log.error("The callable profile_list gave an invalid configuration for %s:\n%s", self.user.name,
+                           "\n".join(f"  {p}" for p in e.problems))
+            raise
+        except Exception as e:
+            self.log.exception("The callable profile_list failed for %s", self.user.name)
+            raise CatalogError([f"profile_list: the callable raised {type(e).__name__}"]) from None
+        return catalog
 
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
@@ -197,7 +231,10 @@ class OffloadSpawner(
 
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
-        catalog = await self.get_catalog()
+        try:
+            catalog = await self.get_catalog()
+        except CatalogError:
+            raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
         try:
             selection = select(build_menu(catalog, self.user_groups()), user_options)
         except SelectionError as e:
@@ -218,12 +255,15 @@ class OffloadSpawner(
 
     @staticmethod
     async def _render_options_form_for(spawner: OffloadSpawner) -> str:
-        error, posted = spawner._form_error, spawner._form_posted
-        spawner._form_error = spawner._form_posted = None
-        menu = await spawner.get_menu()
+        error, posted, prefill = spawner._form_error, spawner._form_posted, spawner._form_prefill
+        spawner._form_error = spawner._form_posted = spawner._form_prefill = None
+        try:
+            menu = await spawner.get_menu()
+        except CatalogError:
+            return render_form(EMPTY_MENU, notice=CONFIG_ERROR_MESSAGE, template_paths=spawner.offload_template_paths)
         return render_form(
             menu,
-            user_options=posted if error else spawner.user_options,
+            user_options=posted if error else (prefill or spawner.user_options),
             error=error,
             template_paths=spawner.offload_template_paths,
             availability=await spawner.get_availability(menu),
@@ -264,11 +304,28 @@ class OffloadSpawner(
         except SelectionError as e:
             self._remember_refusal(e, form_data)
             raise refusal(e.message) from None
+        except CatalogError:
+            raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
 
     def _remember_refusal(self, error: SelectionError, formdata: dict) -> None:
         """What the next form render shows: the message and the user's choices."""
         self._form_error = error
         self._form_posted = _posted_for_refill(formdata)
+
+    def options_from_query(self, query_data: dict) -> dict:
+        """A spawn link never starts a server: its options pre-fill the form.
+
+        JupyterHub starts a server from ``GET /hub/spawn/<user>?<options>``
+        (jupyterhub/handlers/pages.py, SpawnHandler._get), which needs nothing
+        but the victim's cookie: any site can make a browser follow a link, and
+        the server would start with options the link's author chose, and with
+        the user's tokens. Raising here makes JupyterHub render the form
+        instead, with this message; starting then takes a POST of the form,
+        which carries the hub's XSRF token.
+        """
+        if self._uses_catalog():
+            self._form_prefill = options_from_link(query_data)
+        raise spawn_error(LINK_MESSAGE, "link", 200)
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
@@ -392,8 +449,11 @@ def _posted_for_refill(formdata: dict) -> dict:
     return out
 
 
-def check_catalog(config_values: dict) -> Catalog:
-    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI)."""
+def check_catalog(config_values: dict, spawner_class: type | None = None) -> Catalog:
+    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI).
+
+    ``kubespawner_override`` keys are checked against ``spawner_class``'s traits
+    (default: KubeSpawner's), so an admin's subclass may add its own."""
     profile_list = config_values.get("profile_list")
     if callable(profile_list):
         profile_list = []
@@ -405,7 +465,7 @@ def check_catalog(config_values: dict) -> Catalog:
         config_values.get("storage"),
         config_values.get("reservations"),
     )
-    problems = port_problems(catalog, config_values.get("port"))
+    problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog, spawner_class)
     if problems:
         raise CatalogError(problems)
     return catalog

@@ -28,7 +28,7 @@ def check_hub_config(app) -> None:
     if not (isinstance(cls, type) and issubclass(cls, OffloadSpawner)):
         return
     try:
-        catalog = check_catalog(spawner_config(app.config, cls))
+        catalog = check_catalog(spawner_config(app.config, cls), cls)
     except CatalogError as e:
         app.log.critical("%s", e)
         raise SystemExit(1) from None

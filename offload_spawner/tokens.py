@@ -149,7 +149,22 @@ def delivered_channels(policy: TokenPolicy) -> dict[str, tuple[bool, bool]]:
     }
 
 
-def token_references(policy: TokenPolicy, name: str, present: Collection[str] | None = None) -> TokenReferences:
+#: ``tokens.dask_pods`` names -> the Secret keys they stand for.
+DASK_POD_TOKENS = {"access_token": ACCESS_TOKEN_KEY, "hub_token": HUB_TOKEN_KEY}
+
+
+def dask_token_references(policy: TokenPolicy, name: str) -> TokenReferences:
+    """What a server's Dask scheduler and workers read of Secret ``name``: the
+    channels ``policy`` gives the server, limited to the tokens
+    ``policy.dask_pods`` names (they run on the target's site; the server's hub
+    token would give the site the hub's API as the user, so it goes only when
+    named). The one decision the Dask spec calls, beside the server's."""
+    return token_references(policy, name, only=frozenset(DASK_POD_TOKENS[t] for t in policy.dask_pods))
+
+
+def token_references(
+    policy: TokenPolicy, name: str, present: Collection[str] | None = None, only: Collection[str] | None = None
+) -> TokenReferences:
     """The env entries and token volume through which a pod reads the tokens of
     Secret ``name``, as ``policy`` says: the one decision for the server and
     for its Dask pods alike.
@@ -165,7 +180,7 @@ def token_references(policy: TokenPolicy, name: str, present: Collection[str] | 
     channels = delivered_channels(policy)
     for var, key in TOKEN_ENV.items():
         as_env, as_file = channels[key]
-        if not (as_env or as_file) or (present is not None and key not in present):
+        if not (as_env or as_file) or (present is not None and key not in present) or (only is not None and key not in only):
             continue
         optional = present is None and key != HUB_TOKEN_KEY
         if as_env:

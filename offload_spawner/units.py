@@ -24,6 +24,18 @@ class QuantityError(ValueError):
     """A number or size that cannot be understood."""
 
 
+#: The largest number a user or admin may write (cores, counts, gigabytes):
+#: far above any machine, far below what a float or int conversion chokes on
+#: (``10**400`` would otherwise raise OverflowError deep in the arithmetic).
+MAX_NUMBER = 10**15
+#: The largest memory size in bytes (1024 P): the same idea for sizes.
+MAX_MEMORY = 2**60
+
+
+def _too_large(what: str) -> QuantityError:
+    return QuantityError(f"{what} is too large")
+
+
 def parse_memory(value: object) -> int:
     """Return a memory size in bytes from ``8G``, ``512M``, ``1.5T``, ``8Gi`` or an int.
 
@@ -33,24 +45,31 @@ def parse_memory(value: object) -> int:
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a memory size")
     if isinstance(value, int):
+        if value > MAX_MEMORY:
+            raise _too_large("Memory")
         if value <= 0:
-            raise QuantityError(f"{value} is not a positive memory size")
+            raise QuantityError(f"{_quote(value)} is not a positive memory size")
         return value
     if isinstance(value, float):
         if not math.isfinite(value) or value <= 0:
-            raise QuantityError(f"{value} is not a positive memory size")
+            raise QuantityError(f"{_quote(value)} is not a positive memory size")
+        if value > MAX_MEMORY:
+            raise _too_large("Memory")
         return int(value)
     if not isinstance(value, str):
         raise QuantityError(f"{value!r} is not a memory size")
     match = _MEMORY_RE.match(value)
     if not match or (match.group(3) and not match.group(2)):
         raise QuantityError(
-            f"{value!r} is not a memory size; write a number with K, M, G or T (e.g. 32G)"
+            f"{_quote(value)} is not a memory size; write a number with K, M, G or T (e.g. 32G)"
         )
     number, unit, _ = match.groups()
-    size = int(float(number) * _MEMORY_UNITS[unit])
+    amount = float(number)  # a string of digits: at worst inf, never OverflowError
+    if not math.isfinite(amount) or amount * _MEMORY_UNITS[unit] > MAX_MEMORY:
+        raise _too_large("Memory")
+    size = int(amount * _MEMORY_UNITS[unit])
     if size <= 0:
-        raise QuantityError(f"{value!r} is not a positive memory size")
+        raise QuantityError(f"{_quote(value)} is not a positive memory size")
     return size
 
 
@@ -71,8 +90,13 @@ def parse_number(value: object, what: str) -> float:
     """Parse a user-supplied number that may arrive as a string (form data)."""
     if isinstance(value, bool):
         raise QuantityError(f"{what} must be a number, not {value!r}")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        # float() of a huge int raises OverflowError: compare as ints first.
+        if abs(value) > MAX_NUMBER:
+            raise _too_large(what)
         number = float(value)
+    elif isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"\d+(\.\d+)?", text):
@@ -82,6 +106,8 @@ def parse_number(value: object, what: str) -> float:
         raise QuantityError(f"{what} must be a number, not {_quote(value)}")
     if not math.isfinite(number):
         raise QuantityError(f"{what} must be a finite number")
+    if abs(number) > MAX_NUMBER:
+        raise _too_large(what)
     return number
 
 

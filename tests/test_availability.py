@@ -20,6 +20,7 @@ import yaml
 from offload_spawner.availability import (
     AcceleratorOffered,
     ClusterView,
+    UNKNOWN,
     Demand,
     admission_refusal,
     cluster_view,

@@ -122,14 +122,21 @@ def _token_names(env: list[dict]) -> set[str]:
     ],
 )
 def test_dask_pods_receive_the_tokens_the_policy_gives_the_server(tokens):
+    """Through the same channels as the server, for the tokens ``dask_pods`` names
+    (here all it may name: the refresh token never goes to Dask pods)."""
+    tokens = {**tokens, "dask_pods": ["access_token", "hub_token"]}
     spec = _dask_spec(tokens)
     policy = build_catalog(offload_targets={"naples": {**DASK_SITE, "tokens": tokens}}).offload_targets["naples"].tokens
     server = build_delivery(policy, AUTH_STATE, "hub-token", {}, "jupyter-hana")
     for role in ("worker", "scheduler"):
         pod = spec["spec"][role]["spec"]
         container = pod["containers"][0]
-        assert _token_names(container["env"]) == _token_names(server.env), role
-        server_files = [v["secret"]["items"] for v in server.volumes if v["name"] == "offload-tokens"]
+        assert _token_names(container["env"]) == _token_names(server.env) - {"REFRESH_TOKEN"}, role
+        server_files = [
+            [item for item in v["secret"]["items"] if item["key"] != "refresh_token"]
+            for v in server.volumes
+            if v["name"] == "offload-tokens"
+        ]
         dask_files = [v["secret"]["items"] for v in pod.get("volumes", [])]
         assert dask_files == server_files, role
         assert container.get("volumeMounts", []) == [m for m in server.volume_mounts if m["name"] == "offload-tokens"]

@@ -19,8 +19,9 @@ from offload_spawner.spawner import OffloadSpawner
 from offload_spawner.token_delivery import TokenDeliveryMixin
 
 #: KubeSpawner methods OffloadSpawner replaces on purpose: the catalog's plan
-#: is applied instead of KubeSpawner's profile_list handling.
-REPLACED = {("OffloadSpawner", "load_user_options")}
+#: is applied instead of KubeSpawner's profile_list handling, and a spawn link
+#: pre-fills the form instead of starting a server (docs/security.md).
+REPLACED = {("OffloadSpawner", "load_user_options"), ("OffloadSpawner", "options_from_query")}
 
 
 def _overrides_without_super(cls: type) -> list[tuple[str, str]]:

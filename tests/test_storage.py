@@ -172,7 +172,8 @@ def test_slurm_target_binds_site_paths_in_the_annotation_the_plugin_reads():
 
 
 def test_storage_binds_join_an_admins_own_singularity_mounts():
-    targets = {**TARGETS, "leonardo": {**TARGETS["leonardo"], "annotations": {"slurm-job.vk.io/singularity-mounts": "--bind /scratch:/scratch"}}}
+    slurm = {**TARGETS["leonardo"]["slurm"], "singularity_mounts": [{"source": "/scratch", "target": "/scratch"}]}
+    targets = {**TARGETS, "leonardo": {**TARGETS["leonardo"], "slurm": slurm}}
     p = plan(catalog(targets=targets), [], {"target": "leonardo"})
     assert p.annotations["slurm-job.vk.io/singularity-mounts"] == (
         "--bind /scratch:/scratch --bind /cvmfs:/cvmfs:ro --bind /leonardo_work/alice:/work"

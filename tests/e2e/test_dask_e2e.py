@@ -43,8 +43,9 @@ NAPLES = {
 
 CHECK_ENV = f"""
 import os, sys
+if "JUPYTERHUB_API_TOKEN" in os.environ:
+    sys.exit("the hub token reached a Dask pod whose target's tokens.dask_pods does not name it")
 expected = {{
-    "JUPYTERHUB_API_TOKEN": {FAKE_HUB_TOKEN!r},
     "ACCESS_TOKEN": {FAKE_ACCESS_TOKEN!r},
     "JUPYTERHUB_USER": "dask-e2e",
     "JUPYTERHUB_API_URL": "https://hub.example.org/hub/api",
