@@ -104,9 +104,10 @@ class SlurmCluster:
         return str(SLURM_BIN / name)
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a client command against this cluster."""
+        """Run a client command against this cluster (in its work directory, where
+        ``sbatch`` writes the output of jobs that name no ``--output``)."""
         result = subprocess.run([self.command(argv[0]), *argv[1:]], env=self.env, capture_output=True,
-                                text=True, timeout=60)
+                                text=True, timeout=60, cwd=self.workdir)
         if check and result.returncode != 0:
             raise SlurmError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
         return result
