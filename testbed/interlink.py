@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .controlplane import ControlPlane, free_ports, log
+from .controlplane import VK_USER, ControlPlane, free_ports, log
 from .kubeapi import KubeError
 from .procs import ManagedProcess
 from .slurm import GPU_COUNT, GPU_TYPE, SlurmCluster
@@ -57,6 +57,15 @@ DEFAULT_NODE = "vk-slurm"
 #: What the SLURM plugin logs once per pod it is asked to create
 #: (interlink-slurm-plugin/pkg/slurm/Create.go).
 SUBMIT_LOG_LINE = "Slurm Sidecar: received Submit call"
+#: What interLink's virtual kubelet needs beyond the test bed's virtual-kubelet
+#: ClusterRole: it lists namespaces at start to re-adopt pods with a JobID
+#: (``RetrievePodsFromCluster``) and requests ServiceAccount tokens for pods
+#: that mount them (interLink pkg/virtualkubelet/virtualkubelet.go, execute.go).
+EXTRA_RBAC_ROLE = "interlink-virtual-kubelet-extra"
+EXTRA_RBAC_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+]
 
 
 def interlink_sources_missing() -> str | None:
@@ -181,6 +190,7 @@ class InterlinkStack:
     def _start(self) -> None:
         assert self.bin_dir is not None
         w, slurm = self.workdir, self.slurm
+        self._grant_rbac()
         self.data_root.mkdir(exist_ok=True)
         plugin_port, api_port, kubelet_port = free_ports(3)
         base_env = dict(slurm.env)
@@ -229,6 +239,19 @@ class InterlinkStack:
         # Ready only after the first ping (every 30 s), which also writes SLURM's free resources.
         self._wait(f"node {self.node} Ready", self.node_ready, 90)
         self.timings["ready"] = time.monotonic() - t
+
+    def _grant_rbac(self) -> None:
+        api, rbac = self.control_plane.admin(), "/apis/rbac.authorization.k8s.io/v1"
+        api.ensure(f"{rbac}/clusterroles", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": EXTRA_RBAC_ROLE}, "rules": EXTRA_RBAC_RULES,
+        })
+        api.ensure(f"{rbac}/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": EXTRA_RBAC_ROLE},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": VK_USER}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXTRA_RBAC_ROLE},
+        })
 
     # --- state -------------------------------------------------------------------
 

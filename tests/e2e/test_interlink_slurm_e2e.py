@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
+from distributed import Client
 from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
+from offload_spawner.catalog import build_catalog
+from offload_spawner.dask_config import dask_config
+from offload_spawner.limits import target_ceiling, user_ceiling
+from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 
@@ -171,3 +180,72 @@ def _first_progress_message(url: str, token: str, words: str) -> str | None:
                 if words in message:
                     return message
     return None
+
+
+DASK_TARGET = {
+    "display_name": "Local SLURM Dask (interLink)", "backend": "slurm", "node": DEFAULT_NODE, "offload": "dask",
+    "slurm": SLURM_FLAGS, "limits": {"cores": 2, "memory": "4G"},
+    "hub_api_url": "http://127.0.0.1:8081/hub/api",
+    "dask": {"worker_cores": 1, "worker_memory": "1G", "scheduler_memory": "1G"},
+}
+
+
+async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_the_scheduler(
+    admin, interlink_stack, tmp_path
+):
+    """The worker pod the dask-kubernetes operator would build from the server's Dask
+    file goes through interLink to SLURM; the real ``dask worker`` it runs joins a
+    real scheduler (started here on loopback: workers on a virtual node reach a
+    scheduler only with interLink mesh networking, which this machine's loopback
+    stands in for)."""
+    slurm = interlink_stack.slurm
+    catalog = build_catalog(offload_targets={"slurm-dask": DASK_TARGET})
+    target = catalog.offload_targets["slurm-dask"]
+    result = dask_config(
+        target_slug="slurm-dask", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0", namespace="jhub", pod_name="jupyter-dask-slurm",
+        user_name="dask-slurm", hub_api_url=target.hub_api_url,
+    )
+    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
+    worker = operator_pods(spec, "jhub")["worker"]
+    (port,) = free_ports(1)
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "scheduler.log").open("wb"),
+    )
+    secret = secret_name("jupyter-dask-slurm")
+    await admin.core.create_namespaced_secret("jhub", {
+        "metadata": {"name": secret}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
+    })
+    pod_name = f"{name}-worker"
+    try:
+        worker["metadata"]["name"] = pod_name
+        container = worker["spec"]["containers"][0]
+        container["command"] = [dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                                "--no-dashboard", "--name", "slurm-worker", "--host", "127.0.0.1"]
+        container["args"] = []
+        container.pop("readinessProbe", None)
+        container.pop("livenessProbe", None)
+        worker["spec"]["restartPolicy"] = "Never"
+        await admin.create_pod(worker)
+        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to SLURM", timeout=120)
+        assert pod["spec"]["nodeName"] == DEFAULT_NODE
+        jid = job_id(pod)
+        async with Client(f"tcp://127.0.0.1:{port}", asynchronous=True, timeout=30) as client:
+            await _until("the SLURM worker in the scheduler", lambda: _worker_names(client) == {"slurm-worker"}, 120)
+            assert await client.submit(sum, [1, 2, 3]) == 6
+        job = slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%P").stdout.strip()
+        assert job == "RUNNING|boost_usr_prod", job
+        await admin.delete_pod(pod_name)
+        await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+        await _until("the worker's SLURM job cancelled", lambda: jid not in slurm.active_jobs(), 60)
+    finally:
+        await admin.delete_pod(pod_name)
+        await admin.core.delete_namespaced_secret(secret, "jhub")
+        scheduler.terminate()
+        scheduler.wait(15)
+
+
+def _worker_names(client) -> set[str]:
+    return {w.get("name") for w in client.scheduler_info().get("workers", {}).values()}
