@@ -120,8 +120,7 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path)
     report = {
         "components": {
             "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
-            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"],
-                                          "kubelet_version": versions["kubelet_version"]},
+            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
             "interlink-api-server": {"commit": versions["interlink_commit"]},
             "interlink-slurm-plugin": {"commit": versions["slurm_plugin_commit"],
                                        "interlink_module": versions["interlink_module_for_plugin"]},

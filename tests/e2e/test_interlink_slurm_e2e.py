@@ -115,8 +115,10 @@ async def test_a_session_runs_as_a_slurm_job_and_stop_cancels_it(slurm_hub, admi
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
     await _until("the SLURM job cancelled", lambda: not slurm.active_jobs(), 60)
     assert dict(slurm.jobs())[jid] in ("CANCELLED", "COMPLETED"), slurm.jobs()
-    await _until("the Secret deleted", lambda: admin.secret(secret_name) is None, 60)
-    assert await admin.secret(secret_name) is None
+    async def secret_gone() -> bool:
+        return await admin.secret(secret_name) is None
+
+    await _until("the Secret deleted", secret_gone, 60)
 
 
 async def test_flags_sbatch_refuses_fail_the_spawn_with_slurms_message(slurm_hub, admin, interlink_stack):
