@@ -235,7 +235,11 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
         assert pod["spec"]["nodeName"] == DEFAULT_NODE
         jid = job_id(pod)
         async with Client(f"tcp://127.0.0.1:{port}", asynchronous=True, timeout=30) as client:
-            await _until("the SLURM worker in the scheduler", lambda: _worker_names(client) == {"slurm-worker"}, 120)
+            try:
+                await client.wait_for_workers(1, timeout=120)
+            except TimeoutError:
+                raise AssertionError(f"no worker joined; job output: {_job_output(interlink_stack, pod)}") from None
+            assert _worker_names(client) == {"slurm-worker"}
             assert await client.submit(sum, [1, 2, 3]) == 6
         job = slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%P").stdout.strip()
         assert job == "RUNNING|boost_usr_prod", job
@@ -247,6 +251,13 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
         await admin.core.delete_namespaced_secret(secret, "jhub")
         scheduler.terminate()
         scheduler.wait(15)
+
+
+def _job_output(stack, pod: dict[str, Any]) -> str:
+    """What the SLURM plugin's job wrote (job.out and the container's run-*.out)."""
+    folder = stack.data_root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
+    return "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-3000:]}"
+                     for f in sorted(folder.glob("*.out"))) or f"nothing in {folder}"
 
 
 def _worker_names(client) -> set[str]:
