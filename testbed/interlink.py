@@ -36,14 +36,13 @@ accept as it is.
 from __future__ import annotations
 
 import json
-
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .controlplane import VK_USER, ControlPlane, free_ports, log
 from .kubeapi import KubeError
@@ -70,7 +69,7 @@ EXTRA_RBAC_RULES: list[dict[str, Any]] = [
 
 def interlink_sources_missing() -> str | None:
     """Why the interLink components cannot be built here, or None."""
-    result = subprocess.run([str(BUILD_SCRIPT), "--source-dir"], capture_output=True, text=True)
+    result = subprocess.run([str(BUILD_SCRIPT), "--source-dir"], check=False, capture_output=True, text=True)
     if result.returncode != 0:
         return ("no interLink sources: set OFFLOAD_UPSTREAM_DIR to a folder holding interLink/, "
                 "interLink-9ed14a4/ and interlink-slurm-plugin/ (see testbed/build_interlink.sh), "
@@ -81,7 +80,7 @@ def interlink_sources_missing() -> str | None:
 def ensure_interlink_built(echo: Callable[[str], None] = log) -> Path:
     """Run ``build_interlink.sh`` (instant when cached, a few minutes cold); return the bin dir."""
     start = time.monotonic()
-    result = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True)
+    result = subprocess.run([str(BUILD_SCRIPT)], check=False, capture_output=True, text=True)
     for line in (result.stdout + result.stderr).splitlines():
         echo(line)
     if result.returncode != 0:
@@ -128,7 +127,7 @@ class InterlinkStack:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def __enter__(self) -> InterlinkStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

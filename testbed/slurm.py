@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from .controlplane import free_ports, log
 from .procs import ManagedProcess
@@ -106,7 +107,7 @@ class SlurmCluster:
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a client command against this cluster (in its work directory, where
         ``sbatch`` writes the output of jobs that name no ``--output``)."""
-        result = subprocess.run([self.command(argv[0]), *argv[1:]], env=self.env, capture_output=True,
+        result = subprocess.run([self.command(argv[0]), *argv[1:]], check=False, env=self.env, capture_output=True,
                                 text=True, timeout=60, cwd=self.workdir)
         if check and result.returncode != 0:
             raise SlurmError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
@@ -114,7 +115,7 @@ class SlurmCluster:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def __enter__(self) -> SlurmCluster:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -223,8 +224,8 @@ class SlurmCluster:
             "KillWait=5",
             "MpiDefault=none",
             "GresTypes=gpu",
-            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
-            f"Gres=gpu:{GPU_TYPE}:{self.gpus} State=UNKNOWN",
+            (f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
+             f"Gres=gpu:{GPU_TYPE}:{self.gpus} State=UNKNOWN"),
         ]
         for i, partition in enumerate(self.partitions):
             default = " Default=YES" if i == 0 else ""
@@ -252,7 +253,7 @@ class SlurmCluster:
         return {"submitted": len(jobs), "finished": sum(state in FINISHED_STATES for _, state in jobs)}
 
     def version(self) -> str:
-        return subprocess.run([_sbin("slurmctld"), "-V"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run([_sbin("slurmctld"), "-V"], check=False, capture_output=True, text=True).stdout.strip()
 
     def describe(self) -> dict[str, str]:
         return {"slurm.conf": str(self.conf), "export": f"SLURM_CONF={self.conf}", "work dir": str(self.workdir)}

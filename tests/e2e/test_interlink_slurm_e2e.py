@@ -124,7 +124,7 @@ async def test_a_session_runs_as_a_slurm_job_and_stop_cancels_it(slurm_hub, admi
 async def test_flags_sbatch_refuses_fail_the_spawn_with_slurms_message(slurm_hub, admin, interlink_stack):
     hub, slurm = slurm_hub, interlink_stack.slurm
     jobs_before = len(slurm.jobs())
-    r, events = await spawn_with_progress(hub, "carol", {"profile": "analysis", "target": "bad-partition"})
+    _, events = await spawn_with_progress(hub, "carol", {"profile": "analysis", "target": "bad-partition"})
     messages = [e.get("message", "") for e in events]
     assert events[-1].get("failed") is True, messages
     # SLURM's own words reach the user, well before the target's 150-s start_timeout.
@@ -212,9 +212,9 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
     worker = operator_pods(spec, "jhub")["worker"]
     (port,) = free_ports(1)
     dask = str(Path(sys.executable).with_name("dask"))
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "scheduler.log").open("wb"),
+    scheduler = await asyncio.create_subprocess_exec(
+        dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     secret = secret_name("jupyter-dask-slurm")
     await admin.core.create_namespaced_secret("jhub", {
@@ -250,7 +250,7 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
         await admin.delete_pod(pod_name)
         await admin.core.delete_namespaced_secret(secret, "jhub")
         scheduler.terminate()
-        scheduler.wait(15)
+        await asyncio.wait_for(scheduler.wait(), 15)
 
 
 def _job_output(stack, pod: dict[str, Any]) -> str:
