@@ -68,7 +68,13 @@ EXTRA_RBAC_RULES: list[dict[str, Any]] = [
 
 
 def interlink_sources_missing() -> str | None:
-    """Why the interLink components cannot be built here, or None."""
+    """Why the interLink components cannot be had here, or None (built already, or
+    their sources are at hand)."""
+    bin_dir = subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], check=False, capture_output=True, text=True)
+    if bin_dir.returncode == 0 and all(
+        (Path(bin_dir.stdout.strip()) / name).exists() for name in ("virtual-kubelet", "interlink", "slurm-plugin")
+    ):
+        return None
     result = subprocess.run([str(BUILD_SCRIPT), "--source-dir"], check=False, capture_output=True, text=True)
     if result.returncode != 0:
         return ("no interLink sources: set OFFLOAD_UPSTREAM_DIR to a folder holding interLink/, "
