@@ -86,11 +86,12 @@ def cluster() -> Iterator[LocalCluster]:
         bed.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
     """A real SLURM cluster and the real interLink stack (virtual kubelet, API server,
-    SLURM plugin) registering node ``vk-slurm`` on the test bed, for the whole session.
-    Writes build/e2e-stack.json when it stops."""
+    SLURM plugin) registering node ``vk-slurm`` on the test bed, for one test module
+    (the other modules' tests count the test bed's nodes and must not see it).
+    Adds what went through it to build/e2e-stack.json when it stops."""
     why = slurm_missing() or interlink_sources_missing()
     if why:
         pytest.skip(why)
@@ -112,6 +113,9 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
             slurm.stop()
 
 
+_RUN_COUNTS: dict[str, dict[str, int]] = {"pods": {"slurm-plugin": 0}, "slurm_jobs": {"submitted": 0, "finished": 0}}
+
+
 def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path) -> dict[str, Any]:
     """Each component that ran with its version or commit, and what went through it."""
     admin = cluster.control_plane.admin()
@@ -130,9 +134,14 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path)
         "pods": {"slurm-plugin": stack.pods_submitted()},
         "slurm_jobs": jobs,
     }
+    # One report for the whole pytest run, however many modules started a stack.
+    _RUN_COUNTS["pods"]["slurm-plugin"] += report["pods"]["slurm-plugin"]
+    for key in ("submitted", "finished"):
+        _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
+    report.update({"pods": dict(_RUN_COUNTS["pods"]), "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
-    _echo(f"stack report {path}: {json.dumps(report['pods'])} pods, SLURM jobs {json.dumps(jobs)}")
+    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}")
     return report
 
 
