@@ -1,8 +1,9 @@
 # offload_spawner: one entry per job. `make demo` and `make test` set up
 # everything they need on a fresh machine (pip, npm, Debian's chromium) before they run.
-# `make test` also builds the test bed's Kubernetes binaries (Go toolchain
-# needed; ~6.5 min on 2 cores the first time, cached afterwards) because the
-# e2e tests in tests/e2e run against them.
+# `make test` also builds the test bed's Kubernetes binaries and the real
+# interLink components (Go toolchain needed; ~6.5 + ~3 min on 2 cores the first
+# time, cached afterwards) because the e2e tests in tests/e2e run against them;
+# `make e2e` writes build/e2e-stack.json (components, versions, counts).
 #
 # Everything Python runs in a virtual environment inside the repository
 # (`.venv`, or VENV=...), made from BOOTSTRAP_PYTHON and holding only what
@@ -18,7 +19,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 unexport PYTHONPATH PYTHONHOME PYTHONUSERBASE
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup test demo bench check-examples testbed-build helm-build testbed e2e
+.PHONY: setup test demo bench check-examples testbed-build helm-build interlink-build testbed e2e
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
@@ -30,8 +31,11 @@ setup: $(INSTALLED)
 	@command -v configurable-http-proxy >/dev/null 2>&1 || npm install --global --no-fund --no-audit configurable-http-proxy
 	@test -d testbed/oidc/node_modules/oidc-provider || (cd testbed/oidc && npm ci --no-fund --no-audit --silent)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@# A real SLURM cluster for the e2e tests of the real interLink stack (testbed/slurm.py).
+	@(test -x /usr/sbin/slurmctld && test -x /usr/sbin/slurmd && test -x /usr/sbin/munged) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge)
 
-test: setup testbed-build helm-build
+test: setup testbed-build helm-build interlink-build
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 # kube-apiserver, kube-scheduler, kube-controller-manager and etcd, built from
@@ -45,15 +49,21 @@ testbed-build:
 helm-build:
 	testbed/build_helm.sh
 
+# interLink's virtual kubelet and API server and the interLink SLURM plugin,
+# built from the upstream sources (OFFLOAD_UPSTREAM_DIR, else ../shared/upstream,
+# else cloned) into ~/.cache/offload-spawner/interlink (~3+ min cold, cached).
+interlink-build:
+	testbed/build_interlink.sh
+
 # A real control plane + interLink-style virtual nodes + local virtual kubelet,
 # until Ctrl-C; prints the admin and hub kubeconfig paths.
 testbed: setup testbed-build
 	$(PYTHON) -m testbed up
 
-e2e: setup testbed-build
+e2e: setup testbed-build interlink-build
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-demo: setup testbed-build
+demo: setup testbed-build interlink-build
 	$(PYTHON) demo/run.py
 
 bench: setup

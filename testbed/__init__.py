@@ -1,6 +1,6 @@
 """The offload_spawner test bed: a real Kubernetes control plane on loopback,
 interLink-style virtual nodes, and a local virtual kubelet that runs pods as
-processes. See testbed/README.md and ``python -m testbed --help``.
+processes; optionally a real SLURM cluster behind the real interLink stack. See testbed/README.md and ``python -m testbed --help``.
 
 Names are imported lazily so that ``python -m testbed.virtual_kubelet`` does
 not import its own module twice.
@@ -18,6 +18,8 @@ _EXPORTS = {
     "DEFAULT_NODES": "nodes",
     "INTERLINK_TAINT": "nodes",
     "NodeSpec": "nodes",
+    "SlurmCluster": "slurm",
+    "InterlinkStack": "interlink",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the test bed and keep it running until Ctrl-C")
     up.add_argument("--workdir", type=Path, help="keep certificates, kubeconfigs and logs here (default: a temp dir)")
+    up.add_argument("--interlink", action="store_true",
+                    help="also start a real SLURM cluster and the real interLink stack (node vk-slurm)")
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     args = parser.parse_args(argv)
 
@@ -34,8 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     cluster = LocalCluster(args.workdir, keep=args.workdir is not None)
     cluster.start()
+    slurm = stack = None
     try:
         cp = cluster.control_plane
+        if args.interlink:
+            from .interlink import InterlinkStack
+            from .slurm import SlurmCluster
+
+            slurm = SlurmCluster(cp.workdir / "slurm", keep=cluster.control_plane.keep).start()
+            stack = InterlinkStack(cp, slurm, cp.workdir / "interlink", keep=cluster.control_plane.keep).start()
+            print(f"\n  real interLink node {stack.node}; logs in {stack.workdir}")
+            print(f"  export SLURM_CONF={slurm.conf}   # sbatch/squeue/scancel against the test bed's SLURM")
         print("\nThe test bed is up:")
         for key, value in cp.describe().items():
             print(f"  {key:28} {value}")
@@ -53,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         return 0
     finally:
+        if stack is not None:
+            stack.stop()
+        if slurm is not None:
+            slurm.stop()
         cluster.stop()
 
 

@@ -37,16 +37,20 @@ from typing import Any
 
 import kubespawner.clients
 import pytest
+from hub_fixtures import HubClient
 from jupyterhub.tests.utils import api_request, async_requests, public_url
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 
-from hub_fixtures import HubClient
 from testbed import LocalCluster
+from testbed.interlink import InterlinkStack, interlink_sources_missing
+from testbed.slurm import SlurmCluster, slurm_missing
 
 NAMESPACE = "jhub"
+#: What ran under the e2e tests (components, versions, counts); see write_stack_report.
+STACK_REPORT = Path(__file__).resolve().parents[2] / "build" / "e2e-stack.json"
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 _MESSAGES: list[str] = []
 
@@ -64,7 +68,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    lines = [m for m in _MESSAGES if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built"))]
+    lines = [m for m in _MESSAGES if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built", "stack report"))]
     if lines:
         terminalreporter.write_sep("-", "e2e test bed")
         for line in lines:
@@ -80,6 +84,65 @@ def cluster() -> Iterator[LocalCluster]:
         yield bed
     finally:
         bed.stop()
+
+
+@pytest.fixture(scope="module")
+def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
+    """A real SLURM cluster and the real interLink stack (virtual kubelet, API server,
+    SLURM plugin) registering node ``vk-slurm`` on the test bed, for one test module
+    (the other modules' tests count the test bed's nodes and must not see it).
+    Adds what went through it to build/e2e-stack.json when it stops."""
+    why = slurm_missing() or interlink_sources_missing()
+    if why:
+        pytest.skip(why)
+    keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
+    workdir = cluster.control_plane.workdir
+    slurm = SlurmCluster(workdir / "slurm", keep=keep, echo=_echo).start()
+    try:
+        stack = InterlinkStack(cluster.control_plane, slurm, workdir / "interlink", keep=keep, echo=_echo).start()
+    except BaseException:
+        slurm.stop()
+        raise
+    try:
+        yield stack
+    finally:
+        try:
+            write_stack_report(cluster, stack, STACK_REPORT)
+        finally:
+            stack.stop()
+            slurm.stop()
+
+
+_RUN_COUNTS: dict[str, dict[str, int]] = {"pods": {"slurm-plugin": 0}, "slurm_jobs": {"submitted": 0, "finished": 0}}
+
+
+def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path) -> dict[str, Any]:
+    """Each component that ran with its version or commit, and what went through it."""
+    admin = cluster.control_plane.admin()
+    versions = stack.versions()
+    jobs = stack.slurm.job_counts()
+    report = {
+        "components": {
+            "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
+            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
+            "interlink-api-server": {"commit": versions["interlink_commit"]},
+            "interlink-slurm-plugin": {"commit": versions["slurm_plugin_commit"],
+                                       "interlink_module": versions["interlink_module_for_plugin"]},
+            "slurmctld": {"version": stack.slurm.version()},
+            "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
+        },
+        "pods": {"slurm-plugin": stack.pods_submitted()},
+        "slurm_jobs": jobs,
+    }
+    # One report for the whole pytest run, however many modules started a stack.
+    _RUN_COUNTS["pods"]["slurm-plugin"] += report["pods"]["slurm-plugin"]
+    for key in ("submitted", "finished"):
+        _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
+    report.update({"pods": dict(_RUN_COUNTS["pods"]), "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}")
+    return report
 
 
 # --- Kubernetes API clients (kubernetes_asyncio, JSON dicts) ------------------------
