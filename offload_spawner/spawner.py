@@ -27,15 +27,18 @@ from typing import Any
 
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, Float, List, Unicode, default
+from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
+from .auto_spawn import AutoTargetMixin
+from .auto_target import DEFAULT_LABEL, is_auto, ranking_problems
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .dask_files import DaskFilesMixin
 from .forms import render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
 from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
+from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
 from .reachability import RESERVED_TUNNEL_PORT, port_problems
@@ -54,6 +57,7 @@ def cached_catalog(profile_list: Any, offload_targets: Any, group_limits: Any, d
     catalog = _CATALOG_CACHE.get(key)
     if catalog is None:
         catalog = build_catalog(profile_list, offload_targets, group_limits, default_limits)
+        observe_targets(catalog.offload_targets)  # the metrics' target label values
         _CATALOG_CACHE[key] = catalog
         while len(_CATALOG_CACHE) > _CATALOG_CACHE_SIZE:
             _CATALOG_CACHE.popitem(last=False)
@@ -63,7 +67,8 @@ def cached_catalog(profile_list: Any, offload_targets: Any, group_limits: Any, d
 
 
 class OffloadSpawner(
-    AdmissionMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin, TokenDeliveryMixin, KubeSpawner
+    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
+    TokenDeliveryMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
@@ -135,6 +140,34 @@ class OffloadSpawner(
         """,
     ).tag(config=True)
 
+    offload_auto_target = Bool(
+        False,
+        help="""
+        Offer "Any available" (``target: auto`` in user_options): the hub picks,
+        at spawn, the first target of the user's profile (among those the user
+        may use, ranked by ``offload_auto_target_ranking``) where the selection's
+        cores, memory and accelerators fit what is free now, and says which on
+        the spawn page. A target whose availability is unknown counts as fitting.
+        """,
+    ).tag(config=True)
+
+    offload_auto_target_label = Unicode(
+        DEFAULT_LABEL,
+        help="""The name of the automatic choice in the form and in its messages.""",
+    ).tag(config=True)
+
+    offload_auto_target_ranking = Union(
+        [List(Unicode()), Dict()],
+        default_value=None,
+        allow_none=True,
+        help="""
+        How "Any available" ranks targets: a list of target slugs (first is
+        preferred) or a mapping {slug: weight} (higher is preferred). Targets
+        not named come after, in the profile's own order. Default: the
+        profile's order (that of ``offload_targets``).
+        """,
+    ).tag(config=True)
+
     _plan: PodPlan | None = None
     #: the configured start/http timeouts, before any target's own replaced them
     _base_timeouts: tuple[float, float] | None = None
@@ -159,8 +192,12 @@ class OffloadSpawner(
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
         catalog = await self.get_catalog()
+        menu = build_menu(catalog, self.user_groups())
+        if is_auto(user_options):
+            chosen = (await self._choose_target(catalog, menu, user_options)).chosen
+            return chosen.selection, chosen.plan
         try:
-            selection = select(build_menu(catalog, self.user_groups()), user_options)
+            selection = select(menu, user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
         return selection, build_plan(catalog, selection)
@@ -199,7 +236,11 @@ class OffloadSpawner(
         comes back with the message next to the field and the choices kept."""
         try:
             options = user_options_from_form(formdata)
-            if self._uses_catalog():
+            if self._uses_catalog() and is_auto(options):
+                # Checked (and the target chosen) at spawn; the choice is made afresh each start.
+                if not self.offload_auto_target:
+                    raise SelectionError(f"{self.offload_auto_target_label!r} is not offered here.", "target")
+            elif self._uses_catalog():
                 # Store the canonical form (typed numbers, defaults filled in).
                 options = select(await self.get_menu(), options).to_user_options()
         except SelectionError as e:
@@ -239,7 +280,13 @@ class OffloadSpawner(
         if not self._uses_catalog():
             self._plan = None
             return
-        selection, plan = await self.plan_for(self.user_options)
+        if is_auto(self.user_options):
+            choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
+            selection, plan = choice.chosen.selection, choice.chosen.plan
+            note_auto_choice(selection.target)
+            self._auto_choice = choice
+        else:
+            selection, plan = await self.plan_for(self.user_options)
         self._apply_plan_timeouts(plan)
         for override in plan.overrides:
             await self._apply_overrides_async(override)
@@ -255,6 +302,7 @@ class OffloadSpawner(
         self._dask = await self._dask_config_for(plan)
         # Checked again and reserved here, before KubeSpawner creates anything.
         await self._admit(selection, plan, reserve=True)
+        self._note_spawn_started(plan)
 
     async def _apply_overrides_async(self, override: dict) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
@@ -315,6 +363,7 @@ def check_catalog(config_values: dict) -> Catalog:
         config_values.get("default_limits"),
     )
     problems = port_problems(catalog, config_values.get("port"))
+    problems += ranking_problems(config_values.get("offload_auto_target_ranking"), catalog)
     if problems:
         raise CatalogError(problems)
     return catalog
