@@ -78,6 +78,7 @@ class AdmissionMixin:
                 asyncio.ensure_future(watcher.stop())
             watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
             KubeSpawner.reflectors[key] = watcher
+        watcher.catalog = catalog  # what the capacity metrics read it with (metrics.py)
         return watcher
 
     async def cluster_view(self, catalog: Catalog | None = None) -> ClusterView:

@@ -29,6 +29,9 @@ from .selection import Selection, SelectionError, select
 AUTO = "auto"
 DEFAULT_LABEL = "Any available"
 
+#: the user_options keys whose bounds differ per target (menu.MenuTarget)
+_PER_TARGET_FIELDS = frozenset({"target", "cores", "memory", "accelerator", "accelerator_count"})
+
 Ranking = Sequence[str] | Mapping[str, float] | None
 
 
@@ -99,16 +102,15 @@ class AutoChoice:
     def message(self, label: str = DEFAULT_LABEL) -> str:
         """One line for the spawn page and the CLI."""
         chosen = self.chosen
-        skipped = [f"{c.display_name}: {c.refusal}" for c in self.candidates if c.refusal is not None]
+        # The better-ranked targets passed over (all of them when none fits).
+        before = self.candidates[: self.candidates.index(chosen)] if chosen is not None else self.candidates
+        skipped = [f"{c.display_name}: {c.refusal}" for c in before]
         if chosen is None:
             return f"{label}: no target you may use has room now. " + " ".join(skipped)
         text = f"{label}: your server runs on {chosen.display_name}"
         if skipped:
             text += " (not: " + "; ".join(s.rstrip(".") for s in skipped) + ")"
         return text + "."
-
-    def refusal_text(self, label: str = DEFAULT_LABEL) -> str:
-        return self.message(label)
 
 
 def choose_target(
@@ -136,6 +138,8 @@ def choose_target(
         try:
             selection = select(menu, {**rest, "target": slug})
         except SelectionError as e:
+            if e.field not in _PER_TARGET_FIELDS:
+                raise  # the profile's options or an unknown key: refused whatever the target
             candidates.append(Candidate(slug, display_name, e.message))
             continue
         plan = build_plan(catalog, selection)
