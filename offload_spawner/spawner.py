@@ -31,7 +31,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
 from .auto_spawn import AutoTargetMixin
-from .auto_target import DEFAULT_LABEL, is_auto, ranking_problems
+from .auto_target import DEFAULT_LABEL, choose_target, is_auto, ranking_problems
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .dask_files import DaskFilesMixin
 from .forms import render_form, user_options_from_form
@@ -225,6 +225,7 @@ class OffloadSpawner(
             error=error,
             template_paths=spawner.offload_template_paths,
             availability=await spawner.get_availability(menu),
+            auto_label=spawner.offload_auto_target_label if spawner.offload_auto_target else None,
         )
 
     @default("options_from_form")
@@ -237,9 +238,13 @@ class OffloadSpawner(
         try:
             options = user_options_from_form(formdata)
             if self._uses_catalog() and is_auto(options):
-                # Checked (and the target chosen) at spawn; the choice is made afresh each start.
+                # Kept as "auto": the target is chosen at spawn, afresh each start. Refused here
+                # already when no target the user may use accepts these choices at all.
+                label = self.offload_auto_target_label
                 if not self.offload_auto_target:
-                    raise SelectionError(f"{self.offload_auto_target_label!r} is not offered here.", "target")
+                    raise SelectionError(f"{label!r} is not offered here.", "target")
+                if choose_target(await self.get_catalog(), await self.get_menu(), options, {}).chosen is None:
+                    raise SelectionError(f"No target you may use accepts these choices; {label!r} cannot start them.", "target")
             elif self._uses_catalog():
                 # Store the canonical form (typed numbers, defaults filled in).
                 options = select(await self.get_menu(), options).to_user_options()
