@@ -31,7 +31,7 @@ pytestmark = pytest.mark.hub
 
 class GatedSpawner(RecordingSpawner):
     """RecordingSpawner started through OffloadSpawner's start chain; each start
-    waits at the Kubernetes API edge until the test opens ``gate``."""
+    waits, once its pod is recorded, until the test opens ``gate``."""
 
     _static_view = cluster_view(cluster())
     gate: ClassVar[asyncio.Event | None] = None
@@ -40,9 +40,10 @@ class GatedSpawner(RecordingSpawner):
         return OffloadSpawner.start(self)
 
     async def _start(self):  # what KubeSpawner.start runs
+        url = await RecordingSpawner.start(self)  # load_user_options (the choice), then the pod
         if self.gate is not None:
             await self.gate.wait()
-        return await RecordingSpawner.start(self)
+        return url
 
 
 async def scrape(app) -> dict[tuple[str, tuple], float]:
@@ -62,20 +63,23 @@ def delta(before: dict, after: dict, name: str, **labels) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def first_progress_message(app, user: str) -> str:
-    """Read the spawn page's event stream (blocking; run in a thread) until a message."""
+def progress_messages(app, user: str, until: str) -> list[str]:
+    """Read the spawn page's event stream (blocking; run in a thread) until a
+    message starts with ``until`` (JupyterHub's own "Server requested" comes first)."""
     import json
 
     import requests
 
     url = url_path_join(public_url(app), "hub/api/users", user, "server/progress")
+    messages: list[str] = []
     with requests.get(url, headers=auth_header(app.db, "admin"), stream=True, timeout=30) as r:
         for line in r.iter_lines(decode_unicode=True):
             if line and line.startswith("data:"):
                 event = json.loads(line[len("data:"):])
-                if event.get("message"):
-                    return event["message"]
-    return ""
+                messages.append(event.get("message", ""))
+                if messages[-1].startswith(until) or len(messages) > 5:
+                    break
+    return messages
 
 
 @pytest.fixture
@@ -105,7 +109,7 @@ async def test_any_available_lands_on_the_site_with_room_and_metrics_count_it(au
     page = html.unescape((await hub.get_form("carol")).text)
     assert '<option value="auto">Any available</option>' in page
 
-    # carol posts it; the start waits at the API edge while the spawn page shows the choice.
+    # carol posts it; the start waits while the spawn page shows the choice.
     GatedSpawner.gate.clear()
     posting = asyncio.ensure_future(hub.post_form("carol", {
         "profile": "gpu",
@@ -119,8 +123,9 @@ async def test_any_available_lands_on_the_site_with_room_and_metrics_count_it(au
         if spawner is not None and spawner._auto_choice is not None:
             break
         await asyncio.sleep(0.05)
-    message = await asyncio.get_running_loop().run_in_executor(None, first_progress_message, app, "carol")
-    assert message.startswith("Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100")
+    messages = await asyncio.get_running_loop().run_in_executor(None, progress_messages, app, "carol", "Any")
+    assert messages[0] == "Server requested"
+    assert messages[-1].startswith("Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100")
     GatedSpawner.gate.set()
     assert (await posting).status_code == 302
     model = await hub.wait_ready("carol")
