@@ -20,7 +20,7 @@ from traitlets.config import Config
 from offload_spawner.auto_target import choose_target, ranked, ranking_problems
 from offload_spawner.availability import cluster_view, menu_availability
 from offload_spawner.catalog import build_catalog
-from offload_spawner.cli import CliGroup, CliUser
+from offload_spawner.cli import CliUser
 from offload_spawner.menu import build_menu
 from offload_spawner.selection import SelectionError
 from offload_spawner.spawner import OffloadSpawner, check_catalog
