@@ -188,6 +188,12 @@ class SpawnMetricsMixin:
         self._metered_plan = plan
         note_spawn_started(plan)
 
+    def _note_attempt_failed(self, exc: BaseException) -> None:
+        """This start's attempt failed but the start goes on (a failover)."""
+        plan, self._metered_plan = self._metered_plan, None
+        if plan is not None:
+            note_spawn_finished(plan, exc, None, None)
+
     def start(self):
         self._metered_plan = None
         began = time.monotonic()

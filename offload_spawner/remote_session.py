@@ -65,7 +65,6 @@ class RemoteSessionMixin:
         await self._start_watching_pods()
         if self.events_enabled:
             await self._start_watching_events()
-        target = plan.target_display_name or plan.target or "the remote site"
         start_future = self._start_future
         last_phase = last_message = None
         last_yield = 0.0
@@ -76,6 +75,9 @@ class RemoteSessionMixin:
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             now = time.monotonic()
             self._note_submitted(pod, now)
+            # This start's current plan: another target's after a failover (auto_spawn.py).
+            current = self._plan or plan
+            target = current.target_display_name or current.target or "the remote site"
             status = describe(target, pod, self.events, now, self._offload_submitted_at)
             # A new phase at once; the same phase (a growing wait time) every few seconds.
             if status.phase != last_phase or (status.message != last_message and now - last_yield >= 5):

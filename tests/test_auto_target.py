@@ -20,7 +20,7 @@ from traitlets.config import Config
 from offload_spawner.auto_target import choose_target, ranked, ranking_problems
 from offload_spawner.availability import cluster_view, menu_availability
 from offload_spawner.catalog import build_catalog
-from offload_spawner.cli import CliUser
+from offload_spawner.cli import CliGroup, CliUser
 from offload_spawner.menu import build_menu
 from offload_spawner.selection import SelectionError
 from offload_spawner.spawner import OffloadSpawner, check_catalog
@@ -243,3 +243,114 @@ async def test_progress_says_which_target_was_chosen(watched):
     first = await events.__anext__()
     await events.aclose()
     assert first["message"].startswith("Wherever there is room: your server runs on Site Beta (not: Site Alpha:")
+
+
+# --- failover ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sites(monkeypatch):
+    """KubeSpawner's own _start and stop at the Kubernetes API edge: a start on a site
+    in ``failing`` fails as interLink reports a refused job (remote_failure, from
+    RemoteSessionMixin); ``stopped`` records the attempts removed (pod names and targets)."""
+    from offload_spawner.spawn_errors import spawn_error
+
+    state = SimpleNamespace(failing=set(), stopped=[], attempts=[])
+
+    async def _start(self):
+        await self.load_user_options()
+        state.attempts.append(self._plan.target)
+        if self._plan.target in state.failing:
+            raise spawn_error(f"{self._plan.target_display_name} could not run your server: sbatch refused",
+                              "remote_failure", 503)
+        return "http://127.0.0.1:1"
+
+    async def stop(self, now=False):
+        state.stopped.append((self.pod_name, self._plan.target if self._plan else None, now))
+
+    async def no_secret(self, name):
+        return None
+
+    monkeypatch.setattr(KubeSpawner, "_start", _start)
+    monkeypatch.setattr(KubeSpawner, "stop", stop)
+    monkeypatch.setattr(OffloadSpawner, "_delete_secret", no_secret, raising=False)
+    return state
+
+
+def failover_spawner(name: str, groups=()) -> OffloadSpawner:
+    config = Config()
+    config.OffloadSpawner.update({**auto_config(), "namespace": "jhub", "offload_auto_target": True,
+                                  "offload_auto_target_ranking": ["staff-only", "alpha", "beta"]})
+    s = OffloadSpawner(user=CliUser(name, [CliGroup(g) for g in groups]),
+                       hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    s.user_options = dict(GPU_AUTO)
+    return s
+
+
+@pytest.fixture
+async def free_sites():
+    """The real watcher object with alpha's and beta's GPUs all free."""
+    watcher = AvailabilityWatcher(["vk-alpha", "vk-beta", "vk-staff"], "jhub", logging.getLogger("test"))
+    watcher.nodes = SimpleNamespace(resources={f"/{n}": node(n) for n in ("vk-alpha", "vk-beta", "vk-staff")})
+    watcher.pods = {}
+    watcher.state = "running"
+    KubeSpawner.reflectors[("offload-availability", "jhub")] = watcher
+    yield watcher
+    KubeSpawner.reflectors.pop(("offload-availability", "jhub"), None)
+
+
+async def test_a_fast_failure_fails_over_once_to_the_next_target_after_removing_the_first(sites, free_sites):
+    from prometheus_client import REGISTRY
+
+    def failovers():
+        return REGISTRY.get_sample_value("offload_spawner_failovers_total",
+                                         {"from_target": "alpha", "to_target": "beta"}) or 0
+
+    before = failovers()
+    sites.failing = {"alpha"}
+    s = failover_spawner("gina")
+    assert await s.start() == "http://127.0.0.1:1"
+    # staff-only is ranked first but gina may not use it: never tried.
+    assert sites.attempts == ["alpha", "beta"]
+    # The first attempt was removed completely (pod deleted at once, Secret, reservation) before the second.
+    assert sites.stopped == [("jupyter-gina", "alpha", True)]
+    assert s._plan.target == "beta"
+    assert {d.node for d in free_sites.reservations.values()} == {"vk-beta"}
+    assert s._failover_message == (
+        "Site Alpha could not run your server (Site Alpha could not run your server: sbatch refused); "
+        "Any available: trying Site Beta."
+    )
+    assert failovers() == before + 1
+
+
+async def test_failover_happens_once(sites, free_sites):
+    from jupyterhub.spawner import SpawnException as Failed
+
+    sites.failing = {"alpha", "beta"}
+    s = failover_spawner("hugo")
+    with pytest.raises(Failed) as e:
+        await s.start()
+    assert e.value.reason == "remote_failure" and "Site Beta" in str(e.value.jupyterhub_message)
+    assert sites.attempts == ["alpha", "beta"]
+    assert sites.stopped == [("jupyter-hugo", "alpha", True)]  # the hub's own stop removes the second
+    assert free_sites.reservations == {}
+
+
+async def test_no_failover_for_a_chosen_target_or_without_a_next_one(sites, free_sites):
+    from jupyterhub.spawner import SpawnException as Failed
+
+    sites.failing = {"alpha"}
+    chosen = failover_spawner("ivan")
+    chosen.user_options = {**GPU_AUTO, "target": "alpha"}
+    with pytest.raises(Failed):
+        await chosen.start()
+    assert sites.attempts == ["alpha"] and sites.stopped == []
+    # beta is full: nowhere to fail over to, the site's own message stands.
+    busy = pod("busy", "vk-beta", gpus=4)
+    busy["metadata"]["uid"] = "busy-uid"  # the watcher rebuilds its view when the set of uids changes
+    free_sites.pods = {"vk-beta": SimpleNamespace(resources={"jhub/busy": busy})}
+    alone = failover_spawner("jane")
+    with pytest.raises(Failed) as e:
+        await alone.start()
+    assert "sbatch refused" in e.value.jupyterhub_message
+    assert sites.attempts == ["alpha", "alpha"] and sites.stopped == []
