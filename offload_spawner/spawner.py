@@ -244,7 +244,8 @@ class OffloadSpawner(
                 if not self.offload_auto_target:
                     raise SelectionError(f"{label!r} is not offered here.", "target")
                 if choose_target(await self.get_catalog(), await self.get_menu(), options, {}).chosen is None:
-                    raise SelectionError(f"No target you may use accepts these choices; {label!r} cannot start them.", "target")
+                    message = f"No target you may use accepts these choices; {label!r} cannot start them."
+                    raise SelectionError(message, "target")
             elif self._uses_catalog():
                 # Store the canonical form (typed numbers, defaults filled in).
                 options = select(await self.get_menu(), options).to_user_options()

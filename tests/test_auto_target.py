@@ -99,7 +99,8 @@ def test_bad_rankings_are_reported_at_hub_start(catalog):
     assert ranking_problems(["alpha", "nowhere"], catalog) == [
         "offload_auto_target_ranking: 'nowhere' is not one of offload_targets"]
     assert ranking_problems(["alpha", "alpha"], catalog) == ["offload_auto_target_ranking: a target is listed twice"]
-    assert ranking_problems({"beta": "high"}, catalog) == ["offload_auto_target_ranking.beta: the weight must be a number"]
+    assert ranking_problems({"beta": "high"}, catalog) == [
+        "offload_auto_target_ranking.beta: the weight must be a number"]
     assert ranking_problems({"beta": 3}, catalog) == [] and ranking_problems(None, catalog) == []
     with pytest.raises(ValueError, match="nowhere"):
         check_catalog({**auto_config(), "offload_auto_target_ranking": ["nowhere"]})

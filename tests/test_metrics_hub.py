@@ -125,7 +125,8 @@ async def test_any_available_lands_on_the_site_with_room_and_metrics_count_it(au
         await asyncio.sleep(0.05)
     messages = await asyncio.get_running_loop().run_in_executor(None, progress_messages, app, "carol", "Any")
     assert messages[0] == "Server requested"
-    assert messages[-1].startswith("Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100")
+    assert messages[-1].startswith(
+        "Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100")
     GatedSpawner.gate.set()
     assert (await posting).status_code == 302
     model = await hub.wait_ready("carol")
