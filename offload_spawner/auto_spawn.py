@@ -116,7 +116,11 @@ class AutoTargetMixin:
         self._note_attempt_failed(failure)
         # The first attempt goes completely: its pod (and so its remote job), its token Secret,
         # its reservation. The next pod has the same name: it must be gone first.
-        await self.stop(now=True)
+        try:
+            await self.stop(now=True)
+        except Exception as e:  # the first attempt did not go: no second one on top of it
+            self.log.warning("Removing the failed attempt of %s before a failover failed: %s", self._log_name, e)
+            raise failure from None
         note_failover(failed.slug, following.slug)
         self._failover_message = (
             f"{failed.display_name} could not run your server ({_message(failure)}); "
