@@ -256,7 +256,7 @@ def sites(monkeypatch):
     RemoteSessionMixin); ``stopped`` records the attempts removed (pod names and targets)."""
     from offload_spawner.spawn_errors import spawn_error
 
-    state = SimpleNamespace(failing=set(), stopped=[], attempts=[])
+    state = SimpleNamespace(failing=set(), stopped=[], attempts=[], stop_fails=False)
 
     async def _start(self):
         await self.load_user_options()
@@ -268,6 +268,8 @@ def sites(monkeypatch):
 
     async def stop(self, now=False):
         state.stopped.append((self.pod_name, self._plan.target if self._plan else None, now))
+        if state.stop_fails:
+            raise TimeoutError("pod jhub/jupyter-x did not disappear")
 
     async def no_secret(self, name):
         return None
@@ -355,3 +357,14 @@ async def test_no_failover_for_a_chosen_target_or_without_a_next_one(sites, free
         await alone.start()
     assert "sbatch refused" in e.value.jupyterhub_message
     assert sites.attempts == ["alpha", "alpha"] and sites.stopped == []
+
+
+async def test_no_second_attempt_when_the_first_cannot_be_removed(sites, free_sites):
+    from jupyterhub.spawner import SpawnException as Failed
+
+    sites.failing, sites.stop_fails = {"alpha"}, True
+    s = failover_spawner("kim")
+    with pytest.raises(Failed) as e:
+        await s.start()
+    assert "Site Alpha could not run your server: sbatch refused" == e.value.jupyterhub_message
+    assert sites.attempts == ["alpha"]
