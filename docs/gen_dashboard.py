@@ -42,6 +42,9 @@ def panel(kind: str, title: str, targets: list[dict], x: int, y: int, w: int = 1
                         "tooltip": {"mode": "multi"}}
     if kind == "stat":
         p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value", "graphMode": "none"}
+    if kind == "bargauge":
+        p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "orientation": "horizontal"}
+        p["fieldConfig"]["defaults"].update({"min": 0, "max": 1})
     return p
 
 
