@@ -204,3 +204,22 @@ async def test_capacity_gauges_come_from_the_watchers_memory(watched):
 
     watched.state = "failed"  # lost the watch: nothing is reported as if known
     assert gauge("availability_known") == 0 and gauge("target_up", **alpha) is None
+
+
+async def test_token_refreshes_are_counted_per_outcome():
+    """ensure_fresh's real paths: no refresh token, and a token endpoint that does not answer."""
+    from offload_spawner.refresh import LoginExpired, ensure_fresh
+    from test_refresh import StoredUser, authenticator, jwt
+
+    def count(outcome):
+        return value("offload_spawner_token_refreshes_total", outcome=outcome)
+
+    before = {o: count(o) for o in metrics.TOKEN_OUTCOMES}
+    token = jwt({"exp": 1000, "sub": "alice"})
+    for refresh_token in (None, "r"):
+        with pytest.raises(LoginExpired):
+            await ensure_fresh(authenticator(), StoredUser("alice", {"access_token": token,
+                                                                     "refresh_token": refresh_token}), 600, now=900)
+    assert count("no_refresh_token") == before["no_refresh_token"] + 1
+    assert count("failed") == before["failed"] + 1
+    assert count("refreshed") == before["refreshed"]
