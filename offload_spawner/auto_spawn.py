@@ -32,11 +32,10 @@ import time
 
 from jupyterhub.spawner import SpawnException
 
-from .auto_target import AutoChoice, choose_target
+from .auto_target import AutoChoice, choose_target, is_auto
 from .availability import menu_availability
 from .catalog import Catalog
 from .menu import Menu
-from .auto_target import is_auto
 from .metrics import note_auto_choice, note_failover
 from .selection import SelectionError
 from .spawn_errors import refusal
@@ -122,9 +121,9 @@ class AutoTargetMixin:
             self.log.warning("Removing the failed attempt of %s before a failover failed: %s", self._log_name, e)
             raise failure from None
         note_failover(failed.slug, following.slug)
+        # The site's own words ("Site Alpha could not run your server: ..."), then where next.
         self._failover_message = (
-            f"{failed.display_name} could not run your server ({_message(failure)}); "
-            f"{self.offload_auto_target_label}: trying {following.display_name}."
+            f"{_message(failure).rstrip('.')}. {self.offload_auto_target_label}: trying {following.display_name}."
         )
         return await super()._start()
 

@@ -320,8 +320,7 @@ async def test_a_fast_failure_fails_over_once_to_the_next_target_after_removing_
     assert s._plan.target == "beta"
     assert {d.node for d in free_sites.reservations.values()} == {"vk-beta"}
     assert s._failover_message == (
-        "Site Alpha could not run your server (Site Alpha could not run your server: sbatch refused); "
-        "Any available: trying Site Beta."
+        "Site Alpha could not run your server: sbatch refused. Any available: trying Site Beta."
     )
     assert failovers() == before + 1
 
