@@ -75,16 +75,16 @@ def dashboard() -> dict:
             description="succeeded, remote_failure (the site refused or failed the job), timeout, refused, "
                         "cancelled, failed"),
         panel("timeseries", "Time to running (p50 / p95) per target", [
-            (f"histogram_quantile(0.5, sum by (target, le) "
-             f"(rate(offload_spawner_spawn_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{target}} p50"),
-            (f"histogram_quantile(0.95, sum by (target, le) "
-             f"(rate(offload_spawner_spawn_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{target}} p95"),
+            ((f"histogram_quantile(0.5, sum by (target, le) "
+             f"(rate(offload_spawner_spawn_duration_seconds_bucket{{{SEL}}}[{RATE}])))"), "{{target}} p50"),
+            ((f"histogram_quantile(0.95, sum by (target, le) "
+             f"(rate(offload_spawner_spawn_duration_seconds_bucket{{{SEL}}}[{RATE}])))"), "{{target}} p95"),
         ], 0, 14, unit="s"),
         panel("timeseries", "Time queued at the site (p50 / p95) per target", [
-            (f"histogram_quantile(0.5, sum by (target, le) "
-             f"(rate(offload_spawner_queue_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{target}} p50"),
-            (f"histogram_quantile(0.95, sum by (target, le) "
-             f"(rate(offload_spawner_queue_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{target}} p95"),
+            ((f"histogram_quantile(0.5, sum by (target, le) "
+             f"(rate(offload_spawner_queue_duration_seconds_bucket{{{SEL}}}[{RATE}])))"), "{{target}} p50"),
+            ((f"histogram_quantile(0.95, sum by (target, le) "
+             f"(rate(offload_spawner_queue_duration_seconds_bucket{{{SEL}}}[{RATE}])))"), "{{target}} p95"),
         ], 12, 14, unit="s", description="From the pod's submission to the virtual node until the server ran."),
         panel("timeseries", "Refusals per reason", [
             (f"sum by (reason) (increase(offload_spawner_refusals_total[{RATE}]))", "{{reason}}"),
@@ -102,8 +102,8 @@ def dashboard() -> dict:
              "{{target}} {{model}} capacity"),
         ], 0, 31),
         panel("bargauge", "Accelerator allocation ratio", [
-            (f'sum by (target, model) (offload_spawner_target_accelerators{{{SEL},state="allocated"}}) / '
-             f'sum by (target, model) (offload_spawner_target_accelerators{{{SEL},state="capacity"}})',
+            ((f'sum by (target, model) (offload_spawner_target_accelerators{{{SEL},state="allocated"}}) / '
+             f'sum by (target, model) (offload_spawner_target_accelerators{{{SEL},state="capacity"}})'),
              "{{target}} {{model}}"),
         ], 12, 31, unit="percentunit"),
         panel("timeseries", "Free cores per target", [
@@ -122,8 +122,8 @@ def dashboard() -> dict:
             (f"sum by (outcome) (increase(offload_spawner_token_refreshes_total[{RATE}]))", "{{outcome}}"),
         ], 0, 54, stacked=True),
         panel("timeseries", "JupyterHub: spawn duration p95 per status", [
-            (f"histogram_quantile(0.95, sum by (status, le) "
-             f"(rate(jupyterhub_server_spawn_duration_seconds_bucket[{RATE}])))", "{{status}}"),
+            ((f"histogram_quantile(0.95, sum by (status, le) "
+             f"(rate(jupyterhub_server_spawn_duration_seconds_bucket[{RATE}])))"), "{{status}}"),
         ], 12, 54, unit="s"),
         panel("timeseries", "JupyterHub: running servers and active users", [
             ("sum(jupyterhub_running_servers)", "running servers"),

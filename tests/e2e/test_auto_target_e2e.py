@@ -131,8 +131,8 @@ async def test_a_refused_submission_fails_over_and_leaves_nothing_of_the_first_a
     messages = [e.get("message", "") for e in events]
     assert messages[1].startswith("Any available: your server runs on Broken site (SLURM)"), messages
     failover = [m for m in messages if m.endswith("Any available: trying CINECA Leonardo (SLURM).")]
-    assert failover == [f"Broken site (SLURM) could not run your server: {FAIL_MESSAGE}. "
-                        "Any available: trying CINECA Leonardo (SLURM)."], messages
+    assert failover == [(f"Broken site (SLURM) could not run your server: {FAIL_MESSAGE}. "
+                        "Any available: trying CINECA Leonardo (SLURM).")], messages
     assert events[-1].get("ready") is True, events
 
     # The first attempt's pod failed with ProviderFailed, and is gone: the pod now is another one.
