@@ -129,10 +129,12 @@ async def test_a_refused_submission_fails_over_and_leaves_nothing_of_the_first_a
         await asyncio.sleep(0.5)  # let the watch deliver the last updates
     assert r.status_code in (201, 202), r.text
     messages = [e.get("message", "") for e in events]
-    assert messages[1].startswith("Any available: your server runs on Broken site (SLURM)"), messages
+    chosen = [m for m in messages if m.startswith("Any available: your server runs on ")]
+    assert chosen == ["Any available: your server runs on Broken site (SLURM)."], messages
     failover = [m for m in messages if m.endswith("Any available: trying CINECA Leonardo (SLURM).")]
     assert failover == [(f"Broken site (SLURM) could not run your server: {FAIL_MESSAGE}. "
                         "Any available: trying CINECA Leonardo (SLURM).")], messages
+    assert messages.index(chosen[0]) < messages.index(failover[0])
     assert events[-1].get("ready") is True, events
 
     # The first attempt's pod failed with ProviderFailed, and is gone: the pod now is another one.
