@@ -26,8 +26,8 @@ from .availability import (
     ClusterView,
     Demand,
     TargetAvailability,
-    admission_refusal,
     menu_availability,
+    plan_refusal,
     target_availability,
 )
 from .catalog import Catalog, CatalogError
@@ -78,6 +78,7 @@ class AdmissionMixin:
                 asyncio.ensure_future(watcher.stop())
             watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
             KubeSpawner.reflectors[key] = watcher
+        watcher.catalog = catalog  # what the capacity metrics read it with (metrics.py)
         return watcher
 
     async def cluster_view(self, catalog: Catalog | None = None) -> ClusterView:
@@ -138,18 +139,11 @@ class AdmissionMixin:
         available = target_availability(
             selection.target, target, offers, view, others, catalog.reservations, self.user_groups()
         )
-        if plan.offload == "dask":
-            # The session runs here; only its Dask clusters need the site to be up.
-            if available.status == "down":
-                raise refusal(admission_refusal(available, None, None) or "")
-            return
-        message = admission_refusal(
-            available, plan.cpu_guarantee, plan.mem_guarantee,
-            selection.accelerator, selection.accelerator_model, selection.accelerator_count,
-        )
+        # A Dask-only target: the session runs here; only its clusters need the site up.
+        message = plan_refusal(available, plan, selection)
         if message:
-            raise refusal(message)
-        if reserve and self._static_view is None:
+            raise refusal(message, "target_down" if available.status == "down" else "capacity", selection.target)
+        if reserve and self._static_view is None and plan.offload == "session":
             reservations[key] = Demand(
                 node=target.node or "", cores=plan.cpu_guarantee or 0.0, memory=plan.mem_guarantee or 0,
                 extended={k: float(v) for k, v in plan.extra_resource_limits.items()}, pod=key,

@@ -436,6 +436,20 @@ def admission_refusal(
     return None
 
 
+def plan_refusal(availability: TargetAvailability, plan: Any, selection: Any) -> str | None:
+    """Why a planned spawn cannot start on its target now (None: it fits, or unknown).
+
+    ``plan`` is a :class:`~offload_spawner.plan.PodPlan`, ``selection`` its
+    :class:`~offload_spawner.selection.Selection`. A session needs its requests
+    free; a server whose Dask clusters go there needs only the site up."""
+    if plan.offload == "dask":
+        return admission_refusal(availability, None, None) if availability.status == "down" else None
+    return admission_refusal(
+        availability, plan.cpu_guarantee, plan.mem_guarantee,
+        selection.accelerator, selection.accelerator_model, selection.accelerator_count,
+    )
+
+
 # --- a user's menu -------------------------------------------------------------------
 
 

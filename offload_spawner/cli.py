@@ -202,13 +202,22 @@ async def _render(args) -> dict:
         selection, _ = await spawner.plan_for(options)
         options = selection.to_user_options()
     delivery = spawner._token_delivery
-    return {
+    result = {
         "pod": pod_dict,
         # The Secret the hub would create with this server (values redacted).
         "secrets": [redacted(delivery.secret)] if delivery is not None else [],
         "files": await spawner.server_files(),
         "user_options": options,
     }
+    choice = spawner._auto_choice
+    if choice is not None:
+        # target=auto: which target the hub would choose with this cluster state, and why not the others.
+        result["target_choice"] = {
+            "chosen": choice.chosen.slug,
+            "message": choice.message(spawner.offload_auto_target_label),
+            "candidates": [{"target": c.slug, "fits": c.refusal is None, "why_not": c.refusal} for c in choice.candidates],
+        }
+    return result
 
 
 async def _form(args) -> str:

@@ -17,6 +17,7 @@ from importlib.resources import files
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from .auto_target import AUTO, is_auto
 from .availability import TargetAvailability
 from .browser_pattern import html_pattern, literal_prefix
 from .menu import Bounds, Menu, MenuProfile
@@ -121,8 +122,11 @@ def _union(bounds: list[Bounds]) -> Bounds | None:
     return Bounds(choices=None, min=min(lows), max=max(highs), default=bounds[0].default)
 
 
-def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailability]) -> dict:
-    """Template data for one profile: only what the user may choose."""
+def _profile_view(
+    profile: MenuProfile, availability: Mapping[str, TargetAvailability], auto_label: str | None = None
+) -> dict:
+    """Template data for one profile: only what the user may choose (and, with
+    ``auto_label``, the automatic choice among its targets)."""
     targets = [t for t in profile.targets]
     cores = _union([t.cores for t in targets if t.cores is not None])
     memory = _union([t.memory for t in targets if t.memory is not None])
@@ -142,11 +146,23 @@ def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailab
         }
         for t in targets
     }
+    choices = [t for t in targets if t.slug is not None]
+    auto = auto_label if len(choices) > 1 else None
+    if auto:
+        # Any of the targets may be chosen: the form offers what any of them allows.
+        per_target[AUTO] = {
+            "offload": "auto",
+            "cores": asdict(cores) if cores else None,
+            "memory": asdict(memory) if memory else None,
+            "accelerators": {r: {"models": a["models"], "max": a["max"]} for r, a in accelerators.items()},
+            "availability": None,
+        }
     down = {t.slug for t in targets if t.slug in availability and availability[t.slug].status == "down"}
     default_target = profile.default_target
     if default_target in down:
         default_target = next((t.slug for t in targets if t.slug not in down), default_target)
     return {
+        "auto_label": auto,
         "default_target": default_target,
         "down": down,
         "unavailable_models": _unavailable_models(profile, availability),
@@ -191,6 +207,7 @@ def render_form(
     template_paths: Iterable[str] = (),
     availability: Mapping[str, TargetAvailability] | None = None,
     notice: str | None = None,
+    auto_label: str | None = None,
 ) -> str:
     """The spawn form HTML for one user.
 
@@ -201,11 +218,14 @@ def render_form(
     or what was just posted when ``error`` refused it.  Saved options that no
     longer validate (JupyterHub also stores options the REST API refused)
     fall back to the defaults, with a notice; ``notice`` is shown as given.
+
+    ``auto_label``: offer the automatic target choice under this name (the
+    hub's ``offload_auto_target``), in profiles with more than one target.
     """
     current: dict = {}
     if user_options and isinstance(user_options, Mapping):
-        if error is not None:
-            current = dict(user_options)
+        if error is not None or (auto_label and is_auto(user_options)):
+            current = dict(user_options)  # "auto" is checked, and a target chosen, at spawn
         else:
             try:
                 current = select(menu, user_options).to_user_options()
@@ -215,7 +235,7 @@ def render_form(
                 notice = "Your last choices are no longer available; the defaults are selected."
     if not current.get("profile") and menu.default_profile:
         current["profile"] = menu.default_profile
-    views = [_profile_view(p, availability or {}) for p in menu.profiles]
+    views = [_profile_view(p, availability or {}, auto_label) for p in menu.profiles]
     template = _environment(template_paths).get_template("form.html")
     return template.render(
         menu=menu,

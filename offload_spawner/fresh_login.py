@@ -14,6 +14,7 @@ from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
 from oauthenticator.oauth2 import OAuthenticator
 
+from .metrics import note_refusal
 from .plan import PodPlan
 from .refresh import IdentityProviderDown, LoginExpired, ensure_fresh, min_lifetime_for
 from .spawn_errors import spawn_error
@@ -21,7 +22,9 @@ from .spawn_errors import spawn_error
 
 def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
     """A spawn refused because the user must log in again: HTTP 403 on the REST
-    API, the message with a log-out/log-in link on the spawn page."""
+    API, the message with a log-out/log-in link on the spawn page (counted in
+    the refusal metrics: every caller raises it)."""
+    note_refusal("login_expired")
     refused = SpawnException(
         f"{exc.message} Log out and log in again: {logout_url}",
         reason="login_expired",

@@ -24,6 +24,8 @@ from typing import Any
 
 import jwt
 
+from .metrics import note_token_refresh
+
 log = logging.getLogger("offload_spawner.refresh")
 
 #: stored in ``auth_state["token_response"]``: epoch seconds when the token response arrived
@@ -227,6 +229,7 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
     refresh_token = auth_state.get("refresh_token")
     if not refresh_token:
         log.info("The access token of %s is about to expire and there is no refresh token: a new login is needed", user.name)
+        note_token_refresh("no_refresh_token")
         raise LoginExpired()
     params = authenticator.build_refresh_token_request_params(refresh_token)
     log.info("Refreshing the access token of %s (it must live %d more seconds)", user.name, min_lifetime)
@@ -238,11 +241,14 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
         status = getattr(e, "status", None)
         if isinstance(e, TokenEndpointError) and (status is None or status >= 500):
             log.warning("Refreshing the access token of %s failed (%s): the identity provider is down", user.name, _reason(e))
+            note_token_refresh("failed")
             raise IdentityProviderDown() from None
         log.warning(
             "Refreshing the access token of %s failed (%s): a new login is needed", user.name, _reason(e)
         )
+        note_token_refresh("failed")
         raise LoginExpired() from None
+    note_token_refresh("refreshed")
     stamp_issued_at(token_info, now)
     if not token_info.get("refresh_token"):
         # The provider keeps the refresh token unchanged (no rotation).

@@ -68,8 +68,6 @@ class RemoteSessionMixin:
         await self._start_watching_pods()
         if self.events_enabled:
             await self._start_watching_events()
-        target = plan.target_display_name or plan.target or "the remote site"
-        remote = plan.offload == "session"
         start_future = self._start_future
         last_phase = last_message = None
         last_yield = 0.0
@@ -80,7 +78,10 @@ class RemoteSessionMixin:
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             now = time.monotonic()
             self._note_submitted(pod, now)
-            if remote:
+            # This start's current plan: another target's after a failover (auto_spawn.py).
+            current = self._plan or plan
+            target = current.target_display_name or current.target or "the remote site"
+            if current.offload == "session":
                 status = describe(target, pod, self.events, now, self._offload_submitted_at)
             else:
                 status = describe_in_cluster(pod, self.events)

@@ -28,9 +28,11 @@ from typing import Any
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
 from kubespawner.slugs import safe_slug
-from traitlets import Bool, Dict, Float, List, Unicode, default
+from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
+from .auto_spawn import AutoTargetMixin
+from .auto_target import DEFAULT_LABEL, choose_target, is_auto, ranking_problems
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
@@ -38,6 +40,7 @@ from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
 from .manifest import STORAGE_TRAITS, apply_plan_to_pod, apply_storage_to_pod, plan_traits
 from .menu import Menu, build_menu
+from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
 from .reachability import RESERVED_TUNNEL_PORT, port_problems
@@ -74,6 +77,7 @@ def cached_catalog(
     catalog = _CATALOG_CACHE.get(key)
     if catalog is None:
         catalog = build_catalog(profile_list, offload_targets, group_limits, default_limits, storage, reservations)
+        observe_targets(catalog.offload_targets)  # the metrics' target label values
         _CATALOG_CACHE[key] = catalog
         while len(_CATALOG_CACHE) > _CATALOG_CACHE_SIZE:
             _CATALOG_CACHE.popitem(last=False)
@@ -83,7 +87,8 @@ def cached_catalog(
 
 
 class OffloadSpawner(
-    AdmissionMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin, TokenDeliveryMixin, KubeSpawner
+    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
+    TokenDeliveryMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
@@ -180,6 +185,34 @@ class OffloadSpawner(
         """,
     ).tag(config=True)
 
+    offload_auto_target = Bool(
+        False,
+        help="""
+        Offer "Any available" (``target: auto`` in user_options): the hub picks,
+        at spawn, the first target of the user's profile (among those the user
+        may use, ranked by ``offload_auto_target_ranking``) where the selection's
+        cores, memory and accelerators fit what is free now, and says which on
+        the spawn page. A target whose availability is unknown counts as fitting.
+        """,
+    ).tag(config=True)
+
+    offload_auto_target_label = Unicode(
+        DEFAULT_LABEL,
+        help="""The name of the automatic choice in the form and in its messages.""",
+    ).tag(config=True)
+
+    offload_auto_target_ranking = Union(
+        [List(Unicode()), Dict()],
+        default_value=None,
+        allow_none=True,
+        help="""
+        How "Any available" ranks targets: a list of target slugs (first is
+        preferred) or a mapping {slug: weight} (higher is preferred). Targets
+        not named come after, in the profile's own order. Default: the
+        profile's order (that of ``offload_targets``).
+        """,
+    ).tag(config=True)
+
     _plan: PodPlan | None = None
     #: the user's UID at the site (pod_shape.run_as_user_claim), for this spawn
     _site_uid: int | None = None
@@ -235,8 +268,12 @@ class OffloadSpawner(
             catalog = await self.get_catalog()
         except CatalogError:
             raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
+        menu = build_menu(catalog, self.user_groups())
+        if is_auto(user_options):
+            chosen = (await self._choose_target(catalog, menu, user_options)).chosen
+            return chosen.selection, chosen.plan
         try:
-            selection = select(build_menu(catalog, self.user_groups()), user_options)
+            selection = select(menu, user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
         return selection, build_plan(catalog, selection, self.user_groups(), safe_slug(self.user.name, max_length=48))
@@ -267,6 +304,7 @@ class OffloadSpawner(
             error=error,
             template_paths=spawner.offload_template_paths,
             availability=await spawner.get_availability(menu),
+            auto_label=spawner.offload_auto_target_label if spawner.offload_auto_target else None,
         )
 
     @default("options_from_form")
@@ -300,6 +338,16 @@ class OffloadSpawner(
         if not self._uses_catalog() or self.options_from_form != self._offload_options_from_form:
             return options
         try:
+            if is_auto(options):
+                # Kept as "auto": the target is chosen at spawn, afresh each start. Refused here
+                # already when no target the user may use accepts these choices at all.
+                label = self.offload_auto_target_label
+                if not self.offload_auto_target:
+                    raise SelectionError(f"{label!r} is not offered here.", "target")
+                if choose_target(await self.get_catalog(), await self.get_menu(), options, {}).chosen is None:
+                    message = f"No target you may use accepts these choices; {label!r} cannot start them."
+                    raise SelectionError(message, "target")
+                return options
             return select(await self.get_menu(), options).to_user_options()
         except SelectionError as e:
             self._remember_refusal(e, form_data)
@@ -358,7 +406,13 @@ class OffloadSpawner(
         if not self._uses_catalog():
             self._plan = None
             return
-        selection, plan = await self.plan_for(self.user_options)
+        if is_auto(self.user_options):
+            choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
+            selection, plan = choice.chosen.selection, choice.chosen.plan
+            note_auto_choice(selection.target)
+            self._auto_choice = choice
+        else:
+            selection, plan = await self.plan_for(self.user_options)
         self._apply_plan_timeouts(plan)
         self._restore_storage_traits()
         for override in plan.overrides:
@@ -376,6 +430,7 @@ class OffloadSpawner(
         self._dask = await self._dask_config_for(plan)
         # Checked again and reserved here, before KubeSpawner creates anything.
         await self._admit(selection, plan, reserve=True)
+        self._note_spawn_started(plan)
 
     def _restore_storage_traits(self) -> None:
         """The configured claim settings before this spawn's plan sets its own: a
@@ -466,6 +521,7 @@ def check_catalog(config_values: dict, spawner_class: type | None = None) -> Cat
         config_values.get("reservations"),
     )
     problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog, spawner_class)
+    problems += ranking_problems(config_values.get("offload_auto_target_ranking"), catalog)
     if problems:
         raise CatalogError(problems)
     return catalog

@@ -123,6 +123,8 @@ class AvailabilityWatcher:
         self.pods: dict[str, Any] = {}
         #: in-flight spawns: "namespace/pod" -> what it will take (see AdmissionMixin._admit)
         self.reservations: dict[str, Demand] = {}
+        #: the catalog of the spawner that last used this watcher (for the capacity metrics)
+        self.catalog: Any = None
         self._start_task: asyncio.Task | None = None
         self._view: tuple[frozenset, ClusterView] | None = None
         self._failed_at = 0.0

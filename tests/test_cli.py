@@ -164,3 +164,37 @@ def test_values_file_without_profiles_uses_the_singleuser_image(tmp_path):
     container = json.loads(r.stdout)["pod"]["spec"]["containers"][0]
     assert container["image"] == "quay.io/jupyter/base-notebook:2025-01-01"
     assert float(container["resources"]["limits"]["cpu"]) == 2
+
+
+def test_render_shows_the_automatic_choice_with_a_cluster_file(tmp_path):
+    from test_auto_target import auto_config, cluster
+
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "import json\n"
+        "c.JupyterHub.spawner_class = 'offload_spawner.OffloadSpawner'\n"
+        f"for key, value in json.loads({json.dumps(auto_config())!r}).items():\n"
+        "    setattr(c.OffloadSpawner, key, value)\n"
+        "c.OffloadSpawner.offload_auto_target = True\n"
+    )
+    state = tmp_path / "cluster.json"
+    state.write_text(json.dumps(cluster()))
+    args = ["render", "-f", str(config), "--user", "carol", "--cluster", str(state), "-o", "profile=gpu",
+            "-o", "target=auto", "-o", "accelerator=nvidia.com/gpu:a100"]
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["target_choice"]["chosen"] == "beta"
+    assert out["target_choice"]["candidates"][0] == {
+        "target": "alpha", "fits": False,
+        "why_not": "All 4 NVIDIA GPU a100 on Site Alpha are in use; try again later or pick another target.",
+    }
+    assert out["user_options"]["target"] == "beta"
+    assert out["pod"]["metadata"]["labels"]["offload-spawner.io/target"] == "beta"
+    # Without a cluster file availability is unknown: the first ranked target is chosen.
+    r = run(*args[:5], *args[7:])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["target_choice"]["chosen"] == "alpha"
+    # Nothing fits: refused, exit 2, one line.
+    r = run(*args, "-o", "cores=64")
+    assert r.returncode == 2 and r.stderr.startswith("refused: Any available: no target you may use has room now.")

@@ -166,3 +166,33 @@ async def test_fields_of_the_unselected_profile_are_hidden(offload_hub, contract
     await page.wait_for_url("**/user/bob/**")
     model = await hub.wait_ready("bob")
     assert model["servers"][""]["user_options"] == {"profile": "teaching", "cores": 1.5, "target": "cluster"}
+
+
+async def test_any_available_in_the_browser(offload_hub, browser, tmp_path):
+    """The form's "Any available": offered first, what it allows is what any
+    target allows (a GPU, which the cluster target does not offer), and
+    submitting it stores target "auto" with the user's choices."""
+    from test_auto_target import auto_config
+
+    hub = await offload_hub({**auto_config(), "offload_auto_target": True,
+                             "offload_auto_target_label": "Wherever there is room"}, users=["dave"])
+    page = await open_form(browser, hub.app, "dave")
+    name = "profile-option-gpu--"
+    assert await option_values(page, name + "target") == ["auto", "alpha", "beta", "cluster"]
+    await page.select_option(f'select[name="{name}target"]', "cluster")
+    # The cluster target's limit is 4 cores; "Any available" offers what any target allows.
+    assert await option_values(page, name + "cores", enabled_only=True) == ["1", "2", "4"]
+    assert await option_values(page, name + "accelerator", enabled_only=True) == ["none"]
+    await page.select_option(f'select[name="{name}target"]', "auto")
+    assert await option_values(page, name + "accelerator", enabled_only=True) == ["none", "nvidia.com/gpu:a100"]
+    await page.select_option(f'select[name="{name}accelerator"]', "nvidia.com/gpu:a100")
+    await page.screenshot(path=str(tmp_path / "form-any-available.png"), full_page=True)
+    keep(tmp_path / "form-any-available.png")
+    await page.click('#spawn_form button[type="submit"]')
+    await page.wait_for_url("**/user/dave/**")
+    model = await hub.wait_ready("dave")
+    options = model["servers"][""]["user_options"]
+    assert options["target"] == "auto" and options["accelerator"] == "nvidia.com/gpu:a100"
+    [(_, pod)] = [r for r in RecordingSpawner.recorded if r[0] == "dave"]
+    # No cluster state here (availability unknown): the first ranked target that accepts a GPU.
+    assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "alpha"

@@ -15,6 +15,7 @@ import logging
 
 import pytest
 from jupyterhub.tests.utils import api_request, public_url
+from prometheus_client import REGISTRY
 from tornado.httpclient import HTTPClientError
 
 from hub_fixtures import HubClient, RecordingSpawner
@@ -150,9 +151,11 @@ async def test_concurrent_callers_share_one_refresh(iam_hub, idp):
     await login(app, "carol")
     user = app.users["carol"]
     before = idp.refresh_count("carol")
+    refreshed = REGISTRY.get_sample_value("offload_spawner_token_refreshes_total", {"outcome": "refreshed"}) or 0
     states = await asyncio.gather(*(ensure_fresh(app.authenticator, user, TTL + 60) for _ in range(8)))
-    # counted by the provider: one refresh for the eight callers
+    # counted by the provider: one refresh for the eight callers; and by the hub's metrics
     assert idp.refresh_count("carol") == before + 1
+    assert REGISTRY.get_sample_value("offload_spawner_token_refreshes_total", {"outcome": "refreshed"}) == refreshed + 1
     assert len({s["access_token"] for s in states}) == 1
 
     # IAMOAuthenticator.refresh_user refreshes before expiry (OAuthenticator #790):

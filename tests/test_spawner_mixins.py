@@ -12,8 +12,10 @@ import inspect
 from kubespawner import KubeSpawner
 
 from offload_spawner.admission import AdmissionMixin
+from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
 from offload_spawner.fresh_login import FreshLoginMixin
+from offload_spawner.metrics import SpawnMetricsMixin
 from offload_spawner.remote_session import RemoteSessionMixin
 from offload_spawner.spawner import OffloadSpawner
 from offload_spawner.token_delivery import TokenDeliveryMixin
@@ -50,8 +52,8 @@ def test_the_check_finds_an_override_without_super():
 def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
-        OffloadSpawner, AdmissionMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin, TokenDeliveryMixin,
-        KubeSpawner,
+        OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
+        DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
     )
     # The refresh-aware auth_state and the Dask files replace TokenDeliveryMixin's default hooks.
     assert OffloadSpawner.fresh_auth_state is FreshLoginMixin.fresh_auth_state
