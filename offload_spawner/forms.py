@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from importlib.resources import files
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from .availability import TargetAvailability
-from .menu import Bounds, Menu, MenuProfile
+from .menu import Bounds, Menu, MenuProfile, MenuTarget
 from .selection import UNLISTED_SUFFIX, SelectionError, select
 from .units import format_cores, format_memory
 
@@ -110,8 +109,10 @@ def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailab
     per_target = {
         t.slug or "": {
             "offload": t.offload,
-            "cores": asdict(t.cores) if t.cores else None,
-            "memory": asdict(t.memory) if t.memory else None,
+            # vars(), not dataclasses.asdict: Bounds holds only numbers and a tuple,
+            # and asdict's deep copy was a quarter of a large form's render.
+            "cores": dict(vars(t.cores)) if t.cores else None,
+            "memory": dict(vars(t.memory)) if t.memory else None,
             "accelerators": {a.resource: {"models": list(a.models), "max": a.max} for a in t.accelerators},
             "availability": availability[t.slug].to_json() if t.slug in availability else None,
         }
@@ -122,6 +123,8 @@ def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailab
     if default_target in down:
         default_target = next((t.slug for t in targets if t.slug not in down), default_target)
     return {
+        "limits_text": {t.slug: _limits_text(t) for t in targets},
+        "max_count": max((entry["max"] for entry in accelerators.values()), default=0),
         "default_target": default_target,
         "down": down,
         "unavailable_models": _unavailable_models(profile, availability),
@@ -132,6 +135,20 @@ def _profile_view(profile: MenuProfile, availability: Mapping[str, TargetAvailab
         "accelerators": accelerators,
         "per_target": per_target,
     }
+
+
+def _limits_text(target: MenuTarget) -> str:
+    """"up to 8 cores, 32 GB memory, 2 × NVIDIA GPU": the user's limits on a target
+    (built here, not in the template: per profile and target, Jinja's filters
+    were a third of a large form's render)."""
+    parts = []
+    if target.cores:
+        parts.append("up to " + format_cores(target.cores.max if target.cores.max is not None else max(target.cores.choices)))
+    if target.memory:
+        high = target.memory.max if target.memory.max is not None else max(target.memory.choices)
+        parts.append(format_memory(high) + " memory")
+    parts += [f"{a.max} × {a.display_name}" for a in target.accelerators]
+    return ", ".join(parts)
 
 
 def _unavailable_models(profile: MenuProfile, availability: Mapping[str, TargetAvailability]) -> dict[str, str]:

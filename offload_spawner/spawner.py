@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
@@ -140,6 +141,8 @@ class OffloadSpawner(
     _base_timeouts: tuple[float, float] | None = None
     _form_error: SelectionError | None = None
     _form_posted: dict | None = None
+    #: (the catalog traits' values, the catalog built from them), see get_catalog
+    _catalog_memo: tuple[tuple, Catalog] | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -148,7 +151,16 @@ class OffloadSpawner(
         profile_list = self.profile_list
         if callable(profile_list):
             profile_list = await maybe_future(profile_list(self))
-        return cached_catalog(profile_list, self.offload_targets, self.group_limits, self.default_limits)
+        parts = (profile_list, self.offload_targets, self.group_limits, self.default_limits)
+        # A spawn asks for the catalog several times; while the traits hold the
+        # same objects, skip fingerprinting the whole configuration again (a
+        # trait set to a new value, or a callable's new list, is looked up anew).
+        memo = self._catalog_memo
+        if memo is not None and all(a is b for a, b in zip(memo[0], parts)):
+            return memo[1]
+        catalog = cached_catalog(*parts)
+        self._catalog_memo = (parts, catalog)
+        return catalog
 
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
@@ -156,11 +168,24 @@ class OffloadSpawner(
     async def get_menu(self) -> Menu:
         return build_menu(await self.get_catalog(), self.user_groups())
 
+    async def selection_menu(self, user_options: Any, catalog: Catalog | None = None) -> Menu:
+        """The menu that checking ``user_options`` needs: only the named profile's
+        (building every profile of a large catalog for one selection is the cost
+        of a spawn), else the whole menu, which also gives the refusal when the
+        user may start nothing."""
+        catalog = catalog or await self.get_catalog()
+        slug = user_options.get("profile") if isinstance(user_options, Mapping) else None
+        if isinstance(slug, str) and slug.strip():
+            menu = build_menu(catalog, self.user_groups(), only_profile=slug.strip())
+            if menu.profiles:
+                return menu
+        return build_menu(catalog, self.user_groups())
+
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
         catalog = await self.get_catalog()
         try:
-            selection = select(build_menu(catalog, self.user_groups()), user_options)
+            selection = select(await self.selection_menu(user_options, catalog), user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
         return selection, build_plan(catalog, selection)
@@ -201,7 +226,7 @@ class OffloadSpawner(
             options = user_options_from_form(formdata)
             if self._uses_catalog():
                 # Store the canonical form (typed numbers, defaults filled in).
-                options = select(await self.get_menu(), options).to_user_options()
+                options = select(await self.selection_menu(options), options).to_user_options()
         except SelectionError as e:
             self._form_error = e
             self._form_posted = _posted_for_refill(formdata)
