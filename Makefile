@@ -48,7 +48,10 @@ e2e: setup testbed-build
 demo: setup testbed-build
 	$(PYTHON) demo/run.py
 
+# Figures, not pass/fail (< 10 min on 2 cores; not part of `make test`). The test bed
+# figures need its binaries (testbed-build); without them that section says so.
 bench: setup
+	$(PIP) install --quiet -e ".[test,bench]"
 	$(PYTHON) benchmarks/run.py
 
 check-contract: setup
