@@ -32,6 +32,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .admission import AdmissionMixin
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
+from .catalog_check import check_catalog
 from .dask_files import DaskFilesMixin
 from .forms import render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -39,7 +40,7 @@ from .manifest import apply_plan_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
-from .reachability import RESERVED_TUNNEL_PORT, port_problems
+from .reachability import RESERVED_TUNNEL_PORT
 from .remote_session import RemoteSessionMixin
 from .selection import Selection, SelectionError, select
 from .spawn_errors import refusal, spawn_error
@@ -326,23 +327,6 @@ def _posted_for_refill(formdata: dict) -> dict:
         if profile and key.startswith(prefix):
             out[key[len(prefix):]] = value
     return out
-
-
-def check_catalog(config_values: dict) -> Catalog:
-    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI)."""
-    profile_list = config_values.get("profile_list")
-    if callable(profile_list):
-        profile_list = []
-    catalog = build_catalog(
-        profile_list,
-        config_values.get("offload_targets"),
-        config_values.get("group_limits"),
-        config_values.get("default_limits"),
-    )
-    problems = port_problems(catalog, config_values.get("port"))
-    if problems:
-        raise CatalogError(problems)
-    return catalog
 
 
 # refusal and login_expired_refusal live in spawn_errors.py and fresh_login.py; still importable from here.
