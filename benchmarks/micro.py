@@ -43,7 +43,7 @@ from offload_spawner.spawner import OffloadSpawner  # noqa: E402
 PROFILES = (10, 100, 1000)
 GROUPS = (1, 500)
 #: samples per spawner and figure, by catalog size (fewer for the large ones)
-SAMPLES = {10: 41, 100: 21, 1000: 9}
+SAMPLES = {10: 31, 100: 15, 1000: 7}
 
 #: comparison -> (offload config, offload user_options, kubespawner config, kubespawner user_options)
 COMPARISONS = {
@@ -88,9 +88,8 @@ def install_watcher(pods: int = 20) -> None:
     """The hub's node watcher holding the test bed's two virtual nodes and ``pods``
     running pods in memory, as its reflectors would after their first list
     (availability is then read from memory, as on a hub that watches nodes)."""
-    from testbed.nodes import DEFAULT_NODES
-
     from offload_spawner.watcher import AvailabilityWatcher
+    from testbed.nodes import DEFAULT_NODES
 
     def meta(obj: dict, uid: str) -> dict:
         return {**obj, "metadata": {**obj["metadata"], "uid": uid, "resourceVersion": uid}}
@@ -158,6 +157,15 @@ async def scaling(figures) -> None:
                     series.setdefault(f"{op} | {comparison} | {groups} groups", []).append(
                         {"profiles": profiles, "offload": o, "kubespawner": k})
     figures.series["scaling"] = series
+    # What the forms hold: the offload form lists per target the user's limits and
+    # live availability, which KubeSpawner's form has no place for.
+    for comparison in COMPARISONS:
+        o_conf, _, k_conf, _ = COMPARISONS[comparison](PROFILES[-1], GROUPS[-1])
+        user_groups = catalogs.user_groups(GROUPS[-1])
+        o_html = await form(make(OffloadSpawner, o_conf, user_groups))
+        k_html = await form(make(KubeSpawner, k_conf, user_groups))
+        figures.pair(f"form HTML KiB, {comparison}, {PROFILES[-1]} profiles", len(o_html.encode()) / 1024,
+                     len(k_html.encode()) / 1024)
     for key, points in series.items():
         op, comparison, groups = key.split(" | ")
         xs = [p["profiles"] for p in points]
@@ -200,15 +208,17 @@ async def api_calls_per_form(figures, renders: int = 20) -> None:
 # --- first manifest build, traced, each spawner in a fresh process -----------------
 
 
-def first_manifest_memory(figures, profiles: int = 10, groups: int = 1, repeats: int = 3) -> None:
+def first_manifest_memory(figures, profiles: int = 10, groups: int = 1, repeats: int = 1) -> None:
     for comparison in COMPARISONS:
         peaks: dict[str, list[int]] = {"offload": [], "kubespawner": []}
         for _ in range(repeats):
             for spawner in peaks:
                 out = subprocess.run(
                     [sys.executable, __file__, "first-manifest", spawner, comparison, str(profiles), str(groups)],
-                    check=True, capture_output=True, text=True,
+                    capture_output=True, text=True,
                 )
+                if out.returncode != 0:
+                    raise RuntimeError(f"first-manifest probe failed: {out.stderr[-1500:]}")
                 peaks[spawner].append(int(out.stdout.strip().splitlines()[-1]))
         figures.pair(f"first manifest build peak traced KiB, {comparison}, {profiles} profiles",
                      statistics.median(peaks["offload"]) / 1024, statistics.median(peaks["kubespawner"]) / 1024,

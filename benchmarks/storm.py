@@ -54,7 +54,8 @@ CAPACITY = {
         "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo", "offload": "session",
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}}}},
     "profile_list": [{"display_name": "GPU", "slug": "gpu", "cores": {"choices": [1]}, "memory": {"choices": ["1G"]},
-                      "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 4}}}],
+                      "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"],
+                                                          "max": 4}}}],
     "offload_availability_wait": 10.0,
 }
 
@@ -135,8 +136,8 @@ def spawn_storm(figures: Any, cluster: Any, rounds: int = 1) -> None:
             results[kind]["spawn"].append(spawn_ms)
             results[kind]["stop"].append(stop_ms)
             pods = admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods")["items"]
-            secrets = [s["metadata"]["name"] for s in admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets")["items"]
-                       if s["metadata"]["name"] not in secrets_before]
+            secrets_after = admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets")["items"]
+            secrets = [s["metadata"]["name"] for s in secrets_after if s["metadata"]["name"] not in secrets_before]
             left[kind] += len(pods) + len(secrets)
             for pod in pods:  # leave the namespace clean for the next round
                 admin.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}")

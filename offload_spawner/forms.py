@@ -143,7 +143,8 @@ def _limits_text(target: MenuTarget) -> str:
     were a third of a large form's render)."""
     parts = []
     if target.cores:
-        parts.append("up to " + format_cores(target.cores.max if target.cores.max is not None else max(target.cores.choices)))
+        high = target.cores.max if target.cores.max is not None else max(target.cores.choices)
+        parts.append("up to " + format_cores(high))
     if target.memory:
         high = target.memory.max if target.memory.max is not None else max(target.memory.choices)
         parts.append(format_memory(high) + " memory")

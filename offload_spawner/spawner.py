@@ -144,6 +144,8 @@ class OffloadSpawner(
     _form_posted: dict | None = None
     #: (the catalog traits' values, the catalog built from them), see get_catalog
     _catalog_memo: tuple[tuple, Catalog] | None = None
+    #: (catalog, (groups, repr of user_options), the plan_for answer), see plan_for
+    _plan_memo: tuple[Catalog, tuple, tuple[Selection, PodPlan]] | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -185,11 +187,20 @@ class OffloadSpawner(
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
         catalog = await self.get_catalog()
+        # The hub checks a spawn's options (apply_user_options), then starts it
+        # (load_user_options): the same answer twice, from the same catalog,
+        # groups and options (Selection and PodPlan are frozen).
+        key = (tuple(self.user_groups()), repr(user_options))
+        memo = self._plan_memo
+        if memo is not None and memo[0] is catalog and memo[1] == key:
+            return memo[2]
         try:
             selection = select(await self.selection_menu(user_options, catalog), user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
-        return selection, build_plan(catalog, selection)
+        result = selection, build_plan(catalog, selection)
+        self._plan_memo = (catalog, key, result)
+        return result
 
     def _uses_catalog(self) -> bool:
         return bool(self.profile_list) or bool(self.offload_targets)
