@@ -33,7 +33,8 @@ class Figures:
 
     def pair(self, name: str, offload: float, kubespawner: float, target: float | None = None) -> float:
         """A side-by-side figure; ``target``: the highest ratio the issue accepts."""
-        ratio = offload / kubespawner if kubespawner else float("inf")
+        # Nothing on both sides (e.g. objects left behind) is a tie; JSON has no infinity.
+        ratio = offload / kubespawner if kubespawner else (1.0 if not offload else 999.0)
         self.rows[name] = {"offload": offload, "kubespawner": kubespawner, "ratio": round(ratio, 3)}
         if target is not None:
             self.rows[name]["target_ratio"] = target
