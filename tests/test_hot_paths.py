@@ -46,3 +46,31 @@ def test_check_with_the_cache_still_names_a_misspelt_setting(contract_file, tmp_
                            env=env, capture_output=True, text=True)
         assert r.returncode == 1
         assert "OffloadSpawner.group_limit: not a setting of OffloadSpawner (did you mean 'group_limits'?)" in r.stderr
+
+
+async def test_plan_for_answers_anew_when_groups_or_options_change(contract_config):
+    """plan_for remembers its last answer; a change of the user's groups or of the
+    options (also in place) must not get the remembered one."""
+    import pytest
+    from jupyterhub.objects import Hub
+    from jupyterhub.spawner import SpawnException
+
+    from offload_spawner.cli import CliGroup, CliUser
+    from offload_spawner.spawner import OffloadSpawner
+
+    user = CliUser("alice", [CliGroup("ai-infn"), CliGroup("gpu-users")])
+    spawner = OffloadSpawner(user=user, hub=Hub(ip="hub", port=8081))
+    for key, value in contract_config.items():
+        setattr(spawner, key, value)
+    options = {"profile": "analysis", "target": "leonardo", "accelerator": "nvidia.com/gpu:a100"}
+    with pytest.raises(SpawnException):  # analysis is for cms and highrate
+        await spawner.plan_for(options)
+    user.groups.append(CliGroup("cms"))
+    selection, plan = await spawner.plan_for(options)
+    assert selection.accelerator_count == 1
+    options["accelerator_count"] = 2  # in place
+    selection, _ = await spawner.plan_for(options)
+    assert selection.accelerator_count == 2
+    user.groups[:] = [CliGroup("cms")]
+    with pytest.raises(SpawnException):  # leonardo is for ai-infn
+        await spawner.plan_for(options)
