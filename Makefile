@@ -66,7 +66,10 @@ e2e: setup testbed-build interlink-build
 demo: setup testbed-build interlink-build
 	$(PYTHON) demo/run.py
 
+# Figures, not pass/fail (< 10 min on 2 cores; not part of `make test`). The test bed
+# figures need its binaries (testbed-build); without them that section says so.
 bench: setup
+	$(PIP) install --quiet -e ".[test,bench]"
 	$(PYTHON) benchmarks/run.py
 
 # Every example configuration in docs/examples/ passes `offload-spawner check`.

@@ -1,179 +1,178 @@
-"""Benchmarks (`make bench`): what OffloadSpawner adds on the hub's hot paths,
-measured against KubeSpawner itself in the same run.
+"""Benchmarks (`make bench`): what OffloadSpawner costs beside the KubeSpawner it
+replaces, and how it scales with profiles and groups.
 
-Printed figures, no pass/fail: per-call time (median of repeats) and peak
-memory of building a pod manifest and rendering the spawn form, with a plain
-KubeSpawner profile_list on both spawners and with the offload catalog.
+Prints one figure per line (see benchmarks/figures.py for the form), writes
+benchmarks/results.json and benchmarks/scaling.png. Sections:
+
+* selection -> pod manifest and form render at 10/100/1000 profiles and 1/500
+  groups per user, against KubeSpawner with the same plain profile_list and
+  against KubeSpawner with the callable group filter admins write today
+  (benchmarks/micro.py); slopes of their growth;
+* Kubernetes API calls per form render (counted);
+* peak traced memory of the first manifest build, each spawner in a fresh process;
+* resident memory of a real hub process with the catalog loaded, each spawner
+  in its own hub (benchmarks/hubproc.py);
+* ``offload-spawner check``: wall time and ``python -X importtime``;
+* on the test bed (benchmarks/storm.py): a node's capacity change reaching the
+  next form render, and 50 concurrent spawns and stops through a real hub.
+
+Nothing here passes or fails: figures only (the README's performance section
+says which targets hold). ``--quick`` runs fewer samples (for trying it out).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import copy
-import os
+import logging
+import shutil
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# The checkout's own packages (offload_spawner and the test bed's node shapes).
-sys.path.insert(0, str(ROOT))
-#: the example configuration the docs ship (three targets, one profile)
-EXAMPLE_CONFIG = ROOT / "docs" / "examples" / "jupyterhub_config.py"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
 
-_kubeconfig = Path(tempfile.mkdtemp(prefix="offload-bench-"), "offline.kubeconfig")
-_kubeconfig.write_text(
-    "apiVersion: v1\nkind: Config\n"
-    'clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]\n'
-    "users: [{name: none, user: {token: none}}]\n"
-    "contexts: [{name: none, context: {cluster: none, user: none}}]\ncurrent-context: none\n"
-)
-os.environ["KUBECONFIG"] = str(_kubeconfig)
-os.environ.pop("KUBERNETES_SERVICE_HOST", None)
-
-from jupyterhub.objects import Hub  # noqa: E402
-from kubespawner import KubeSpawner  # noqa: E402
-from traitlets.config import Config  # noqa: E402
-
-from offload_spawner.cli import CliGroup, CliUser  # noqa: E402
-from offload_spawner.spawner import OffloadSpawner  # noqa: E402
-
-PLAIN = [
-    {
-        "display_name": "Images",
-        "slug": "images",
-        "profile_options": {
-            "image": {
-                "display_name": "Image",
-                "choices": {
-                    f"img{i}": {"display_name": f"Image {i}", "kubespawner_override": {"image": f"quay.io/jupyter/img{i}:1"}}
-                    for i in range(20)
-                },
-            }
-        },
-    }
-]
+import offline  # noqa: E402,F401  (before kubernetes_asyncio is imported)
+from figures import Figures  # noqa: E402
 
 
-def contract_config() -> dict:
-    c = Config()
-    exec(compile(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), "exec"), {"c": c, "get_config": lambda: c})
-    return {k: v for k, v in c.OffloadSpawner.items()}
-
-
-def make(cls, settings: dict, groups: list[str]):
-    config = Config()
-    for key, value in settings.items():
-        setattr(config[cls.__name__], key, copy.deepcopy(value))
-    spawner = cls(user=CliUser("alice", [CliGroup(g) for g in groups]), hub=Hub(ip="hub", port=8081), config=config)
-    spawner.api_token = "bench"
-    return spawner
-
-
-async def manifest(spawner, options):
-    spawner.user_options = dict(options)
-    if isinstance(spawner, OffloadSpawner):
-        await OffloadSpawner._check_user_options(spawner, spawner.user_options)
-    await spawner.load_user_options()
-    return await spawner.get_pod_manifest()
-
-
-async def form(spawner):
-    return await spawner.get_options_form() if callable(spawner.options_form) else spawner.options_form
-
-
-async def measure(name: str, factory, call, repeats: int = 200) -> float:
-    times = []
-    tracemalloc.start()
+def check_startup(figures: Figures, repeats: int = 5) -> None:
+    """``offload-spawner check`` on the example Zero-to-JupyterHub values, as a
+    process; beside it, the same interpreter doing nothing (the floor on this
+    machine at this moment)."""
+    config = ROOT / "helm-values" / "values.yaml"
+    cli = shutil.which("offload-spawner") or str(Path(sys.executable).with_name("offload-spawner"))
+    subprocess.run([cli, "check", "-f", str(config)], check=True, capture_output=True)  # warm caches
+    walls, floor = [], []
     for _ in range(repeats):
-        spawner = factory()
         start = time.perf_counter()
-        await call(spawner)
-        times.append(time.perf_counter() - start)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    median = statistics.median(times)
-    print(f"  {name:58} {median * 1e3:8.3f} ms/call   peak {peak / 1024:8.0f} KiB")
-    return median
+        subprocess.run([cli, "check", "-f", str(config)], check=True, capture_output=True)
+        walls.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
+        floor.append((time.perf_counter() - start) * 1e3)
+    figures.single("offload-spawner check wall ms (start to answer)", statistics.median(walls), target=1000)
+    figures.single("python -c pass wall ms (the floor, same moment)", statistics.median(floor))
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "offload_spawner.cli", "check", "-f", str(config)],
+                         check=True, capture_output=True, text=True)
+    total = 0
+    heaviest: list[tuple[int, str]] = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+            continue
+        self_us, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        total += int(self_us)
+        if not name.startswith(" ") and len(name) == len(name.lstrip()):
+            heaviest.append((int(cumulative), name))
+    figures.single("offload-spawner check import ms (python -X importtime, sum)", total / 1e3)
+    figures.series["check_heaviest_imports_ms"] = {name: us / 1e3 for us, name in sorted(heaviest, reverse=True)[:8]}
 
 
-async def main() -> int:
-    print(f"Python {sys.version.split()[0]}; medians of 200 calls, fresh spawner each call")
-    print("pod manifest (load_user_options + get_pod_manifest):")
-    plain = {"profile_list": PLAIN}
-    options = {"profile": "images", "image": "img7"}
-    k = await measure("KubeSpawner, plain profile_list", lambda: make(KubeSpawner, plain, []), lambda s: manifest(s, options))
-    o = await measure("OffloadSpawner, same plain profile_list", lambda: make(OffloadSpawner, plain, []), lambda s: manifest(s, options))
-    print(f"  -> OffloadSpawner / KubeSpawner: {o / k:.2f}x")
-    catalog = contract_config()
-    leonardo = {"profile": "analysis", "target": "leonardo", "cores": "8", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": "2"}
-    await measure(
-        "OffloadSpawner, contract catalog, SLURM target + GPU",
-        lambda: make(OffloadSpawner, catalog, ["cms", "ai-infn", "gpu-users"]),
-        lambda s: manifest(s, leonardo),
-    )
-    print("spawn form:")
-    k = await measure("KubeSpawner, plain profile_list", lambda: make(KubeSpawner, plain, []), form)
-    o = await measure("OffloadSpawner, same plain profile_list", lambda: make(OffloadSpawner, plain, []), form)
-    print(f"  -> OffloadSpawner / KubeSpawner: {o / k:.2f}x")
-    await measure("OffloadSpawner, contract catalog", lambda: make(OffloadSpawner, catalog, ["cms", "ai-infn", "gpu-users"]), form)
-    await availability(catalog)
+def hub_memory(figures: Figures, profiles: int = 1000, groups: int = 500, repeats: int = 2) -> None:
+    """Resident memory of a real hub process (python -m jupyterhub) after a user's
+    form rendered, so the catalog is loaded; OffloadSpawner's hub and a
+    KubeSpawner hub with the same offer, started alternately."""
+    import catalogs
+    from hubproc import HubProcess
+
+    user_groups = {g: ["alice"] for g in catalogs.user_groups(groups)}
+    hubs = {
+        "offload": ("offload", "OffloadSpawner",
+                    f"dict(catalogs.offload({profiles}, {groups}), offload_availability=False)"),
+        "kubespawner": ("kubespawner.KubeSpawner", "KubeSpawner", f"catalogs.kubespawner_filtered({profiles})"),
+    }
+    rss: dict[str, list[int]] = {"offload": [], "kubespawner": []}
+    for _ in range(repeats):
+        for kind, (spawner_class, section, settings) in hubs.items():
+            with HubProcess(spawner_class, section, settings, user_groups) as hub:
+                browser = hub.login("alice")
+                for _ in range(3):
+                    hub.form(browser)
+                time.sleep(1)
+                rss[kind].append(hub.rss_kib())
+    figures.pair(f"hub process RSS KiB after a form render, {profiles} profiles, {groups} groups",
+                 statistics.median(rss["offload"]), statistics.median(rss["kubespawner"]), target=1.1)
+
+
+def plot(figures: Figures, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = figures.series.get("scaling", {})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=False)
+    for ax, op in zip(axes, ("manifest", "form")):
+        for key, points in series.items():
+            if not key.startswith(op + " |"):
+                continue
+            _, comparison, groups = key.split(" | ")
+            xs = [p["profiles"] for p in points]
+            style = "-" if groups.startswith("1 ") else "--"
+            ax.plot(xs, [p["offload"] for p in points], style, marker="o",
+                    label=f"OffloadSpawner, {comparison}, {groups}")
+            ax.plot(xs, [p["kubespawner"] for p in points], style, marker="s",
+                    label=f"KubeSpawner, {comparison}, {groups}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("profiles in the catalog")
+        ax.set_ylabel("ms per call (median)")
+        ax.set_title("selection -> pod manifest" if op == "manifest" else "spawn form render")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (numbers are rougher)")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="skip a section: scaling, memory, hub, check, testbed")
+    args = parser.parse_args()
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    import micro
+
+    if args.quick:
+        micro.SAMPLES = {10: 9, 100: 5, 1000: 3}
+    figures = Figures()
+    started = time.monotonic()
+    print(f"offload_spawner benchmarks; Python {sys.version.split()[0]}; medians, ratios from the same run")
+    sections = [
+        ("scaling", lambda: asyncio.run(micro.scaling(figures))),
+        ("scaling", lambda: asyncio.run(micro.api_calls_per_form(figures))),
+        ("memory", lambda: micro.first_manifest_memory(figures)),
+        ("hub", lambda: hub_memory(figures)),
+        ("check", lambda: check_startup(figures)),
+        ("testbed", lambda: _testbed(figures)),
+    ]
+    for name, section in sections:
+        if name in args.skip:
+            continue
+        try:
+            section()
+        except Exception as e:  # one broken section must not hide the others' figures
+            figures.note(name, f"section failed: {type(e).__name__}: {e}"[:500])
+    elapsed = time.monotonic() - started
+    figures.single("benchmark wall s", elapsed)
+    figures.write(HERE / "results.json", elapsed)
+    if "scaling" not in args.skip:
+        try:
+            plot(figures, HERE / "scaling.png")
+        except ImportError:
+            figures.note("plot", "matplotlib is not installed: pip install -e '.[bench]' (make bench does)")
     return 0
 
 
-def _watcher_with(pods: int):
-    """The hub's node watcher holding two virtual nodes and ``pods`` running pods
-    (its reflectors' in-memory ``resources``, as a watch would have filled them)."""
-    import logging
-    from types import SimpleNamespace
+def _testbed(figures: Figures) -> None:
+    import storm
 
-    from testbed.nodes import DEFAULT_NODES
-
-    from offload_spawner.watcher import AvailabilityWatcher
-
-    def meta(obj: dict, uid: str) -> dict:
-        return {**obj, "metadata": {**obj["metadata"], "uid": uid, "resourceVersion": uid}}
-
-    nodes = {f"/{n.name}": meta(n.manifest(), n.name) for n in DEFAULT_NODES}
-    per_node: dict[str, dict] = {"vk-leonardo": {}, "vk-naples": {}}
-    for i in range(pods):
-        name = "vk-leonardo" if i % 2 else "vk-naples"
-        per_node[name][f"jhub/p{i}"] = meta({
-            "metadata": {"name": f"p{i}", "namespace": "jhub"},
-            "spec": {"nodeName": name,
-                     "containers": [{"name": "c", "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}]},
-            "status": {"phase": "Running"},
-        }, str(i))
-    watcher = AvailabilityWatcher(list(per_node), "default", logging.getLogger("bench"))
-    watcher.nodes = SimpleNamespace(resources=nodes)
-    watcher.pods = {name: SimpleNamespace(resources=held) for name, held in per_node.items()}
-    watcher.state = "running"
-    return watcher
-
-
-async def availability(catalog: dict) -> None:
-    """The form with live availability, read from the watcher's memory (no API call);
-    the cluster view is rebuilt only when an object changed."""
-    print("spawn form with availability (from the watcher's memory, no API call):")
-    for pods in (10, 1000):
-        watcher = _watcher_with(pods)
-        KubeSpawner.reflectors[("offload-availability", "default")] = watcher
-        await measure(f"OffloadSpawner, contract catalog, {pods} pods on the nodes",
-                      lambda: make(OffloadSpawner, catalog, ["cms", "highrate", "ai-infn", "gpu-users"]), form)
-        watcher._view = None
-        await measure(f"  same, {pods} pods, first render after a change",
-                      lambda: make(OffloadSpawner, catalog, ["cms", "highrate", "ai-infn", "gpu-users"]),
-                      lambda s, w=watcher: _changed(w, s), repeats=50)
-        KubeSpawner.reflectors.pop(("offload-availability", "default"), None)
-
-
-async def _changed(watcher, spawner):
-    watcher._view = None
-    return await form(spawner)
+    storm.run(figures)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

@@ -125,7 +125,8 @@ class AdmissionMixin:
         if not view.known:
             return  # unknown availability never blocks a spawn
         offers = []
-        menu_target = build_menu(catalog, self.user_groups()).profile(selection.profile).target(selection.target)
+        menu = build_menu(catalog, self.user_groups(), only_profile=selection.profile)
+        menu_target = menu.profile(selection.profile).target(selection.target)
         accelerator = menu_target.accelerator(selection.accelerator) if selection.accelerator else None
         if accelerator is not None:
             offers.append(AcceleratorOffered(

@@ -76,14 +76,81 @@ class CliUser:
         return f"/user/{self.escaped_name}/"
 
 
+_OFFLOAD_NAMES = ("offload", "offload-spawner", "offload_spawner.OffloadSpawner")
+
+
+class SpawnerSettings:
+    """What ``check`` needs of OffloadSpawner: its config sections (MRO) and
+    config trait names, without importing KubeSpawner and JupyterHub (seconds
+    of imports). Taken from the class once, then read from a cache file keyed
+    by the installed spawner modules (see :func:`_offload_settings`)."""
+
+    def __init__(self, name: str, sections: tuple[str, ...], traits: frozenset[str]) -> None:
+        self.__name__ = name
+        self.sections = sections
+        self.traits = traits
+
+    def section_names(self) -> list[str]:
+        return list(self.sections)
+
+    def class_traits(self, config: bool = True) -> dict[str, None]:
+        return dict.fromkeys(self.traits)
+
+
+def _offload_settings() -> SpawnerSettings:
+    """OffloadSpawner's sections and config traits, from the cache when it matches
+    the installed modules (their paths, sizes and mtimes), else from the class."""
+    import hashlib
+    import importlib.util
+
+    # The modules that declare OffloadSpawner's traits: its own, KubeSpawner's,
+    # JupyterHub's Spawner's and traitlets' (a new version of any changes the key).
+    sources = list(Path(__file__).parent.glob("*.py"))
+    for package, module in (("kubespawner", "spawner.py"), ("jupyterhub", "spawner.py"),
+                            ("traitlets", "traitlets.py")):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            sources.append(Path(location) / module)
+    stamp = hashlib.sha256()
+    for path in sorted(sources):
+        if path.exists():
+            st = path.stat()
+            stamp.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "offload-spawner"
+    cache = cache_dir / f"spawner-settings-{stamp.hexdigest()[:24]}.json"
+    try:
+        data = json.loads(cache.read_text())
+        return SpawnerSettings("OffloadSpawner", tuple(data["sections"]), frozenset(data["traits"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from .spawner import OffloadSpawner
+
+    settings = SpawnerSettings(
+        "OffloadSpawner", tuple(OffloadSpawner.section_names()), frozenset(OffloadSpawner.class_traits(config=True))
+    )
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"sections": settings.sections, "traits": sorted(settings.traits)}))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home only costs the imports next time
+    return settings
+
+
+def _configured_spawner(config):
+    value = config.JupyterHub.get("spawner_class", "offload") if config._has_section("JupyterHub") else "offload"
+    return value
+
+
 def _spawner_class(config) -> type:
     from traitlets.utils.importstring import import_item
 
     from .spawner import OffloadSpawner
 
-    value = config.JupyterHub.get("spawner_class", "offload") if config._has_section("JupyterHub") else "offload"
+    value = _configured_spawner(config)
     if isinstance(value, str):
-        if value in ("offload", "offload-spawner", "offload_spawner.OffloadSpawner"):
+        if value in _OFFLOAD_NAMES:
             value = OffloadSpawner
         else:
             try:
@@ -95,11 +162,15 @@ def _spawner_class(config) -> type:
     return value
 
 
-def _load(path: str):
+def _load(path: str, light: bool = False):
+    """The config and its spawner class; ``light``: for the default OffloadSpawner,
+    only its :class:`SpawnerSettings` (what ``check`` needs), without the imports."""
     try:
         config = load_config(path)
     except ConfigLoadError as e:
         raise CliError(str(e), 1) from None
+    if light and _configured_spawner(config) in _OFFLOAD_NAMES:
+        return config, _offload_settings()
     return config, _spawner_class(config)
 
 
@@ -137,10 +208,10 @@ def _make_spawner(config, cls: type, user: CliUser):
 
 
 def cmd_check(args) -> str:
-    from .spawner import check_catalog
+    from .catalog_check import check_catalog
     from .summary import summarize
 
-    config, cls = _load(args.file)
+    config, cls = _load(args.file, light=True)
     problems = unknown_settings(config, cls)
     try:
         catalog = check_catalog(spawner_config(config, cls), cls)
@@ -253,7 +324,7 @@ def _cluster_view(path: str | None):
 
 
 def _check_static_catalog(config, cls) -> None:
-    from .spawner import check_catalog
+    from .catalog_check import check_catalog
 
     try:
         check_catalog(spawner_config(config, cls), cls)

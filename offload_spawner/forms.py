@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from importlib.resources import files
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
@@ -20,7 +19,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from .auto_target import AUTO, is_auto
 from .availability import TargetAvailability
 from .browser_pattern import html_pattern, literal_prefix
-from .menu import Bounds, Menu, MenuProfile
+from .menu import Bounds, Menu, MenuProfile, MenuTarget
 from .selection import UNLISTED_SUFFIX, SelectionError, select
 from .units import format_cores, format_memory
 
@@ -139,8 +138,10 @@ def _profile_view(
     per_target = {
         t.slug or "": {
             "offload": t.offload,
-            "cores": asdict(t.cores) if t.cores else None,
-            "memory": asdict(t.memory) if t.memory else None,
+            # vars(), not dataclasses.asdict: Bounds holds only numbers and a tuple,
+            # and asdict's deep copy was a quarter of a large form's render.
+            "cores": dict(vars(t.cores)) if t.cores else None,
+            "memory": dict(vars(t.memory)) if t.memory else None,
             "accelerators": {a.resource: {"models": list(a.models), "max": a.max} for a in t.accelerators},
             "availability": availability[t.slug].to_json() if t.slug in availability else None,
         }
@@ -152,8 +153,8 @@ def _profile_view(
         # Any of the targets may be chosen: the form offers what any of them allows.
         per_target[AUTO] = {
             "offload": "auto",
-            "cores": asdict(cores) if cores else None,
-            "memory": asdict(memory) if memory else None,
+            "cores": dict(vars(cores)) if cores else None,
+            "memory": dict(vars(memory)) if memory else None,
             "accelerators": {r: {"models": a["models"], "max": a["max"]} for r, a in accelerators.items()},
             "availability": None,
         }
@@ -163,6 +164,8 @@ def _profile_view(
         default_target = next((t.slug for t in targets if t.slug not in down), default_target)
     return {
         "auto_label": auto,
+        "limits_text": {t.slug: _limits_text(t) for t in targets},
+        "max_count": max((entry["max"] for entry in accelerators.values()), default=0),
         "default_target": default_target,
         "down": down,
         "unavailable_models": _unavailable_models(profile, availability),
@@ -173,6 +176,21 @@ def _profile_view(
         "accelerators": accelerators,
         "per_target": per_target,
     }
+
+
+def _limits_text(target: MenuTarget) -> str:
+    """"up to 8 cores, 32 GB memory, 2 × NVIDIA GPU": the user's limits on a target
+    (built here, not in the template: per profile and target, Jinja's filters
+    were a third of a large form's render)."""
+    parts = []
+    if target.cores:
+        high = target.cores.max if target.cores.max is not None else max(target.cores.choices)
+        parts.append("up to " + format_cores(high))
+    if target.memory:
+        high = target.memory.max if target.memory.max is not None else max(target.memory.choices)
+        parts.append(format_memory(high) + " memory")
+    parts += [f"{a.max} × {a.display_name}" for a in target.accelerators]
+    return ", ".join(parts)
 
 
 def _unavailable_models(profile: MenuProfile, availability: Mapping[str, TargetAvailability]) -> dict[str, str]:

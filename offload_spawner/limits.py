@@ -59,14 +59,28 @@ def user_ceiling(catalog: Catalog, groups: Iterable[str]) -> Ceiling:
             granted[resource] = max(count, granted.get(resource, 0))
     for resource, count in (default.accelerators or {}).items():
         granted.setdefault(resource, count)
-    governed = {r for entry in catalog.group_limits.values() for r in (entry.accelerators or {})}
+    governed = _governed(catalog.group_limits)
     return Ceiling(
         cores=default.cores if cores is None else cores,
         memory=default.memory if memory is None else memory,
         accelerators=granted,
         closed=default.accelerators is not None,
-        withheld=frozenset(governed - set(granted)),
+        withheld=governed - set(granted),
     )
+
+
+_governed_memo: tuple[dict, frozenset[str]] | None = None
+
+
+def _governed(group_limits: dict[str, Limits]) -> frozenset[str]:
+    """The resources some group_limits entry names. Remembered for the last
+    catalog's entries (kept referenced, so identity is safe): a hub with
+    hundreds of groups asks on every menu build."""
+    global _governed_memo
+    if _governed_memo is None or _governed_memo[0] is not group_limits:
+        resources = frozenset(r for entry in group_limits.values() for r in (entry.accelerators or {}))
+        _governed_memo = (group_limits, resources)
+    return _governed_memo[1]
 
 
 def _min(a, b):

@@ -163,8 +163,7 @@ def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bou
 def _menu_target(
     slug: str | None, target: Target | None, profile: Profile, ceiling: Ceiling, storage: tuple[StorageLine, ...] = ()
 ) -> MenuTarget | None:
-    if target is not None:
-        ceiling = target_ceiling(ceiling, target)
+    """``ceiling``: the user's, already capped by ``target`` (:func:`target_ceiling`)."""
     cores = _bounds(profile.cores, ceiling.cores)
     memory = _bounds(profile.memory, ceiling.memory)
     if cores is False or memory is False:
@@ -306,13 +305,21 @@ def _menu_options(profile: Profile, groups: frozenset[str]) -> tuple[MenuOption,
     return tuple(options)
 
 
-def build_menu(catalog: Catalog, groups: Iterable[str]) -> Menu:
-    """What a member of ``groups`` may choose."""
+def build_menu(catalog: Catalog, groups: Iterable[str], only_profile: str | None = None) -> Menu:
+    """What a member of ``groups`` may choose.
+
+    ``only_profile``: build the menu of that one profile (what checking a
+    selection of it needs), not of every profile of a large catalog.
+    """
     groups = frozenset(groups)
     ceiling = user_ceiling(catalog, groups)
+    # A target caps the user's ceiling the same way for every profile: once per target.
+    target_ceilings: dict[str, Ceiling] = {}
     profiles = []
     default_profile = None
     for profile in catalog.profile_list:
+        if only_profile is not None and profile.resolved_slug != only_profile:
+            continue
         if not _visible(profile.allowed_groups, groups):
             continue
         options = _menu_options(profile, groups)
@@ -323,7 +330,9 @@ def build_menu(catalog: Catalog, groups: Iterable[str]) -> Menu:
             for slug in catalog.profile_targets(profile):
                 target = catalog.offload_targets[slug]
                 if _visible(target.allowed_groups, groups):
-                    entry = _menu_target(slug, target, profile, ceiling, storage_lines(catalog, slug, groups))
+                    if slug not in target_ceilings:
+                        target_ceilings[slug] = target_ceiling(ceiling, target)
+                    entry = _menu_target(slug, target, profile, target_ceilings[slug], storage_lines(catalog, slug, groups))
                     if entry is not None:
                         targets.append(entry)
             if not targets:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
@@ -32,9 +33,10 @@ from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
 from .auto_spawn import AutoTargetMixin
-from .auto_target import DEFAULT_LABEL, choose_target, is_auto, ranking_problems
+from .auto_target import DEFAULT_LABEL, choose_target, is_auto
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .config_checks import override_problems
+from .catalog_check import check_catalog
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -43,7 +45,7 @@ from .menu import Menu, build_menu
 from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
-from .reachability import RESERVED_TUNNEL_PORT, port_problems
+from .reachability import RESERVED_TUNNEL_PORT
 from .remote_session import RemoteSessionMixin
 from .selection import Selection, SelectionError, select
 from .site_uid import SiteUidError, site_uid
@@ -223,6 +225,10 @@ class OffloadSpawner(
     _form_posted: dict | None = None
     #: what a spawn link asked for: pre-fills the next form render
     _form_prefill: dict | None = None
+    #: (the catalog traits' values, the catalog built from them), see get_catalog
+    _catalog_memo: tuple[tuple, Catalog] | None = None
+    #: (catalog, (groups, repr of user_options), the plan_for answer), see plan_for
+    _plan_memo: tuple[Catalog, tuple, tuple[Selection, PodPlan]] | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -235,15 +241,10 @@ class OffloadSpawner(
         """
         profile_list = self.profile_list
         if not callable(profile_list):
-            return cached_catalog(
-                profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations
-            )
+            return self._memo_catalog(profile_list)
         try:
             profile_list = await maybe_future(profile_list(self))
-            catalog = cached_catalog(
-                profile_list, self.offload_targets, self.group_limits, self.default_limits,
-                self.storage, self.reservations,
-            )
+            catalog = self._memo_catalog(profile_list)
             problems = override_problems(catalog, type(self))
             if problems:
                 raise CatalogError(problems)
@@ -256,11 +257,37 @@ class OffloadSpawner(
             raise CatalogError([f"profile_list: the callable raised {type(e).__name__}"]) from None
         return catalog
 
+    def _memo_catalog(self, profile_list: Any) -> Catalog:
+        """The catalog of these traits' values. A spawn asks for it several times;
+        while the traits hold the same objects, skip fingerprinting the whole
+        configuration again (a trait set to a new value, or a callable's new
+        list, is looked up anew)."""
+        parts = (profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations)
+        memo = self._catalog_memo
+        if memo is not None and all(a is b for a, b in zip(memo[0], parts)):
+            return memo[1]
+        catalog = cached_catalog(*parts)
+        self._catalog_memo = (parts, catalog)
+        return catalog
+
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
 
     async def get_menu(self) -> Menu:
         return build_menu(await self.get_catalog(), self.user_groups())
+
+    async def selection_menu(self, user_options: Any, catalog: Catalog | None = None) -> Menu:
+        """The menu that checking ``user_options`` needs: only the named profile's
+        (building every profile of a large catalog for one selection is the cost
+        of a spawn), else the whole menu, which also gives the refusal when the
+        user may start nothing."""
+        catalog = catalog or await self.get_catalog()
+        slug = user_options.get("profile") if isinstance(user_options, Mapping) else None
+        if isinstance(slug, str) and slug.strip():
+            menu = build_menu(catalog, self.user_groups(), only_profile=slug.strip())
+            if menu.profiles:
+                return menu
+        return build_menu(catalog, self.user_groups())
 
     async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
@@ -268,15 +295,24 @@ class OffloadSpawner(
             catalog = await self.get_catalog()
         except CatalogError:
             raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
-        menu = build_menu(catalog, self.user_groups())
+        # The hub checks a spawn's options (apply_user_options), then starts it
+        # (load_user_options): the same answer twice, from the same catalog,
+        # groups and options (Selection and PodPlan are frozen).
+        key = (tuple(self.user_groups()), repr(user_options))
+        memo = self._plan_memo
+        if memo is not None and memo[0] is catalog and memo[1] == key:
+            return memo[2]
         if is_auto(user_options):
+            menu = build_menu(catalog, self.user_groups())
             chosen = (await self._choose_target(catalog, menu, user_options)).chosen
             return chosen.selection, chosen.plan
         try:
-            selection = select(menu, user_options)
+            selection = select(await self.selection_menu(user_options, catalog), user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
-        return selection, build_plan(catalog, selection, self.user_groups(), safe_slug(self.user.name, max_length=48))
+        result = selection, build_plan(catalog, selection, self.user_groups(), safe_slug(self.user.name, max_length=48))
+        self._plan_memo = (catalog, key, result)
+        return result
 
     def _uses_catalog(self) -> bool:
         return bool(self.profile_list) or bool(self.offload_targets)
@@ -502,29 +538,6 @@ def _posted_for_refill(formdata: dict) -> dict:
         if profile and key.startswith(prefix):
             out[key[len(prefix):]] = value
     return out
-
-
-def check_catalog(config_values: dict, spawner_class: type | None = None) -> Catalog:
-    """Validate the catalog traits as resolved from a config (used at hub start and by the CLI).
-
-    ``kubespawner_override`` keys are checked against ``spawner_class``'s traits
-    (default: KubeSpawner's), so an admin's subclass may add its own."""
-    profile_list = config_values.get("profile_list")
-    if callable(profile_list):
-        profile_list = []
-    catalog = build_catalog(
-        profile_list,
-        config_values.get("offload_targets"),
-        config_values.get("group_limits"),
-        config_values.get("default_limits"),
-        config_values.get("storage"),
-        config_values.get("reservations"),
-    )
-    problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog, spawner_class)
-    problems += ranking_problems(config_values.get("offload_auto_target_ranking"), catalog)
-    if problems:
-        raise CatalogError(problems)
-    return catalog
 
 
 # refusal and login_expired_refusal live in spawn_errors.py and fresh_login.py; still importable from here.

@@ -1,0 +1,76 @@
+"""The shortcuts the hot paths take give the same answers as the long way."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from offload_spawner.catalog import build_catalog
+from offload_spawner.menu import build_menu
+
+
+def test_one_profile_menu_is_that_profile_of_the_whole_menu(contract_config):
+    catalog = build_catalog(**contract_config)
+    for groups in (["cms"], ["highrate", "gpu-users"], ["ai-infn", "cms", "gpu-users"], []):
+        whole = build_menu(catalog, groups)
+        for profile in catalog.profile_list:
+            one = build_menu(catalog, groups, only_profile=profile.resolved_slug)
+            assert one.profiles == tuple(p for p in whole.profiles if p.slug == profile.resolved_slug)
+        assert build_menu(catalog, groups, only_profile="no-such-profile").profiles == ()
+
+
+def test_check_does_not_import_kubespawner_or_jupyterhub(contract_file, tmp_path):
+    """`offload-spawner check` answers from OffloadSpawner's settings, cached per
+    installed version, without seconds of KubeSpawner/JupyterHub imports."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    probe = (
+        "import sys; from offload_spawner.cli import main; code = main(['check', '-f', sys.argv[1]]);"
+        "heavy = sorted(m for m in ('kubespawner', 'jupyterhub', 'kubernetes_asyncio') if m in sys.modules);"
+        "print('HEAVY', ','.join(heavy)); sys.exit(code)"
+    )
+    first = subprocess.run([sys.executable, "-c", probe, str(contract_file)], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "OK" in first.stdout
+    second = subprocess.run([sys.executable, "-c", probe, str(contract_file)], env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1] == "HEAVY ", second.stdout
+    assert second.stdout.split("HEAVY")[0] == first.stdout.split("HEAVY")[0]  # same answer
+
+
+def test_check_with_the_cache_still_names_a_misspelt_setting(contract_file, tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    contract_file.write_text(contract_file.read_text() + "\nc.OffloadSpawner.group_limit = {}\n")
+    for _ in range(2):  # without, then with the cache
+        r = subprocess.run([sys.executable, "-m", "offload_spawner.cli", "check", "-f", str(contract_file)],
+                           env=env, capture_output=True, text=True)
+        assert r.returncode == 1
+        assert "OffloadSpawner.group_limit: not a setting of OffloadSpawner (did you mean 'group_limits'?)" in r.stderr
+
+
+async def test_plan_for_answers_anew_when_groups_or_options_change(contract_config):
+    """plan_for remembers its last answer; a change of the user's groups or of the
+    options (also in place) must not get the remembered one."""
+    import pytest
+    from jupyterhub.objects import Hub
+    from jupyterhub.spawner import SpawnException
+
+    from offload_spawner.cli import CliGroup, CliUser
+    from offload_spawner.spawner import OffloadSpawner
+
+    user = CliUser("alice", [CliGroup("ai-infn"), CliGroup("gpu-users")])
+    spawner = OffloadSpawner(user=user, hub=Hub(ip="hub", port=8081))
+    for key, value in contract_config.items():
+        setattr(spawner, key, value)
+    options = {"profile": "analysis", "target": "leonardo", "accelerator": "nvidia.com/gpu:a100"}
+    with pytest.raises(SpawnException):  # analysis is for cms and highrate
+        await spawner.plan_for(options)
+    user.groups.append(CliGroup("cms"))
+    selection, plan = await spawner.plan_for(options)
+    assert selection.accelerator_count == 1
+    options["accelerator_count"] = 2  # in place
+    selection, _ = await spawner.plan_for(options)
+    assert selection.accelerator_count == 2
+    user.groups[:] = [CliGroup("cms")]
+    with pytest.raises(SpawnException):  # leonardo is for ai-infn
+        await spawner.plan_for(options)
