@@ -214,7 +214,9 @@ def cmd_check(args) -> str:
     config, cls = _load(args.file, light=True)
     problems = unknown_settings(config, cls)
     try:
-        catalog = check_catalog(spawner_config(config, cls), cls)
+        # The settings stand-in has no trait objects: kubespawner_override values
+        # are then checked against KubeSpawner's own traits.
+        catalog = check_catalog(spawner_config(config, cls), cls if isinstance(cls, type) else None)
     except CatalogError as e:
         problems += e.problems
     if problems:

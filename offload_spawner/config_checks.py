@@ -73,13 +73,16 @@ def _sample(template: Any) -> Any:
 
 def override_problems(catalog: Any, spawner_class: type | None = None) -> list[str]:
     """Unknown keys and values a KubeSpawner trait refuses, in every kubespawner_override."""
+    sites = [site for site in _override_sites(catalog) if site[1]]
+    if not sites:
+        return []  # nothing to check: `offload-spawner check` then skips KubeSpawner's import
     if spawner_class is None:
         from kubespawner import KubeSpawner
 
         spawner_class = KubeSpawner
     traits = spawner_class.class_traits()
     problems = []
-    for path, override, is_template in _override_sites(catalog):
+    for path, override, is_template in sites:
         for key, value in override.items():
             where = f"{path}.{key}"
             trait = traits.get(key) if isinstance(key, str) else None

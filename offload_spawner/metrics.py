@@ -28,7 +28,8 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from .catalog import Backend
+from .availability import AcceleratorOffered, target_availability
+from .catalog import Backend, accelerator_model_label
 
 PREFIX = "offload_spawner"
 OTHER = "other"
@@ -218,15 +219,12 @@ class SpawnMetricsMixin:
 
 def catalog_offers(catalog: Any) -> dict[str, list]:
     """Per target slug, every accelerator model any profile offers there (the admin's catalog)."""
-    from .availability import AcceleratorOffered
-    from .menu import _model_label
-
     merged: dict[str, dict[tuple[str, str], tuple[str, list[str]]]] = {}
     for profile in catalog.profile_list:
         for slug in catalog.profile_targets(profile):
             per = merged.setdefault(slug, {})
             for resource, offer in profile.accelerators.items():
-                label = offer.model_label or _model_label(resource)
+                label = accelerator_model_label(resource, offer)
                 _, models = per.setdefault((resource, label), (offer.display_name, []))
                 models += [m for m in offer.models if m not in models]
     return {
@@ -238,7 +236,6 @@ def catalog_offers(catalog: Any) -> dict[str, list]:
 def capacity_families(watchers: Iterable[Any]) -> list[GaugeMetricFamily]:
     """Gauges of capacity and allocation per target and accelerator model, from the
     watchers' memory (each watcher carries the catalog it watches for)."""
-    from .availability import target_availability
 
     keys = ["target", "backend"]
     up = GaugeMetricFamily(f"{PREFIX}_target_up", "1 when the target's virtual node is up, 0 when down "

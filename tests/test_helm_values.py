@@ -263,8 +263,9 @@ def test_example_gpu_session_on_leonardo(capsys, tmp_path):
     annotations = pod["metadata"]["annotations"]
     flags = annotations["slurm-job.vk.io/flags"]
     assert flags == "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=04:00:00 --gres=gpu:1"
+    # The target's own binds, then the user's storage (CVMFS, their $WORK).
     assert annotations["slurm-job.vk.io/singularity-mounts"] == (
-        "--bind /cvmfs:/cvmfs:ro --bind /leonardo_work/icsc_ai:/data"
+        "--bind /leonardo_work/icsc_ai:/data --bind /cvmfs:/cvmfs:ro --bind /leonardo_work/carol:/work"
     )
     assert annotations["interlink.eu/shadow-same-ns"] == "true"
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}

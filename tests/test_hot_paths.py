@@ -22,8 +22,15 @@ def test_one_profile_menu_is_that_profile_of_the_whole_menu(contract_config):
 
 def test_check_does_not_import_kubespawner_or_jupyterhub(contract_file, tmp_path):
     """`offload-spawner check` answers from OffloadSpawner's settings, cached per
-    installed version, without seconds of KubeSpawner/JupyterHub imports."""
+    installed version, without seconds of KubeSpawner/JupyterHub imports (a
+    config with kubespawner_override values needs KubeSpawner's traits to check
+    them: this one has none)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    contract_file.write_text(
+        'c.JupyterHub.spawner_class = "offload"\n'
+        'c.OffloadSpawner.offload_targets = {"cluster": {"display_name": "This cluster"}}\n'
+        'c.OffloadSpawner.profile_list = [{"display_name": "Plain", "cores": {"choices": [1, 2]}}]\n'
+    )
     probe = (
         "import sys; from offload_spawner.cli import main; code = main(['check', '-f', sys.argv[1]]);"
         "heavy = sorted(m for m in ('kubespawner', 'jupyterhub', 'kubernetes_asyncio') if m in sys.modules);"

@@ -28,7 +28,7 @@ VERSIONS = f"jupyterhub {version('jupyterhub')}, jupyterhub-kubespawner {version
 PRIVATE = {
     "_start": (
         KubeSpawner, "async", [],
-        ["remote_session.py"],
+        ["auto_spawn.py", "remote_session.py"],
         "start() returns _start() wrapped in a timeout; ending a spawn early on a remote failure needs "
         "to race the coroutine that creates and waits for the pod",
     ),
@@ -59,7 +59,7 @@ PRIVATE = {
     ),
     "_log_name": (
         Spawner, "property", None,
-        ["remote_session.py"],
+        ["auto_spawn.py", "remote_session.py"],
         "the server's name in log lines, as JupyterHub writes it",
     ),
 }
