@@ -33,6 +33,7 @@ from .refresh import (
     TokenEndpointError,
     ensure_fresh,
     jwt_claims,
+    quiet_http_client,
     remaining_lifetime,
     request_tokens,
     stamp_issued_at,
@@ -229,6 +230,13 @@ class IAMOAuthenticator(GenericOAuthenticator):
     )
 
     login_handler = IAMLoginHandler
+
+    @default("http_client")
+    def _default_http_client(self) -> Any:
+        # OAuthenticator's default is the client JupyterHub configures (curl when
+        # pycurl is installed), which logs the token and userinfo requests,
+        # tokens and client secret included, at DEBUG.
+        return quiet_http_client(self.http_request_kwargs)
 
     @default("scope")
     def _scope_default(self) -> list[str]:

@@ -21,8 +21,11 @@ import logging
 import time
 import weakref
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from .metrics import note_token_refresh
 
@@ -295,6 +298,25 @@ class TokenEndpointError(Exception):
         super().__init__(f"the token endpoint answered HTTP {status} {what}" if status else f"the token endpoint {what}")
 
 
+#: HTTPRequest options only tornado's curl client supports (OAuthenticator's proxy settings).
+_CURL_ONLY = frozenset(
+    {"proxy_host", "proxy_port", "proxy_username", "proxy_password", "proxy_auth_mode", "prepare_curl_callback"}
+)
+
+
+def quiet_http_client(request_kwargs: Any) -> Any:
+    """An HTTP client that logs no request: tornado's own, unless the requests
+    need proxy settings, which only tornado's curl client supports.
+
+    JupyterHub makes tornado use its curl client when pycurl is installed, and
+    that client logs every request's headers and body at DEBUG
+    (tornado/curl_httpclient.py, ``_curl_debug``): for a token request the
+    refresh token and the client secret, for a userinfo request the access token."""
+    if _CURL_ONLY.intersection(request_kwargs or {}):
+        return AsyncHTTPClient()
+    return SimpleAsyncHTTPClient()
+
+
 async def request_tokens(authenticator: Any, params: dict) -> dict:
     """POST ``params`` to the authenticator's token endpoint; the answer, which must hold an access token.
 
@@ -304,12 +326,12 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
     logged or put into an exception: OAuthenticator logs an error answer's body
     and raises "Bad response: {answer}" for an answer without ``access_token``,
     and either may hold the refresh and ID tokens.
+
+    The request goes through :func:`quiet_http_client`: its body holds the
+    refresh token and the client secret.
     """
-    from urllib.parse import urlencode
-
-    from tornado.httpclient import HTTPRequest
-
     kwargs = dict(getattr(authenticator, "http_request_kwargs", None) or {})
+    client = quiet_http_client(kwargs)
     kwargs.update(
         method="POST",
         headers=authenticator.build_token_info_request_headers(),
@@ -317,7 +339,7 @@ async def request_tokens(authenticator: Any, params: dict) -> dict:
         validate_cert=getattr(authenticator, "validate_server_cert", True),
     )
     try:
-        response = await authenticator.http_client.fetch(HTTPRequest(authenticator.token_url, **kwargs), raise_error=False)
+        response = await client.fetch(HTTPRequest(authenticator.token_url, **kwargs), raise_error=False)
     except Exception as e:  # noqa: BLE001 - connection refused, TLS, timeout: reported by type only
         raise TokenEndpointError(None, f"could not be reached ({type(e).__name__})") from None
     status = response.code
