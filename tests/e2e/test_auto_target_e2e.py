@@ -26,7 +26,6 @@ from jupyterhub.utils import url_path_join
 from prometheus_client.parser import text_string_to_metric_families
 
 from offload_spawner.server_secret import secret_name
-
 from testbed.virtual_kubelet import FAIL_ANNOTATION
 
 from .test_availability_e2e import node_reader  # noqa: F401  (the fixture: the hub may read nodes)
@@ -74,6 +73,16 @@ async def scrape(app) -> dict[tuple[str, tuple], float]:
     }
 
 
+async def scrape_once_recorded(app, before: dict, name: str, timeout: float = 30, **labels: str) -> dict:
+    """Scrape until sample ``name`` with ``labels`` has moved since ``before`` (at most ``timeout`` s)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        after = await scrape(app)
+        if delta(before, after, name, **labels) or asyncio.get_running_loop().time() > deadline:
+            return after
+        await asyncio.sleep(0.2)
+
+
 def delta(before: dict, after: dict, name: str, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
@@ -104,8 +113,11 @@ async def test_any_available_passes_over_a_full_site(spawn_hub, node_reader, adm
     assert pod["spec"]["nodeName"] == "vk-docker"
     await reach_jupyterlab(hub, "carol")
 
-    after = await scrape(hub.app)
     docker = {"target": "docker", "backend": "docker"}
+    # The spawn's figures are recorded when its start future completes, which
+    # can come a moment after the server answers: wait for that, then compare.
+    after = await scrape_once_recorded(hub.app, before, "offload_spawner_spawns_finished_total",
+                                       outcome="succeeded", **docker)
     assert delta(before, after, "offload_spawner_spawns_started_total", **docker) == 1
     assert delta(before, after, "offload_spawner_spawns_finished_total", outcome="succeeded", **docker) == 1
     assert delta(before, after, "offload_spawner_spawn_duration_seconds_count", **docker) == 1

@@ -262,3 +262,38 @@ def _job_output(stack, pod: dict[str, Any]) -> str:
 
 def _worker_names(client) -> set[str]:
     return {w.get("name") for w in client.scheduler_info().get("workers", {}).values()}
+
+
+async def test_storage_binds_reach_the_slurm_job(spawn_hub, admin, interlink_stack, tmp_path):
+    """A storage volume's site path, bound by the real SLURM plugin into the job's
+    container line (``slurm-job.vk.io/singularity-mounts``), is what the server
+    sees at the mount path: here its root directory, where a file the site holds
+    is listed. (The ``singularity`` stand-in cannot mount; it rewrites arguments
+    that start with the mount path to the bound site path, as a bind would show them.)"""
+    site = tmp_path / "leonardo_work"
+    (site / "carol").mkdir(parents=True)
+    (site / "carol" / "results.txt").write_text("on the site\n")
+    storage = {"work": {"display_name": "$WORK", "mount_path": "/work",
+                        "targets": {"slurm": {"path": f"{site}/{{username}}"}}}}
+    (port,) = free_ports(1)
+    hub = await spawn_hub(
+        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
+         "http_timeout": 120, "storage": storage,
+         # The server's root at the volume's mount path (two words, as traitlets' command line takes them).
+         "args": ["--allow-root", "--ServerApp.root_dir", "/work"]},
+        {"ai-infn": ["carol"]}, ("carol",),
+    )
+    r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
+    assert r.status_code in (201, 202), r.text
+    await hub.wait_ready("carol", timeout=150)
+    pod = await admin.pod(hub.pod_name("carol"))
+    assert pod["metadata"]["annotations"]["slurm-job.vk.io/singularity-mounts"] == f"--bind {site}/carol:/work"
+    script = interlink_stack.data_root / f"jhub-{pod['metadata']['uid']}" / "job.slurm"
+    assert f"--bind {site}/carol:/work" in script.read_text(), script.read_text()[-2000:]
+    token = await hub.token("carol")
+    listing = await hub.via_proxy("carol", "api/contents/", token)
+    assert listing.status_code == 200, listing.text[:300]
+    assert "results.txt" in {entry["name"] for entry in listing.json()["content"]}
+    await hub.stop("carol")
+    await hub.wait_stopped("carol", timeout=60)
+    await _until("no SLURM job left", lambda: not interlink_stack.slurm.active_jobs(), 90)
