@@ -273,23 +273,25 @@ async def test_storage_binds_reach_the_slurm_job(spawn_hub, admin, interlink_sta
     site = tmp_path / "leonardo_work"
     (site / "carol").mkdir(parents=True)
     (site / "carol" / "results.txt").write_text("on the site\n")
-    storage = {"work": {"display_name": "$WORK", "mount_path": "/work",
+    # Not /work: this checkout's own paths may start with it, and the stand-in rewrites by prefix.
+    storage = {"work": {"display_name": "$WORK", "mount_path": "/site-work",
                         "targets": {"slurm": {"path": f"{site}/{{username}}"}}}}
     (port,) = free_ports(1)
     hub = await spawn_hub(
         {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
          "http_timeout": 120, "storage": storage,
          # The server's root at the volume's mount path (two words, as traitlets' command line takes them).
-         "args": ["--allow-root", "--ServerApp.root_dir", "/work"]},
+         "args": ["--allow-root", "--ServerApp.root_dir", "/site-work"]},
         {"ai-infn": ["carol"]}, ("carol",),
     )
     r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
     assert r.status_code in (201, 202), r.text
     await hub.wait_ready("carol", timeout=150)
     pod = await admin.pod(hub.pod_name("carol"))
-    assert pod["metadata"]["annotations"]["slurm-job.vk.io/singularity-mounts"] == f"--bind {site}/carol:/work"
-    script = interlink_stack.data_root / f"jhub-{pod['metadata']['uid']}" / "job.slurm"
-    assert f"--bind {site}/carol:/work" in script.read_text(), script.read_text()[-2000:]
+    assert pod["metadata"]["annotations"]["slurm-job.vk.io/singularity-mounts"] == f"--bind {site}/carol:/site-work"
+    # job.slurm runs job.sh, which holds the container line the plugin wrote.
+    script = (interlink_stack.data_root / f"jhub-{pod['metadata']['uid']}" / "job.sh").read_text()
+    assert f"--bind {site}/carol:/site-work" in script, script[-2000:]
     token = await hub.token("carol")
     listing = await hub.via_proxy("carol", "api/contents/", token)
     assert listing.status_code == 200, listing.text[:300]
