@@ -76,7 +76,7 @@ class AutoTargetMixin:
         try:
             choice = choose_target(
                 catalog, menu, user_options, availability, self.offload_auto_target_ranking or None,
-                exclude=self._auto_excluded,
+                exclude=self._auto_excluded, username_slug=self.username_slug(),
             )
         except SelectionError as e:
             raise refusal(e.message) from None

@@ -120,9 +120,13 @@ def choose_target(
     availability: Mapping[str, TargetAvailability],
     ranking: Ranking = None,
     exclude: Iterable[str] = (),
+    username_slug: str | None = None,
 ) -> AutoChoice:
     """Rank the chosen profile's targets and check each; raises SelectionError when
-    the profile itself is refused (the target is not what is wrong then)."""
+    the profile itself is refused (the target is not what is wrong then).
+
+    Each candidate's plan is the one a spawn on that target gets: for the menu's
+    groups and ``username_slug`` (see :func:`offload_spawner.plan.build_plan`)."""
     rest = {k: v for k, v in user_options.items() if k != "target"}
     slug = rest.get("profile") or menu.default_profile
     profile = menu.profile(slug) if isinstance(slug, str) else None
@@ -142,7 +146,7 @@ def choose_target(
                 raise  # the profile's options or an unknown key: refused whatever the target
             candidates.append(Candidate(slug, display_name, e.message))
             continue
-        plan = build_plan(catalog, selection)
+        plan = build_plan(catalog, selection, menu.groups, username_slug)
         a = availability.get(slug)
         why = plan_refusal(a, plan, selection) if a is not None else None
         candidates.append(Candidate(slug, display_name, why, selection, plan))

@@ -270,6 +270,11 @@ class OffloadSpawner(
         self._catalog_memo = (parts, catalog)
         return catalog
 
+    def username_slug(self) -> str:
+        """The user's name as KubeSpawner's ``{username}`` gives it (the ``safe``
+        scheme): what the user's storage paths and claims are filled with."""
+        return safe_slug(self.user.name, max_length=48)
+
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
 
@@ -310,7 +315,7 @@ class OffloadSpawner(
             selection = select(await self.selection_menu(user_options, catalog), user_options)
         except SelectionError as e:
             raise refusal(e.message) from None
-        result = selection, build_plan(catalog, selection, self.user_groups(), safe_slug(self.user.name, max_length=48))
+        result = selection, build_plan(catalog, selection, self.user_groups(), self.username_slug())
         self._plan_memo = (catalog, key, result)
         return result
 

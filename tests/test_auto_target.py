@@ -367,3 +367,22 @@ async def test_no_second_attempt_when_the_first_cannot_be_removed(sites, free_si
         await s.start()
     assert "Site Alpha could not run your server: sbatch refused" == e.value.jupyterhub_message
     assert sites.attempts == ["alpha"]
+
+
+def test_the_chosen_plan_carries_the_users_storage_and_reserved_node_tolerations():
+    """The automatic choice plans as a chosen target does: the user's volumes on that
+    target and the tolerations of the nodes reserved to their groups."""
+    config = auto_config()
+    catalog = build_catalog(
+        **config,
+        storage={"work": {"display_name": "$WORK", "mount_path": "/work",
+                          "targets": {"beta": {"path": "/site/{username}"}}}},
+        reservations=[{"value": "staff", "groups": ["staff"]}],
+    )
+    menu, avail = availability(catalog, ["staff"], cluster())
+    avail = {slug: a for slug, a in avail.items() if slug != "staff-only"}  # not ranked first here
+    choice = choose_target(catalog, menu, GPU_AUTO, avail, ["beta"], username_slug="carol")
+    plan = choice.chosen.plan
+    assert choice.chosen.slug == "beta"
+    assert plan.annotations["slurm-job.vk.io/singularity-mounts"] == "--bind /site/carol:/work"
+    assert {"key": "reserved", "operator": "Equal", "value": "staff", "effect": "NoSchedule"} in plan.tolerations
