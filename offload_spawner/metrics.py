@@ -260,12 +260,16 @@ def capacity_families(watchers: Iterable[Any]) -> list[GaugeMetricFamily]:
             continue
         known = 1
         offers = catalog_offers(catalog)
+        reserved_groups = {group for r in catalog.reservations for group in r.groups}
         reservations = list(watcher.reservations.values())
         for slug, target in catalog.offload_targets.items():
             if not target.is_virtual or not target.node:
                 continue
             observe_targets([slug])
-            a = target_availability(slug, target, offers.get(slug, []), view, reservations)
+            # The site as a whole, not one user: a node reserved to groups counts as theirs.
+            a = target_availability(
+                slug, target, offers.get(slug, []), view, reservations, catalog.reservations, reserved_groups
+            )
             if a.status == "unknown":
                 continue
             labels = [target_label(slug), backend_label(target.backend)]

@@ -322,3 +322,25 @@ def test_reserved_virtual_node_counts_only_for_its_groups():
     other = menu_availability(build_menu(cat, ["cms"]), cat, view)["leonardo"]
     assert member.status == "up" and member.cores_free == 8
     assert other.status == "down" and other.reason == "the site is reserved for the group ai-infn"
+
+
+def test_capacity_gauges_count_a_reserved_node_as_up():
+    """The gauges describe the site, not one user: a node reserved to a group is up."""
+    from types import SimpleNamespace
+
+    from offload_spawner.metrics import capacity_families
+
+    cat = build_catalog(
+        profile_list=[{"display_name": "Default", "slug": "default"}],
+        offload_targets={"leonardo": TARGETS["leonardo"]},
+        reservations=RESERVATIONS,
+    )
+    node = {
+        "kind": "Node", "metadata": {"name": "vk-leonardo", "labels": {}},
+        "spec": {"taints": [{"key": "reserved", "value": "ai-infn", "effect": "NoSchedule"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "8", "memory": "32Gi"}},
+    }
+    view = cluster_view([node], ["vk-leonardo"])
+    watcher = SimpleNamespace(catalog=cat, view=lambda: view, reservations={})
+    up = next(f for f in capacity_families([watcher]) if f.name.endswith("target_up"))
+    assert [(s.labels["target"], s.value) for s in up.samples] == [("leonardo", 1)]
