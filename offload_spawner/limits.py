@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar, overload
 
 from .catalog import Catalog, Limits, Target
+
+#: cores (float) or memory / accelerator counts (int)
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def user_ceiling(catalog: Catalog, groups: Iterable[str]) -> Ceiling:
     entries = [catalog.group_limits[g] for g in groups if g in catalog.group_limits]
     default = catalog.default_limits or Limits()
 
-    def most(values: list):
+    def most(values: list[_N]) -> _N | None:
         return max(values) if values else None
 
     cores = most([e.cores for e in entries if e.cores is not None])
@@ -69,7 +73,7 @@ def user_ceiling(catalog: Catalog, groups: Iterable[str]) -> Ceiling:
     )
 
 
-_governed_memo: tuple[dict, frozenset[str]] | None = None
+_governed_memo: tuple[dict[str, Limits], frozenset[str]] | None = None
 
 
 def _governed(group_limits: dict[str, Limits]) -> frozenset[str]:
@@ -83,7 +87,11 @@ def _governed(group_limits: dict[str, Limits]) -> frozenset[str]:
     return _governed_memo[1]
 
 
-def _min(a, b):
+@overload
+def _min(a: _N, b: _N | None) -> _N: ...
+@overload
+def _min(a: _N | None, b: _N | None) -> _N | None: ...
+def _min(a: _N | None, b: _N | None) -> _N | None:
     if a is None:
         return b
     if b is None:

@@ -149,14 +149,17 @@ def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bou
             default = choices[0] if option.default is None else max(choices)
         cut = cap if len(choices) < len(option.choices) else None
         return Bounds(choices=choices, min=None, max=None, default=default, cap=cut)
-    low, high = option.min, option.max
+    low, top = option.min, option.max
+    if low is None or top is None:  # the catalog model's validator requires both when there are no choices
+        raise ValueError("a range needs both 'min' and 'max'")
+    high = top
     if cap is not None and cap < high:
         high = cap
     if high < low:
         return False
     default = option.default if option.default is not None else low
     default = min(max(default, low), high)
-    cut = cap if high < option.max else None
+    cut = cap if high < top else None
     return Bounds(choices=None, min=low, max=high, default=default, cap=cut)
 
 
