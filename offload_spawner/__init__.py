@@ -5,7 +5,7 @@ from ._version import __version__
 __all__ = ["__version__", "OffloadSpawner"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> type:
     # Import the spawner lazily: the pure core must not pull in KubeSpawner.
     # Resolving it from a jupyterhub_config.py also registers the hub start-up
     # check (see offload_spawner.entrypoint).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .availability import TargetAvailability, plan_refusal
 from .catalog import Catalog
@@ -35,7 +36,7 @@ _PER_TARGET_FIELDS = frozenset({"target", "cores", "memory", "accelerator", "acc
 Ranking = Sequence[str] | Mapping[str, float] | None
 
 
-def is_auto(user_options: Mapping | None) -> bool:
+def is_auto(user_options: Mapping[str, Any] | None) -> bool:
     return isinstance(user_options, Mapping) and user_options.get("target") == AUTO
 
 
@@ -116,7 +117,7 @@ class AutoChoice:
 def choose_target(
     catalog: Catalog,
     menu: Menu,
-    user_options: Mapping,
+    user_options: Mapping[str, Any],
     availability: Mapping[str, TargetAvailability],
     ranking: Ranking = None,
     exclude: Iterable[str] = (),
@@ -135,7 +136,7 @@ def choose_target(
         raise SelectionError("There is no profile you can start.", "profile")
     excluded = set(exclude)
     candidates = []
-    for slug in ranked(profile, ranking):  # type: ignore[arg-type]
+    for slug in ranked(profile, ranking):
         display_name = profile.target(slug).display_name  # type: ignore[union-attr]
         if slug in excluded:
             continue

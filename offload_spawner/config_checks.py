@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from traitlets import HasTraits
 
 #: Annotation prefixes written only from typed settings: the interLink
 #: plugins' job-shaping annotations (interlink-slurm-plugin/pkg/slurm/prepare.go
@@ -71,7 +74,7 @@ def _sample(template: Any) -> Any:
     return fill_value(template, "x")
 
 
-def override_problems(catalog: Any, spawner_class: type | None = None) -> list[str]:
+def override_problems(catalog: Any, spawner_class: type[HasTraits] | None = None) -> list[str]:
     """Unknown keys and values a KubeSpawner trait refuses, in every kubespawner_override."""
     sites = [site for site in _override_sites(catalog) if site[1]]
     if not sites:

@@ -9,7 +9,7 @@ Resolving the class here is therefore where the start-up check
 from __future__ import annotations
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "OffloadSpawner":
         from .spawner import OffloadSpawner
         from .startup import install_startup_check

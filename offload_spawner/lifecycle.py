@@ -134,7 +134,7 @@ def describe(
     job = f"job {job_id}, " if job_id else ""
     waited = format_duration(now - submitted_at) if submitted_at is not None else None
     states = _container_states(pod)
-    waiting = next((s["waiting"] for s in states if "waiting" in s), None)
+    waiting: dict[str, Any] | None = next((s["waiting"] for s in states if "waiting" in s), None)
     if waiting is None:
         # Bound, no container status yet: interLink is handing the pod to the site.
         return PodStatus("submitted", f"Submitted to {target}", 20, job_id)
@@ -177,7 +177,7 @@ def describe_in_cluster(pod: dict[str, Any] | None, events: list[dict[str, Any]]
         if _is_ready(pod):
             return PodStatus("running", "Your server is running; connecting", 90)
         return PodStatus("starting", "Starting your server", 75)
-    waiting = next((s["waiting"] for s in _container_states(pod) if "waiting" in s), {})
+    waiting: dict[str, Any] = next((s["waiting"] for s in _container_states(pod) if "waiting" in s), {})
     reason, words = waiting.get("reason") or "", waiting.get("message") or ""
     if reason in _IMAGE_PROBLEMS:
         return PodStatus("starting", "The server's image cannot be downloaded" + (f": {_clip(words)}" if words else ""), 40)

@@ -73,14 +73,16 @@ def apply_plan_to_pod(pod: V1Pod, plan: PodPlan) -> V1Pod:
         spec.tolerations = present
     if plan.resource_requests:
         container = spec.containers[0]
-        if container.resources is None:
-            container.resources = V1ResourceRequirements()
-        container.resources.requests = {**(container.resources.requests or {}), **plan.resource_requests}
+        # kubernetes_asyncio types V1Container.resources as always set; a pod may have none.
+        requirements: V1ResourceRequirements | None = container.resources
+        if requirements is None:
+            requirements = container.resources = V1ResourceRequirements()
+        requirements.requests = {**(requirements.requests or {}), **plan.resource_requests}
     if plan.extra_resource_limits:
         container = spec.containers[0]
-        if container.resources is None:
-            container.resources = V1ResourceRequirements()
-        resources = container.resources
+        resources: V1ResourceRequirements | None = container.resources
+        if resources is None:
+            resources = container.resources = V1ResourceRequirements()
         resources.limits = {**(resources.limits or {}), **plan.extra_resource_limits}
         # Extended resources cannot be overcommitted: requests must equal limits.
         resources.requests = {**(resources.requests or {}), **plan.extra_resource_limits}

@@ -148,7 +148,7 @@ def _overrides(profile: Profile | None, selection: Selection) -> tuple[Mapping[s
             continue
         if pick.unlisted is not None:
             out.append(fill_value(copy.deepcopy(option.unlisted_choice.kubespawner_override), pick.unlisted))
-        else:
+        elif pick.choice is not None:  # a pick is one or the other
             out.append(copy.deepcopy(option.choices[pick.choice].kubespawner_override))
     return tuple(o for o in out if o)
 

@@ -66,7 +66,7 @@ def _all_containers(spec: Any) -> list[Any]:
 def _shape_volumes(pod: Any, mode: str | list[str], remote_pvc_annotation: bool) -> None:
     spec = pod.spec
     volumes = list(spec.volumes or [])
-    pvcs = {_get(v, "name", "name"): _claim(v) for v in volumes if _claim(v) is not None}
+    pvcs = {_get(v, "name", "name"): claim for v in volumes if (claim := _claim(v)) is not None}
     if not pvcs:
         return
     if mode == "keep":

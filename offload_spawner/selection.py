@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from .catalog import RESERVED_KEYS
 from .menu import Bounds, Menu, MenuOption, MenuProfile, MenuTarget, free_text_digest
@@ -73,9 +74,9 @@ class Selection:
     #: the offered volumes the user ticked (None: the defaults, all of them)
     storage: tuple[str, ...] | None = None
 
-    def to_user_options(self) -> dict:
+    def to_user_options(self) -> dict[str, Any]:
         """The canonical user_options (the keys the form and the REST API share) for this selection."""
-        out: dict = {}
+        out: dict[str, Any] = {}
         if self.profile is not None:
             out["profile"] = self.profile
         for key, pick in self.options.items():
@@ -107,7 +108,7 @@ def _where(target: MenuTarget) -> str:
     return f" on {target.display_name}" if target.display_name else ""
 
 
-def select(menu: Menu, user_options: Mapping | None) -> Selection:
+def select(menu: Menu, user_options: Mapping[str, Any] | None) -> Selection:
     """Validate ``user_options`` against what ``menu`` offers."""
     if user_options is None:
         user_options = {}
@@ -133,7 +134,8 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
         target=target.slug,
         options=options,
         cores=cores,
-        memory=memory,
+        # Memory bounds and parse_memory give the ints of bytes.
+        memory=cast("int | None", memory),
         accelerator=accelerator,
         accelerator_model=model,
         accelerator_count=count,
@@ -141,7 +143,7 @@ def select(menu: Menu, user_options: Mapping | None) -> Selection:
     )
 
 
-def _pick_profile(menu: Menu, user_options: Mapping) -> MenuProfile:
+def _pick_profile(menu: Menu, user_options: Mapping[str, Any]) -> MenuProfile:
     slug = user_options.get("profile")
     if slug in (None, ""):
         return menu.profile(menu.default_profile)  # type: ignore[return-value]
@@ -153,7 +155,7 @@ def _pick_profile(menu: Menu, user_options: Mapping) -> MenuProfile:
     return profile
 
 
-def _reject_unknown_keys(profile: MenuProfile, user_options: Mapping) -> None:
+def _reject_unknown_keys(profile: MenuProfile, user_options: Mapping[str, Any]) -> None:
     known = set(RESERVED_KEYS)
     for option in profile.options:
         known.add(option.key)
@@ -164,7 +166,7 @@ def _reject_unknown_keys(profile: MenuProfile, user_options: Mapping) -> None:
             raise SelectionError(f"Unknown option {shown!r} for profile {profile.display_name!r}.", str(key)[:60])
 
 
-def _pick_target(profile: MenuProfile, user_options: Mapping) -> MenuTarget:
+def _pick_target(profile: MenuProfile, user_options: Mapping[str, Any]) -> MenuTarget:
     slug = user_options.get("target")
     if slug in (None, ""):
         return profile.target(profile.default_target)  # type: ignore[return-value]
@@ -181,7 +183,7 @@ def _pick_target(profile: MenuProfile, user_options: Mapping) -> MenuTarget:
     return target
 
 
-def _pick_option(option: MenuOption, user_options: Mapping) -> OptionPick:
+def _pick_option(option: MenuOption, user_options: Mapping[str, Any]) -> OptionPick:
     unlisted_key = option.key + UNLISTED_SUFFIX
     unlisted = user_options.get(unlisted_key)
     choice = user_options.get(option.key)
@@ -230,7 +232,15 @@ def _parse_memory(value: object) -> int:
     return parse_memory(value)
 
 
-def _pick_number(bounds: Bounds | None, user_options, key, label, parse, show, target: MenuTarget):
+def _pick_number(
+    bounds: Bounds | None,
+    user_options: Mapping[str, Any],
+    key: str,
+    label: str,
+    parse: Callable[[object], float],
+    show: Callable[[Any], str],
+    target: MenuTarget,
+) -> float | None:
     raw = user_options.get(key)
     if bounds is None:
         if raw not in (None, ""):
@@ -244,7 +254,8 @@ def _pick_number(bounds: Bounds | None, user_options, key, label, parse, show, t
         raise SelectionError(f"{label}: {e}." if label not in str(e) else f"{e}.", key) from None
     if bounds.allows(value):
         return value
-    limit = bounds.max if bounds.choices is None else max(bounds.choices)
+    # A range's Bounds (no choices) has both min and max.
+    limit = cast(float, bounds.max) if bounds.choices is None else max(bounds.choices)
     if value > limit:
         # When the user's or the target's ceiling removed choices, it is *their* limit.
         whose = "your limit" if bounds.cap is not None else "the maximum"
@@ -255,7 +266,7 @@ def _pick_number(bounds: Bounds | None, user_options, key, label, parse, show, t
     raise SelectionError(f"{show(value)} is not one of the choices: {offered}.", key)
 
 
-def _pick_accelerator(target: MenuTarget, user_options: Mapping) -> tuple[str | None, str | None, int]:
+def _pick_accelerator(target: MenuTarget, user_options: Mapping[str, Any]) -> tuple[str | None, str | None, int]:
     raw = user_options.get("accelerator")
     raw_count = user_options.get("accelerator_count")
     if raw in (None, "", "none"):
@@ -293,7 +304,7 @@ def _pick_accelerator(target: MenuTarget, user_options: Mapping) -> tuple[str | 
     return resource, model, count
 
 
-def _pick_storage(target: MenuTarget, user_options: Mapping) -> tuple[str, ...] | None:
+def _pick_storage(target: MenuTarget, user_options: Mapping[str, Any]) -> tuple[str, ...] | None:
     """The offered volumes ticked (a list, or one name); a required volume the target lacks refuses it."""
     raw = user_options.get("storage")
     chosen: tuple[str, ...] | None = None

@@ -12,13 +12,14 @@ status 1 and the error's key paths.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .catalog import CatalogError
 
 log = logging.getLogger(__name__)
 
 
-def check_hub_config(app) -> None:
+def check_hub_config(app: Any) -> None:
     """Validate the catalog of ``app`` (a JupyterHub) if it uses OffloadSpawner."""
     from .config_loader import spawner_config
     from .spawner import OffloadSpawner, check_catalog
@@ -55,7 +56,7 @@ def install_startup_check() -> None:
     install_handlers(app)
 
 
-def install_handlers(app) -> None:
+def install_handlers(app: Any) -> None:
     """Add the availability endpoint (``/hub/offload/availability``) to the hub, once.
 
     Normally called while the hub applies its config, before ``init_handlers``

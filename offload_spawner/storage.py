@@ -214,7 +214,7 @@ def build_storage(
         if not line.available:
             continue
         volume = catalog.storage[line.name]
-        mount = {"name": _VOLUME_PREFIX + line.name, "mountPath": volume.mount_path}
+        mount: dict[str, Any] = {"name": _VOLUME_PREFIX + line.name, "mountPath": volume.mount_path}
         if volume.read_only:
             mount["readOnly"] = True
         if here:
