@@ -18,6 +18,7 @@ and KubeSpawner in :class:`~offload_spawner.spawner.OffloadSpawner`'s bases. It
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 from kubespawner import KubeSpawner
 
@@ -35,9 +36,16 @@ from .menu import Menu, build_menu
 from .plan import PodPlan
 from .selection import Selection
 from .spawn_errors import refusal
+from .spawner_base import SpawnerBase
+
+if TYPE_CHECKING:
+    from .watcher import AvailabilityWatcher
+
+#: stop() tasks of replaced watchers, referenced until done (the event loop keeps only weak references)
+_stopping: set[asyncio.Task[None]] = set()
 
 
-class AdmissionMixin:
+class AdmissionMixin(SpawnerBase):
     """Availability for the form and the endpoint, admission and reservations
     for spawns (see module doc).
 
@@ -51,15 +59,18 @@ class AdmissionMixin:
     #: a fixed cluster state (the CLI's --cluster FILE) instead of the watcher
     _static_view: ClusterView | None = None
     _reservation_key: str | None = None
+    # OffloadSpawner's traits (declared there)
+    offload_availability: bool
+    offload_availability_wait: float
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._uses_catalog() and self.offload_availability:
             from .startup import install_handlers_on_running_hub
 
             install_handlers_on_running_hub()
 
-    def _watcher(self, catalog: Catalog):
+    def _watcher(self, catalog: Catalog) -> AvailabilityWatcher | None:
         """The hub's node watcher for the targets' virtual nodes (created, not awaited)."""
         from .watcher import AvailabilityWatcher
 
@@ -69,13 +80,15 @@ class AdmissionMixin:
         # Kept with KubeSpawner's own reflectors: one per hub process and namespace,
         # stopped by KubeSpawner._stop_all_reflectors like them.
         key = ("offload-availability", self.namespace)
-        watcher = KubeSpawner.reflectors.get(key)
+        watcher: AvailabilityWatcher | None = KubeSpawner.reflectors.get(key)
         stale = watcher is not None and (
             set(watcher.node_names) != set(nodes) or watcher.loop is not asyncio.get_event_loop()
         )
         if watcher is None or stale:
-            if stale and watcher.loop is asyncio.get_event_loop():
-                asyncio.ensure_future(watcher.stop())
+            if stale and watcher is not None and watcher.loop is asyncio.get_event_loop():
+                task = asyncio.ensure_future(watcher.stop())
+                _stopping.add(task)
+                task.add_done_callback(_stopping.discard)
             watcher = AvailabilityWatcher(nodes, self.namespace, self.log)
             KubeSpawner.reflectors[key] = watcher
         watcher.catalog = catalog  # what the capacity metrics read it with (metrics.py)
@@ -94,7 +107,7 @@ class AdmissionMixin:
         return watcher.view()
 
     def _reservations(self) -> dict[str, Demand]:
-        watcher = KubeSpawner.reflectors.get(("offload-availability", self.namespace))
+        watcher: AvailabilityWatcher | None = KubeSpawner.reflectors.get(("offload-availability", self.namespace))
         return watcher.reservations if watcher is not None else {}
 
     async def get_availability(self, menu: Menu | None = None) -> dict[str, TargetAvailability]:
@@ -104,7 +117,7 @@ class AdmissionMixin:
         view = await self.cluster_view(catalog)
         return menu_availability(menu, catalog, view, self._reservations().values())
 
-    async def availability_json(self) -> dict:
+    async def availability_json(self) -> dict[str, Any]:
         """What the availability endpoint returns: only this user's targets and models."""
         if not self._uses_catalog():
             return {"targets": {}}
@@ -126,7 +139,10 @@ class AdmissionMixin:
             return  # unknown availability never blocks a spawn
         offers = []
         menu = build_menu(catalog, self.user_groups(), only_profile=selection.profile)
-        menu_target = menu.profile(selection.profile).target(selection.target)
+        menu_profile = menu.profile(selection.profile)
+        menu_target = menu_profile.target(selection.target) if menu_profile is not None else None
+        if menu_target is None:  # select() took both from this user's menu
+            raise refusal("This target is not offered to you.", "selection", selection.target)
         accelerator = menu_target.accelerator(selection.accelerator) if selection.accelerator else None
         if accelerator is not None:
             offers.append(AcceleratorOffered(
@@ -156,21 +172,26 @@ class AdmissionMixin:
             self._reservations().pop(self._reservation_key, None)
             self._reservation_key = None
 
-    def start(self):
-        future = super().start()
+    def start(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = super().start()
+
         # A failed spawn gives its reservation back; a started one keeps it until
         # stop (it no longer counts once the node's pods include the pod).
-        future.add_done_callback(lambda f: (f.cancelled() or f.exception()) and self._release_reservation())
+        def release_if_failed(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception():
+                self._release_reservation()
+
+        future.add_done_callback(release_if_failed)
         return future
 
-    async def stop(self, now=False):
+    async def stop(self, now: bool = False) -> None:
         try:
-            return await super().stop(now=now)
+            await super().stop(now=now)
         finally:
             self._release_reservation()
 
-    async def poll(self):
-        status = await super().poll()
+    async def poll(self) -> int | None:
+        status: int | None = await super().poll()
         if status is not None:
             self._release_reservation()
         return status

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from jupyterhub.spawner import SpawnException
 
@@ -37,14 +39,16 @@ from .availability import menu_availability
 from .catalog import Catalog
 from .menu import Menu
 from .metrics import note_auto_choice, note_failover
+from .plan import PodPlan
 from .selection import SelectionError
 from .spawn_errors import refusal
+from .spawner_base import SpawnerBase
 
 #: how long the spawn page's progress waits for this start's choice before going on
 _ANNOUNCE_WAIT = 10.0
 
 
-class AutoTargetMixin:
+class AutoTargetMixin(SpawnerBase):
     """"Any available": resolve ``target: auto`` and announce the choice (see module doc).
 
     Uses what :class:`~offload_spawner.spawner.OffloadSpawner` defines: the traits
@@ -58,9 +62,14 @@ class AutoTargetMixin:
     _auto_excluded: frozenset[str] = frozenset()
     #: the failover's message for the spawn page, once it happened
     _failover_message: str | None = None
+    # OffloadSpawner's traits and attributes (declared there)
+    offload_auto_target: bool
+    offload_auto_target_label: str
+    offload_auto_target_ranking: list[str] | dict[str, float] | None
+    _plan: PodPlan | None
 
     async def _choose_target(
-        self, catalog: Catalog, menu: Menu, user_options: dict, refuse: bool = True
+        self, catalog: Catalog, menu: Menu, user_options: dict[str, Any], refuse: bool = True
     ) -> AutoChoice:
         """The choice for ``user_options`` (``target: auto``); refuses (HTTP 400) when the
         hub offers no automatic choice or no target the user may use fits now (with
@@ -85,18 +94,20 @@ class AutoTargetMixin:
             raise refusal(choice.message(label), "no_target_fits")
         return choice
 
-    def start(self):
+    def start(self) -> asyncio.Future[Any]:
         self._auto_choice = None
         self._auto_excluded = frozenset()
-        return super().start()
+        future: asyncio.Future[Any] = super().start()
+        return future
 
-    async def _start(self):
+    async def _start(self) -> str:
         """KubeSpawner's start (raced against the remote-failure watcher), once more
         on the next fitting target when the first one failed fast (see module doc)."""
         self._auto_excluded = frozenset()
         self._failover_message = None
         try:
-            return await super()._start()
+            url: str = await super()._start()
+            return url
         except SpawnException as e:
             failed = self._auto_choice.chosen if self._auto_choice is not None else None
             plan = self._plan
@@ -117,7 +128,7 @@ class AutoTargetMixin:
         # its reservation. The next pod has the same name: it must be gone first.
         try:
             await self.stop(now=True)
-        except Exception as e:  # the first attempt did not go: no second one on top of it
+        except Exception as e:  # noqa: BLE001 - the first attempt did not go: no second one on top of it
             self.log.warning("Removing the failed attempt of %s before a failover failed: %s", self._log_name, e)
             raise failure from None
         note_failover(failed.slug, following.slug)
@@ -125,15 +136,17 @@ class AutoTargetMixin:
         self._failover_message = (
             f"{_message(failure).rstrip('.')}. {self.offload_auto_target_label}: trying {following.display_name}."
         )
-        return await super()._start()
+        url = await super()._start()
+        return url
 
-    async def progress(self):
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """The choice first (once this start made it), then what the target reports,
         and the failover's message when it happens."""
         auto = (self.user_options or {}).get("target") == "auto"
         if auto:
             deadline = time.monotonic() + _ANNOUNCE_WAIT
-            while self._auto_choice is None and self.pending == "spawn" and time.monotonic() < deadline:
+            # Polled: the choice is an attribute load_user_options sets, not an event anyone signals.
+            while self._auto_choice is None and self.pending == "spawn" and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             if self._auto_choice is not None:
                 yield {"progress": 5, "message": self._auto_choice.message(self.offload_auto_target_label)}

@@ -6,9 +6,10 @@ from __future__ import annotations
 from .dask_config import DaskServerConfig, dask_config
 from .limits import target_ceiling, user_ceiling
 from .plan import PodPlan
+from .spawner_base import SpawnerBase
 
 
-class DaskFilesMixin:
+class DaskFilesMixin(SpawnerBase):
     """The Dask configuration of this server's target (``_dask``) and the
     ``server_files`` hook that delivers it through the per-server Secret.
 

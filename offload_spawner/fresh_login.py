@@ -18,6 +18,7 @@ from .metrics import note_refusal
 from .plan import PodPlan
 from .refresh import IdentityProviderDown, LoginExpired, ensure_fresh, min_lifetime_for
 from .spawn_errors import spawn_error
+from .spawner_base import SpawnerBase
 
 
 def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
@@ -35,7 +36,7 @@ def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
     return refused
 
 
-class FreshLoginMixin:
+class FreshLoginMixin(SpawnerBase):
     """A refresh-aware ``fresh_auth_state`` and the spawn's login check.
 
     Must come before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`

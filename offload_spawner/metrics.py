@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .availability import AcceleratorOffered, target_availability
 from .catalog import Backend, accelerator_model_label
+from .spawner_base import SpawnerBase
 
 PREFIX = "offload_spawner"
 OTHER = "other"
@@ -172,7 +173,7 @@ def note_token_refresh(outcome: str) -> None:
     TOKEN_REFRESHES.labels(outcome=_one_of(outcome, TOKEN_OUTCOMES)).inc()
 
 
-class SpawnMetricsMixin:
+class SpawnMetricsMixin(SpawnerBase):
     """Counts each start whose plan was accepted (``note_spawn_started``, called by
     :meth:`~offload_spawner.spawner.OffloadSpawner.load_user_options`), and how it
     ended, with the time to running and the time queued at the site.

@@ -29,9 +29,10 @@ from jupyterhub.spawner import SpawnException
 from .lifecycle import describe, describe_in_cluster, remote_failure
 from .plan import PodPlan
 from .spawn_errors import spawn_error
+from .spawner_base import SpawnerBase
 
 
-class RemoteSessionMixin:
+class RemoteSessionMixin(SpawnerBase):
     """Progress and fast failure for sessions on virtual nodes (see module doc).
 
     Uses what :class:`~offload_spawner.spawner.OffloadSpawner` defines:

@@ -44,6 +44,7 @@ from kubespawner.utils import get_k8s_model
 
 from .catalog import TokenPolicy
 from .server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from .spawner_base import SpawnerBase
 from .tokens import (
     PLAIN_HUB_TOKEN_ENV,
     Delivery,
@@ -91,7 +92,7 @@ def _describe(error: BaseException) -> str:
     return type(error).__name__
 
 
-class TokenDeliveryMixin:
+class TokenDeliveryMixin(SpawnerBase):
     """Deliver the server's tokens through a per-server Secret (see module doc)."""
 
     _token_delivery: Delivery | None = None
