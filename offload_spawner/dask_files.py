@@ -22,6 +22,8 @@ class DaskFilesMixin(SpawnerBase):
     ``image``, ``namespace``, ``pod_name``, ``user`` and ``hub``."""
 
     _dask: DaskServerConfig | None = None
+    # OffloadSpawner's attribute (declared there)
+    _plan: PodPlan | None
 
     async def _dask_config_for(self, plan: PodPlan) -> DaskServerConfig | None:
         """The Dask files/env for this server's target (None: no Dask settings in force).

@@ -9,6 +9,7 @@ job may wait in a batch queue); the running server's token rotation
 from __future__ import annotations
 
 from html import escape as html_escape
+from typing import Any
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
@@ -45,7 +46,10 @@ class FreshLoginMixin(SpawnerBase):
     Uses :class:`~offload_spawner.spawner.OffloadSpawner`'s ``_plan`` and the
     spawner's ``authenticator``, ``user`` and ``hub``."""
 
-    async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict | None:
+    # OffloadSpawner's attribute (declared there)
+    _plan: PodPlan | None
+
+    async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict[str, Any] | None:
         """The user's auth_state, its access token refreshed when it would live
         less than ``min_lifetime`` seconds (default: this server's target's
         minimum, see refresh.min_lifetime_for). Raises LoginExpired when it

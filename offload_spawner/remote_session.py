@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
 
@@ -30,6 +32,9 @@ from .lifecycle import describe, describe_in_cluster, remote_failure
 from .plan import PodPlan
 from .spawn_errors import spawn_error
 from .spawner_base import SpawnerBase
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client.models import V1Pod
 
 
 class RemoteSessionMixin(SpawnerBase):
@@ -45,6 +50,8 @@ class RemoteSessionMixin(SpawnerBase):
     #: when this start's pod was first seen bound to its node (monotonic clock),
     #: kept across page reloads so the time waited in the queue is the real one
     _offload_submitted_at: float | None = None
+    # OffloadSpawner's attribute (declared there)
+    _plan: PodPlan | None
 
     async def _current_plan(self) -> PodPlan | None:
         """The plan of the spawn under way (None without a catalog)."""
@@ -56,7 +63,7 @@ class RemoteSessionMixin(SpawnerBase):
                 return None
         return plan
 
-    async def progress(self):
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """For a session on a virtual node: what the remote site is doing (submitted,
         queued with the job id and time waited, held with the reason, starting,
         running). Servers on the hub's own cluster: the same kind of words.
@@ -94,17 +101,17 @@ class RemoteSessionMixin(SpawnerBase):
                 break
             await asyncio.sleep(0.5)
 
-    def _note_submitted(self, pod: dict | None, now: float) -> None:
+    def _note_submitted(self, pod: dict[str, Any] | None, now: float) -> None:
         if self._offload_submitted_at is None and pod and (pod.get("spec") or {}).get("nodeName"):
             self._offload_submitted_at = now
 
-    async def _make_create_pod_request(self, pod, request_timeout):
-        created = await super()._make_create_pod_request(pod, request_timeout)
+    async def _make_create_pod_request(self, pod: V1Pod, request_timeout: float) -> bool:
+        created: bool = await super()._make_create_pod_request(pod, request_timeout)
         if created:
             self._offload_pod_created = True
         return created
 
-    async def _start(self):
+    async def _start(self) -> str:
         """KubeSpawner's start, raced against a watcher that ends it as soon as the
         remote site reports a failure (instead of waiting for start_timeout)."""
         self._offload_pod_created = False
@@ -114,12 +121,15 @@ class RemoteSessionMixin(SpawnerBase):
         watching = asyncio.ensure_future(self._watch_remote_failure())
         try:
             await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
-            if not starting.done() and watching.result() is not None:
+            # When the start is not done, the watcher is (FIRST_COMPLETED).
+            failure = None if starting.done() else watching.result()
+            if failure is not None:
                 starting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await starting
-                raise watching.result()
-            return await starting
+                raise failure
+            url: str = await starting
+            return url
         finally:
             for task in (starting, watching):
                 if not task.done():
@@ -131,8 +141,9 @@ class RemoteSessionMixin(SpawnerBase):
         says what the site last reported ("Held: ..."); None at once if the
         server does not run on a virtual node."""
         began = time.monotonic()
-        while self._plan is None and self._uses_catalog():
-            await asyncio.sleep(0.1)  # load_user_options has not run yet
+        # Polled: load_user_options, which sets the plan, has not run yet.
+        while self._plan is None and self._uses_catalog():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
         plan = self._plan
         if plan is None or plan.offload != "session":
             return None
@@ -141,9 +152,8 @@ class RemoteSessionMixin(SpawnerBase):
         deadline = began + self.start_timeout - min(1.0, self.start_timeout * 0.1)
         while True:
             await asyncio.sleep(0.2)
-            if not self._offload_pod_created or self.pod_reflector is None:
-                if time.monotonic() < deadline:
-                    continue
+            if (not self._offload_pod_created or self.pod_reflector is None) and time.monotonic() < deadline:
+                continue
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
             if self._offload_pod_created:
                 self._note_submitted(pod, time.monotonic())

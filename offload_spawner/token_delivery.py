@@ -36,6 +36,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -99,16 +100,17 @@ class TokenDeliveryMixin(SpawnerBase):
     _token_pod_uid: str | None = None
     _delivered_access_digest: str | None = None
     _delivered_access_expiry: float | None = None
-    _rotation_task: asyncio.Task | None = None
+    _rotation_task: asyncio.Task[bool] | None = None
     _rotation_failures: int = 0
     _rotation_not_before: float = 0.0
 
     # --- hooks other issues replace or extend ----------------------------------------
 
-    async def fresh_auth_state(self, min_lifetime: int | None = None) -> dict | None:
+    async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict[str, Any] | None:
         """The user's auth_state as stored (OffloadSpawner overrides this with
         the refresh-aware version, offload_spawner.refresh.ensure_fresh)."""
-        return await self.user.get_auth_state()
+        auth_state: dict[str, Any] | None = await self.user.get_auth_state()
+        return auth_state
 
     async def server_files(self) -> dict[str, str]:
         """Files the server receives, absolute path -> content (stored in its Secret)."""
@@ -121,14 +123,14 @@ class TokenDeliveryMixin(SpawnerBase):
 
     # --- the pod: references only ----------------------------------------------------
 
-    def get_env(self):
-        env = super().get_env()
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
         for name in PLAIN_HUB_TOKEN_ENV:
             env.pop(name, None)
         return env
 
-    async def get_pod_manifest(self):
-        pod = await super().get_pod_manifest()
+    async def get_pod_manifest(self) -> V1Pod:
+        pod: V1Pod = await super().get_pod_manifest()
         policy = self.token_policy()
         auth_state = await self.fresh_auth_state(policy.min_lifetime)
         delivery = build_delivery(
@@ -149,7 +151,7 @@ class TokenDeliveryMixin(SpawnerBase):
 
     # --- creating the Secret ---------------------------------------------------------
 
-    async def _make_create_pod_request(self, pod, request_timeout):
+    async def _make_create_pod_request(self, pod: V1Pod, request_timeout: float) -> bool:
         delivery = self._token_delivery
         if delivery is not None and HUB_TOKEN_KEY not in delivery.secret["data"]:
             # The manifest builds without a token (as KubeSpawner's does); a
@@ -157,7 +159,7 @@ class TokenDeliveryMixin(SpawnerBase):
             raise TokenSecretError(f"{self.pod_name} has no JupyterHub API token to deliver")
         if delivery is not None:
             await self._delete_secret(delivery.secret["metadata"]["name"])
-        created = await super()._make_create_pod_request(_LogSafePod.wrap(pod), request_timeout)
+        created: bool = await super()._make_create_pod_request(_LogSafePod.wrap(pod), request_timeout)
         if not created or delivery is None:
             return created
         try:
@@ -165,7 +167,7 @@ class TokenDeliveryMixin(SpawnerBase):
             body = json.loads(json.dumps(delivery.secret))
             body["metadata"]["ownerReferences"] = [owner_reference(self.pod_name, uid)]
             await self._create_secret(body)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, the pod goes; the log names no token
             self.log.error("Delivering the tokens of %s failed: %s", self.pod_name, _describe(e))
             await self.stop(True)
             raise TokenSecretError(f"could not create the token Secret of {self.pod_name}") from None
@@ -175,7 +177,7 @@ class TokenDeliveryMixin(SpawnerBase):
         return True
 
     async def _pod_uid(self) -> str:
-        pod = await asyncio.wait_for(
+        pod: V1Pod = await asyncio.wait_for(
             self.api.read_namespaced_pod(self.pod_name, self.namespace), self.k8s_api_request_timeout
         )
         return pod.metadata.uid
@@ -190,7 +192,7 @@ class TokenDeliveryMixin(SpawnerBase):
     # Every Secret request reads the raw response: kubernetes_asyncio logs parsed
     # response bodies (Secret data included) at DEBUG.
 
-    async def _secret_request(self, call, *args, **kwargs) -> tuple[int, Any]:
+    async def _secret_request(self, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> tuple[int, Any]:
         response = await asyncio.wait_for(
             call(*args, _preload_content=False, **kwargs), self.k8s_api_request_timeout
         )
@@ -218,7 +220,8 @@ class TokenDeliveryMixin(SpawnerBase):
             return None
         if not 200 <= status < 300:
             raise TokenSecretError(f"reading Secret {self.namespace}/{name} failed: HTTP {status}")
-        return json.loads(body)
+        secret: dict[str, Any] = json.loads(body)
+        return secret
 
     async def _delete_secret(self, name: str) -> None:
         status, _ = await self._secret_request(self.api.delete_namespaced_secret, name, self.namespace)
@@ -230,8 +233,8 @@ class TokenDeliveryMixin(SpawnerBase):
 
     # --- rotation while the server runs ------------------------------------------------
 
-    async def poll(self):
-        status = await super().poll()
+    async def poll(self) -> int | None:
+        status: int | None = await super().poll()
         if status is None:
             self._schedule_token_rotation()
         return status
@@ -245,7 +248,7 @@ class TokenDeliveryMixin(SpawnerBase):
             return
         self._rotation_task = asyncio.ensure_future(self.rotate_tokens_if_needed())
 
-    def _rotation_due(self, auth_state: dict | None, policy: TokenPolicy) -> bool:
+    def _rotation_due(self, auth_state: dict[str, Any] | None, policy: TokenPolicy) -> bool:
         access, _ = auth_tokens(auth_state)
         if access is not None and token_digest(access) != self._delivered_access_digest:
             return True
@@ -261,12 +264,12 @@ class TokenDeliveryMixin(SpawnerBase):
                 return False
             fresh = await self.fresh_auth_state(policy.renew_before)
             access, _ = auth_tokens(fresh)
-            if access is None or token_digest(access) == self._delivered_access_digest:
+            if fresh is None or access is None or token_digest(access) == self._delivered_access_digest:
                 raise TokenSecretError("no newer access token is available")
             await self._replace_secret(fresh, policy)
         except asyncio.CancelledError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - never raises: the next poll tries again, later
             self._rotation_failures += 1
             delay = min(30.0 * 2 ** (self._rotation_failures - 1), MAX_ROTATION_BACKOFF)
             self._rotation_not_before = time.monotonic() + delay
@@ -279,8 +282,11 @@ class TokenDeliveryMixin(SpawnerBase):
         self.log.info("Rotated the token Secret of %s", self.pod_name)
         return True
 
-    async def _replace_secret(self, auth_state: dict, policy: TokenPolicy) -> None:
+    async def _replace_secret(self, auth_state: dict[str, Any], policy: TokenPolicy) -> None:
         name = secret_name(self.pod_name)
+        pod_uid = self._token_pod_uid
+        if not pod_uid:  # checked before the old Secret is deleted: a Secret without its owner is refused
+            raise TokenSecretError(f"the pod of {self.pod_name} is not known here")
         existing = await self._read_secret(name)
         if existing is not None:
             body = fresh_secret_for_create(with_tokens(existing, auth_state, policy))
@@ -288,7 +294,7 @@ class TokenDeliveryMixin(SpawnerBase):
             body = build_delivery(policy, auth_state, self.api_token, await self.server_files(), self.pod_name).secret
         else:
             raise TokenSecretError(f"Secret {self.namespace}/{name} is gone and the server's API token is unknown here")
-        body["metadata"]["ownerReferences"] = [owner_reference(self.pod_name, self._token_pod_uid)]
+        body["metadata"]["ownerReferences"] = [owner_reference(self.pod_name, pod_uid)]
         # The hub Role has no patch/update on Secrets: replace = delete + create.
         await self._delete_secret(name)
         await self._create_secret(body)
@@ -296,7 +302,7 @@ class TokenDeliveryMixin(SpawnerBase):
 
     # --- stop and state ----------------------------------------------------------------
 
-    async def stop(self, now=False):
+    async def stop(self, now: bool = False) -> None:
         task = self._rotation_task
         if task is not None and not task.done():
             task.cancel()
@@ -305,11 +311,11 @@ class TokenDeliveryMixin(SpawnerBase):
         finally:
             try:
                 await self._delete_secret(secret_name(self.pod_name))
-            except Exception as e:  # the garbage collector removes it with the pod anyway
+            except Exception as e:  # noqa: BLE001 - the garbage collector removes it with the pod anyway
                 self.log.warning("Deleting the token Secret of %s failed: %s", self.pod_name, _describe(e))
 
-    def get_state(self):
-        state = super().get_state()
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
         if self._token_pod_uid:
             state[_STATE_KEY] = {
                 "pod_uid": self._token_pod_uid,
@@ -318,14 +324,14 @@ class TokenDeliveryMixin(SpawnerBase):
             }
         return state
 
-    def load_state(self, state):
+    def load_state(self, state: dict[str, Any] | None) -> None:
         super().load_state(state)
         saved = (state or {}).get(_STATE_KEY) or {}
         self._token_pod_uid = saved.get("pod_uid")
         self._delivered_access_digest = saved.get("access_sha256")
         self._delivered_access_expiry = saved.get("access_expires")
 
-    def clear_state(self):
+    def clear_state(self) -> None:
         super().clear_state()
         self._token_pod_uid = None
         self._delivered_access_digest = None
