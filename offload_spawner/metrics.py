@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -147,7 +147,7 @@ def spawn_outcome(exc: BaseException | None) -> str:
         return "cancelled"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timeout"
-    return _OUTCOME_OF_REASON.get(getattr(exc, "reason", None), "failed")
+    return _OUTCOME_OF_REASON.get(getattr(exc, "reason", ""), "failed")
 
 
 def note_spawn_finished(
@@ -196,12 +196,12 @@ class SpawnMetricsMixin(SpawnerBase):
         if plan is not None:
             note_spawn_finished(plan, exc, None, None)
 
-    def start(self):
+    def start(self) -> asyncio.Future[Any]:
         self._metered_plan = None
         began = time.monotonic()
-        future = super().start()
+        future: asyncio.Future[Any] = super().start()
 
-        def finished(f) -> None:
+        def finished(f: asyncio.Future[Any]) -> None:
             plan, self._metered_plan = self._metered_plan, None
             if plan is None:
                 return
@@ -218,7 +218,7 @@ class SpawnMetricsMixin(SpawnerBase):
 # --- capacity and allocation, read from the watcher at scrape time --------------------------
 
 
-def catalog_offers(catalog: Any) -> dict[str, list]:
+def catalog_offers(catalog: Any) -> dict[str, list[AcceleratorOffered]]:
     """Per target slug, every accelerator model any profile offers there (the admin's catalog)."""
     merged: dict[str, dict[tuple[str, str], tuple[str, list[str]]]] = {}
     for profile in catalog.profile_list:
@@ -291,7 +291,7 @@ def capacity_families(watchers: Iterable[Any]) -> list[GaugeMetricFamily]:
 class CapacityCollector:
     """Collects :func:`capacity_families` from the hub's availability watchers."""
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         from kubespawner import KubeSpawner
 
         watchers = [
@@ -300,10 +300,10 @@ class CapacityCollector:
         ]
         try:
             yield from capacity_families(watchers)
-        except Exception:  # a scrape must never fail because of an odd cluster state
+        except Exception:  # noqa: BLE001 - a scrape must never fail because of an odd cluster state
             return
 
-    def describe(self):
+    def describe(self) -> list[GaugeMetricFamily]:
         # No describe-time collection: the watchers need not exist yet.
         return []
 
