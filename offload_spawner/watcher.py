@@ -22,6 +22,7 @@ KubeSpawner's own pod and event reflectors, so it shares their lifetime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -70,7 +71,7 @@ class _ClusterScopedResponse:
         return json.loads(await self._response.read())
 
     async def readline(self) -> bytes:
-        line = await self._response.content.readline()
+        line: bytes = await self._response.content.readline()
         if not line.strip():
             return line
         event = json.loads(line)
@@ -95,7 +96,8 @@ class NodeReflector(MultiNamespaceResourceReflector):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.api = _NodeApi(self.api)
+        # The reflector lists nodes through this wrapper of its CoreV1Api (set by the base class).
+        self.api: Any = _NodeApi(self.api)
 
 
 class NodePodsReflector(MultiNamespaceResourceReflector):
@@ -125,17 +127,17 @@ class AvailabilityWatcher:
         self.reservations: dict[str, Demand] = {}
         #: the catalog of the spawner that last used this watcher (for the capacity metrics)
         self.catalog: Any = None
-        self._start_task: asyncio.Task | None = None
-        self._view: tuple[frozenset, ClusterView] | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._view: tuple[frozenset[tuple[Any, Any]], ClusterView] | None = None
         self._failed_at = 0.0
         self._warned = False
         # KubeSpawner waits on this for its own reflectors; keep the interface.
         self.loop = asyncio.get_event_loop()
-        self.first_load_future: asyncio.Future = self.loop.create_future()
+        self.first_load_future: asyncio.Future[None] = self.loop.create_future()
 
     # --- lifecycle -----------------------------------------------------------------
 
-    def ensure_started(self) -> asyncio.Task | None:
+    def ensure_started(self) -> asyncio.Task[None] | None:
         """Start watching in the background (once; again after a failure, at most every 30 s)."""
         if self.state in ("running", "starting"):
             return self._start_task
@@ -152,10 +154,9 @@ class AvailabilityWatcher:
         """Wait up to ``timeout`` s for the first load (never raises)."""
         task = self.ensure_started()
         if task is not None and not task.done():
-            try:
+            # A timeout or a failed first load: the view then says what is not known.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
-            except (asyncio.TimeoutError, Exception):
-                pass
 
     async def _start(self) -> None:
         core = shared_client("CoreV1Api")
@@ -204,7 +205,7 @@ class AvailabilityWatcher:
                 self.first_load_future.set_result(None)
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # the API server is unreachable or answers oddly: retry later
+        except Exception as e:  # noqa: BLE001 - the API server is unreachable or answers oddly: retry later
             self._failed_at = time.monotonic()
             self.state = "failed"
             self.log.warning("offload_spawner: cannot watch nodes for availability (%s); retrying later", e)
@@ -225,10 +226,8 @@ class AvailabilityWatcher:
     async def stop(self) -> None:
         if self._start_task is not None and not self._start_task.done():
             self._start_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._start_task
-            except (asyncio.CancelledError, Exception):
-                pass
         await self._stop_reflectors()
         self.state = "idle"
 
