@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import jwt
@@ -96,7 +96,7 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def access_token_expiry(auth_state: dict | None) -> float | None:
+def access_token_expiry(auth_state: dict[str, Any] | None) -> float | None:
     """Epoch seconds when the access token in ``auth_state`` expires.
 
     From the JWT ``exp`` claim, else from ``token_response["expires_in"]``
@@ -116,7 +116,7 @@ def access_token_expiry(auth_state: dict | None) -> float | None:
     return None
 
 
-def remaining_lifetime(auth_state: dict | None, now: float | None = None) -> float | None:
+def remaining_lifetime(auth_state: dict[str, Any] | None, now: float | None = None) -> float | None:
     """Seconds the access token still lives (negative: expired); None if unknown."""
     expiry = access_token_expiry(auth_state)
     if expiry is None:
@@ -124,14 +124,14 @@ def remaining_lifetime(auth_state: dict | None, now: float | None = None) -> flo
     return expiry - (time.time() if now is None else now)
 
 
-def lives_long_enough(auth_state: dict | None, min_lifetime: float, now: float | None = None) -> bool:
+def lives_long_enough(auth_state: dict[str, Any] | None, min_lifetime: float, now: float | None = None) -> bool:
     """True when the token lives at least ``min_lifetime`` more seconds, or
     when its expiry is unknown (nothing to go by: it is not refreshed blindly)."""
     remaining = remaining_lifetime(auth_state, now)
     return remaining is None or remaining >= min_lifetime
 
 
-def stamp_issued_at(token_info: dict, now: float | None = None) -> dict:
+def stamp_issued_at(token_info: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Record when a token response arrived, so ``expires_in`` can be turned into an expiry."""
     if isinstance(token_info, dict) and ISSUED_AT_KEY not in token_info:
         token_info[ISSUED_AT_KEY] = int(time.time() if now is None else now)
@@ -189,7 +189,7 @@ def keeps_auth_state(authenticator: Any) -> bool:
     return bool(getattr(authenticator, "enable_auth_state", False))
 
 
-async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, now: float | None = None) -> dict | None:
+async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, now: float | None = None) -> dict[str, Any] | None:
     """The user's auth_state, with an access token living at least
     ``min_lifetime`` more seconds — refreshed (and saved) if needed.
 
@@ -198,9 +198,9 @@ async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, no
     refresh token or the identity provider refuses the refresh. A token whose
     expiry cannot be known is returned as it is.
     """
+    auth_state: dict[str, Any] | None = await user.get_auth_state()
     if not keeps_auth_state(authenticator):
-        return await user.get_auth_state()
-    auth_state = await user.get_auth_state()
+        return auth_state
     if not auth_state:
         _log(authenticator).info("No auth_state for %s: a new login is needed", user.name)
         raise LoginExpired()
@@ -227,7 +227,7 @@ def _log(authenticator: Any) -> logging.Logger:
     return getattr(authenticator, "log", None) or log
 
 
-async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime: float, now: float | None) -> dict:
+async def _refresh(authenticator: Any, user: Any, auth_state: dict[str, Any], min_lifetime: float, now: float | None) -> dict[str, Any]:
     log = _log(authenticator)
     refresh_token = auth_state.get("refresh_token")
     if not refresh_token:
@@ -276,7 +276,8 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict, min_lifetime
             left,
             min_lifetime,
         )
-    return new_state
+    # OAuthenticator's build_auth_state_dict (and an admin's hook) give the auth_state dict.
+    return cast("dict[str, Any]", new_state)
 
 
 def _reason(exc: BaseException) -> str:
@@ -317,7 +318,7 @@ def quiet_http_client(request_kwargs: Any) -> Any:
     return SimpleAsyncHTTPClient()
 
 
-async def request_tokens(authenticator: Any, params: dict) -> dict:
+async def request_tokens(authenticator: Any, params: dict[str, Any]) -> dict[str, Any]:
     """POST ``params`` to the authenticator's token endpoint; the answer, which must hold an access token.
 
     The same request as OAuthenticator's ``get_token_info``
