@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import PyFileConfigLoader
 
 
 class ConfigLoadError(ValueError):
@@ -63,12 +64,13 @@ def load_config(path: str | Path) -> Config:
         return config_from_helm_values(values, source=str(path))
     loader = PyFileConfigLoader(path.name, path=str(path.parent.resolve()))
     try:
-        return loader.load_config()
-    except Exception as e:  # the admin's Python raised: say where
+        config: Config = loader.load_config()
+    except Exception as e:  # noqa: BLE001 - the admin's Python raised: say where
         raise ConfigLoadError(f"{path}: {type(e).__name__}: {e}") from None
+    return config
 
 
-def config_from_helm_values(values: dict, source: str = "values") -> Config:
+def config_from_helm_values(values: dict[str, Any], source: str = "values") -> Config:
     """Turn chart values into traitlets config, as the chart's hub does.
 
     ``hub.config`` is passed through; the common ``singleuser`` keys become
@@ -97,13 +99,15 @@ def config_from_helm_values(values: dict, source: str = "values") -> Config:
     config.merge(Config(hub_config))
     for name, snippet in sorted(((values.get("hub") or {}).get("extraConfig") or {}).items()):
         try:
-            exec(compile(snippet, f"{source}:hub.extraConfig.{name}", "exec"), {"c": config, "get_config": lambda: config})
-        except Exception as e:
+            # The admin's own snippet, run as the chart's jupyterhub_config.py runs it.
+            code = compile(snippet, f"{source}:hub.extraConfig.{name}", "exec")
+            exec(code, {"c": config, "get_config": lambda: config})  # noqa: S102
+        except Exception as e:  # noqa: BLE001 - the admin's snippet raised: say which
             raise ConfigLoadError(f"{source}: hub.extraConfig.{name}: {type(e).__name__}: {e}") from None
     return config
 
 
-def spawner_config(config: Config, cls: type) -> Config:
+def spawner_config(config: Config, cls: type[Configurable]) -> Config:
     """The config one Spawner class sees: its sections merged along its MRO."""
     merged = Config()
     for name in cls.section_names():
