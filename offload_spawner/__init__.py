@@ -2,7 +2,7 @@
 
 from ._version import __version__
 
-__all__ = ["__version__", "OffloadSpawner"]
+__all__ = ["OffloadSpawner", "__version__"]
 
 
 def __getattr__(name: str) -> type:

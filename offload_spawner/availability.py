@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,7 +38,7 @@ PING_FAILED = "InterlinkPingFailed"
 #: Node conditions carry site text; keep what reaches a page short.
 MAX_REASON = 200
 _FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
-_SUFFIXES = {
+_SUFFIXES: dict[str, int | Decimal] = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -68,8 +68,8 @@ def _parse_quantity_text(value: str) -> float:
 
 
 def _short(text: Any) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= MAX_REASON else flat[: MAX_REASON - 1] + "…"
 
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, float]:
@@ -136,7 +136,7 @@ def node_state(name: str, node: Mapping[str, Any] | None, pods: Iterable[Mapping
     return NodeState(
         name=name,
         registered=True,
-        ready=bool(ready) and ready.get("status") == "True",
+        ready=ready is not None and ready.get("status") == "True",
         reason=_short((ready or {}).get("reason", "")),
         message=_short((ready or {}).get("message", "")),
         unschedulable=bool(spec.get("unschedulable")),
@@ -328,7 +328,7 @@ def _tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]
 
 
 def _down_reason(
-    node: NodeState, tolerations: list[Mapping[str, Any]], node_reservations: Iterable[Reservation] = ()
+    node: NodeState, tolerations: Sequence[Mapping[str, Any]], node_reservations: Iterable[Reservation] = ()
 ) -> str | None:
     if not node.registered:
         return "the site's virtual node is not registered in the cluster"
@@ -362,7 +362,7 @@ def target_availability(
     ``node_reservations`` are the catalog's group-reserved nodes: such a node
     counts for members of ``groups`` that may use it, and is closed to others.
     """
-    common = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
+    common: dict[str, Any] = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
     if not target.is_virtual or not target.node:
         return TargetAvailability(status="unknown", reason=IN_CLUSTER_REASON, **common)
     if not view.known:

@@ -11,7 +11,7 @@ reserved virtual node as closed to them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .catalog import Reservation
@@ -52,7 +52,7 @@ def reservation_affinity(reservations: Iterable[Reservation], groups: Iterable[s
     return terms
 
 
-def reserved_for(reservations: Iterable[Reservation], taint: dict[str, Any]) -> tuple[str, ...] | None:
+def reserved_for(reservations: Iterable[Reservation], taint: Mapping[str, Any]) -> tuple[str, ...] | None:
     """The groups a node taint reserves the node for (None: not a reservation's taint)."""
     for r in reservations:
         if taint.get("key") == r.key and (taint.get("value") or "") == r.value and taint.get("effect") == r.effect:

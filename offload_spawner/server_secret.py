@@ -19,18 +19,18 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Secret data keys of the tokens (also their file names under TOKEN_DIR).
-ACCESS_TOKEN_KEY = "access_token"
-HUB_TOKEN_KEY = "jupyterhub_api_token"
-REFRESH_TOKEN_KEY = "refresh_token"
+ACCESS_TOKEN_KEY = "access_token"  # noqa: S105 - a name, not a secret
+HUB_TOKEN_KEY = "jupyterhub_api_token"  # noqa: S105 - a name, not a secret
+REFRESH_TOKEN_KEY = "refresh_token"  # noqa: S105 - a name, not a secret
 #: Where the token files are mounted; BEARER_TOKEN_FILE points into it
 #: (the WLCG bearer-token discovery convention).
-TOKEN_DIR = "/var/run/secrets/offload-spawner"
-TOKEN_VOLUME = "offload-tokens"
+TOKEN_DIR = "/var/run/secrets/offload-spawner"  # noqa: S105 - a name, not a secret
+TOKEN_VOLUME = "offload-tokens"  # noqa: S105 - a name, not a secret
 #: Env var name -> Secret key, for the tokens delivered as env.
 TOKEN_ENV = {"ACCESS_TOKEN": ACCESS_TOKEN_KEY, "JUPYTERHUB_API_TOKEN": HUB_TOKEN_KEY, "REFRESH_TOKEN": REFRESH_TOKEN_KEY}
 
 _FILE_KEY_PREFIX = "file."
-_SECRET_SUFFIX = "-offload"
+_SECRET_SUFFIX = "-offload"  # noqa: S105 - a name, not a secret
 
 
 def secret_name(pod_name: str) -> str:

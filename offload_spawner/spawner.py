@@ -35,8 +35,8 @@ from .admission import AdmissionMixin
 from .auto_spawn import AutoTargetMixin
 from .auto_target import DEFAULT_LABEL, choose_target, is_auto
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
-from .config_checks import override_problems
 from .catalog_check import check_catalog
+from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -264,7 +264,7 @@ class OffloadSpawner(
         list, is looked up anew)."""
         parts = (profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations)
         memo = self._catalog_memo
-        if memo is not None and all(a is b for a, b in zip(memo[0], parts)):
+        if memo is not None and all(a is b for a, b in zip(memo[0], parts, strict=True)):
             return memo[1]
         catalog = cached_catalog(*parts)
         self._catalog_memo = (parts, catalog)

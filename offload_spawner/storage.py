@@ -157,7 +157,8 @@ def storage_lines(catalog: Catalog, target_slug: str | None, groups: Iterable[st
 
 def _cluster_volume(name: str, volume: Volume, username_slug: str) -> tuple[dict[str, Any], ClaimRequest | None]:
     source = volume.cluster
-    assert source is not None
+    if source is None:  # callers pass only volumes the hub's cluster mounts
+        raise ValueError(f"storage {name!r} has no cluster source")
     pod_volume: dict[str, Any] = {"name": _VOLUME_PREFIX + name}
     claim = None
     if source.kind == "pvc":
