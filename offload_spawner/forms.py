@@ -13,6 +13,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from importlib.resources import files
+from typing import Any, cast
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
@@ -34,7 +35,7 @@ def field_name(profile: str, key: str) -> str:
     return f"{FIELD_PREFIX}{profile}--{key}"
 
 
-def user_options_from_form(formdata: Mapping[str, list]) -> dict:
+def user_options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
     """Form data (dict of lists of strings) -> user_options (KubeSpawner's field names).
 
     Fields of profiles other than the chosen one are dropped (the form holds
@@ -47,7 +48,7 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
     profile = values[0]
     if not profile:
         return {}
-    options: dict = {"profile": profile}
+    options: dict[str, Any] = {"profile": profile}
     prefix = field_name(profile, "")
     for key, value in formdata.items():
         if key.startswith(prefix):
@@ -68,7 +69,7 @@ def user_options_from_form(formdata: Mapping[str, list]) -> dict:
     return options
 
 
-def options_from_link(query: Mapping[str, list]) -> dict:
+def options_from_link(query: Mapping[str, list[Any]]) -> dict[str, str]:
     """What a spawn link (``GET /hub/spawn/<user>?...``) asks for, as user_options
     to pre-fill the form with; never free text.
 
@@ -80,7 +81,7 @@ def options_from_link(query: Mapping[str, list]) -> dict:
     values = {k: v[-1] for k, v in query.items() if isinstance(v, list) and v and isinstance(v[-1], str)}
     profile = values.get("profile", "")
     prefix = field_name(profile, "") if profile else None
-    out: dict = {}
+    out: dict[str, str] = {}
     for key, value in values.items():
         if prefix and key.startswith(prefix):
             key = key[len(prefix):]
@@ -109,27 +110,36 @@ def _cached_environment(template_paths: tuple[str, ...]) -> Environment:
     return env
 
 
+def _lowest(bounds: Bounds) -> float:
+    # A range's Bounds has min and max; a list's has choices.
+    return cast(float, bounds.min) if bounds.choices is None else min(bounds.choices)
+
+
+def _highest(bounds: Bounds) -> float:
+    return cast(float, bounds.max) if bounds.choices is None else max(bounds.choices)
+
+
 def _union(bounds: list[Bounds]) -> Bounds | None:
     """What a form without JavaScript offers: every target's values (the server checks)."""
     if not bounds:
         return None
     if all(b.choices is not None for b in bounds):
-        choices = tuple(sorted({c for b in bounds for c in b.choices}))  # type: ignore[union-attr]
+        choices = tuple(sorted({c for b in bounds for c in b.choices or ()}))
         return Bounds(choices=choices, min=None, max=None, default=bounds[0].default)
-    lows = [b.min if b.choices is None else min(b.choices) for b in bounds]
-    highs = [b.max if b.choices is None else max(b.choices) for b in bounds]
+    lows = [_lowest(b) for b in bounds]
+    highs = [_highest(b) for b in bounds]
     return Bounds(choices=None, min=min(lows), max=max(highs), default=bounds[0].default)
 
 
 def _profile_view(
     profile: MenuProfile, availability: Mapping[str, TargetAvailability], auto_label: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Template data for one profile: only what the user may choose (and, with
     ``auto_label``, the automatic choice among its targets)."""
     targets = [t for t in profile.targets]
     cores = _union([t.cores for t in targets if t.cores is not None])
     memory = _union([t.memory for t in targets if t.memory is not None])
-    accelerators: dict[str, dict] = {}
+    accelerators: dict[str, dict[str, Any]] = {}
     for target in targets:
         for acc in target.accelerators:
             entry = accelerators.setdefault(acc.resource, {"display_name": acc.display_name, "models": [], "max": 0})
@@ -143,7 +153,7 @@ def _profile_view(
             "cores": dict(vars(t.cores)) if t.cores else None,
             "memory": dict(vars(t.memory)) if t.memory else None,
             "accelerators": {a.resource: {"models": list(a.models), "max": a.max} for a in t.accelerators},
-            "availability": availability[t.slug].to_json() if t.slug in availability else None,
+            "availability": availability[t.slug].to_json() if t.slug is not None and t.slug in availability else None,
         }
         for t in targets
     }
@@ -158,7 +168,7 @@ def _profile_view(
             "accelerators": {r: {"models": a["models"], "max": a["max"]} for r, a in accelerators.items()},
             "availability": None,
         }
-    down = {t.slug for t in targets if t.slug in availability and availability[t.slug].status == "down"}
+    down = {t.slug for t in targets if t.slug is not None and t.slug in availability and availability[t.slug].status == "down"}
     default_target = profile.default_target
     if default_target in down:
         default_target = next((t.slug for t in targets if t.slug not in down), default_target)
@@ -184,11 +194,10 @@ def _limits_text(target: MenuTarget) -> str:
     were a third of a large form's render)."""
     parts = []
     if target.cores:
-        high = target.cores.max if target.cores.max is not None else max(target.cores.choices)
-        parts.append("up to " + format_cores(high))
+        parts.append("up to " + format_cores(_highest(target.cores)))
     if target.memory:
-        high = target.memory.max if target.memory.max is not None else max(target.memory.choices)
-        parts.append(format_memory(high) + " memory")
+        # Memory bounds hold the catalog's ints of bytes.
+        parts.append(format_memory(int(_highest(target.memory))) + " memory")
     parts += [f"{a.max} × {a.display_name}" for a in target.accelerators]
     return ", ".join(parts)
 
@@ -200,17 +209,18 @@ def _unavailable_models(profile: MenuProfile, availability: Mapping[str, TargetA
     unknown availability (the server checks again at spawn).
     """
     out: dict[str, str] = {}
-    offering: dict[str, list] = {}
+    offering: dict[str, list[str | None]] = {}
     for target in profile.targets:
         for acc in target.accelerators:
             for model in acc.models:
                 offering.setdefault(f"{acc.resource}:{model}", []).append(target.slug)
     for key, slugs in offering.items():
-        states = [availability.get(slug) for slug in slugs]
+        # An in-cluster target (no slug) has no availability: unknown.
+        states = [availability.get(slug) if slug is not None else None for slug in slugs]
         if not states or any(a is None or a.status == "unknown" for a in states):
             continue
         resource, _, model = key.rpartition(":")
-        counts = [a.model(resource, model) for a in states if a.status == "up"]
+        counts = [a.model(resource, model) for a in states if a is not None and a.status == "up"]
         if any(m is not None and m.available > 0 for m in counts):
             continue
         totals = sum(m.total for m in counts if m is not None)
@@ -220,7 +230,7 @@ def _unavailable_models(profile: MenuProfile, availability: Mapping[str, TargetA
 
 def render_form(
     menu: Menu,
-    user_options: Mapping | None = None,
+    user_options: Mapping[str, Any] | None = None,
     error: SelectionError | None = None,
     template_paths: Iterable[str] = (),
     availability: Mapping[str, TargetAvailability] | None = None,
@@ -240,7 +250,7 @@ def render_form(
     ``auto_label``: offer the automatic target choice under this name (the
     hub's ``offload_auto_target``), in profiles with more than one target.
     """
-    current: dict = {}
+    current: dict[str, Any] = {}
     if user_options and isinstance(user_options, Mapping):
         if error is not None or (auto_label and is_auto(user_options)):
             current = dict(user_options)  # "auto" is checked, and a target chosen, at spawn
