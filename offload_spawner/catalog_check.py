@@ -4,15 +4,18 @@ traits are read only to check ``kubespawner_override`` keys)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auto_target import ranking_problems
 from .catalog import Catalog, CatalogError, build_catalog
 from .config_checks import override_problems
 from .reachability import port_problems
 
+if TYPE_CHECKING:
+    from traitlets import HasTraits
 
-def check_catalog(config_values: dict[str, Any], spawner_class: type | None = None) -> Catalog:
+
+def check_catalog(config_values: dict[str, Any], spawner_class: type[HasTraits] | None = None) -> Catalog:
     """Validate the catalog traits as resolved from a config (used at hub start and by the CLI).
 
     ``kubespawner_override`` keys are checked against ``spawner_class``'s traits

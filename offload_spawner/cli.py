@@ -17,9 +17,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import yaml
 
@@ -27,6 +28,12 @@ from .catalog import CatalogError
 from .catalog_help import catalog_schema_document
 from .config_loader import ConfigLoadError, load_config, spawner_config
 from .tokens import redacted
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
+
+    from .availability import ClusterView
+    from .spawner import OffloadSpawner
 
 #: What the pod shows where the hub would put this server's API token.
 TOKEN_PLACEHOLDER = "<redacted: JupyterHub API token>"  # noqa: S105 - a placeholder, no secret
@@ -60,16 +67,17 @@ class CliUser:
     groups: list[CliGroup] = field(default_factory=list)
     id: int = 1
     #: what --auth-state FILE holds (OAuthenticator's auth_state), or None
-    auth_state: dict | None = None
+    auth_state: dict[str, Any] | None = None
 
-    async def get_auth_state(self) -> dict | None:
+    async def get_auth_state(self) -> dict[str, Any] | None:
         return self.auth_state
 
     @property
     def escaped_name(self) -> str:
         from jupyterhub.utils import url_escape_path
 
-        return url_escape_path(self.name)
+        escaped: str = url_escape_path(self.name)
+        return escaped
 
     @property
     def url(self) -> str:
@@ -138,12 +146,12 @@ def _offload_settings() -> SpawnerSettings:
     return settings
 
 
-def _configured_spawner(config):
+def _configured_spawner(config: Config) -> Any:
     value = config.JupyterHub.get("spawner_class", "offload") if config._has_section("JupyterHub") else "offload"
     return value
 
 
-def _spawner_class(config) -> type:
+def _spawner_class(config: Config) -> type[OffloadSpawner]:
     from traitlets.utils.importstring import import_item
 
     from .spawner import OffloadSpawner
@@ -162,7 +170,11 @@ def _spawner_class(config) -> type:
     return value
 
 
-def _load(path: str, light: bool = False):
+@overload
+def _load(path: str, light: Literal[False] = False) -> tuple[Config, type[OffloadSpawner]]: ...
+@overload
+def _load(path: str, light: bool) -> tuple[Config, type[OffloadSpawner] | SpawnerSettings]: ...
+def _load(path: str, light: bool = False) -> tuple[Config, type[OffloadSpawner] | SpawnerSettings]:
     """The config and its spawner class; ``light``: for the default OffloadSpawner,
     only its :class:`SpawnerSettings` (what ``check`` needs), without the imports."""
     try:
@@ -197,7 +209,7 @@ def _read_data_file(path: str | None, what: str) -> Any:
         raise CliError(f"{what} {path}: {e}", 1) from None
 
 
-def _make_spawner(config, cls: type, user: CliUser):
+def _make_spawner(config: Config, cls: type[OffloadSpawner], user: CliUser) -> OffloadSpawner:
     """A real spawner for this user, bound to no cluster (no API call is made)."""
     from jupyterhub.objects import Hub
 
@@ -207,7 +219,7 @@ def _make_spawner(config, cls: type, user: CliUser):
     return spawner
 
 
-def cmd_check(args) -> str:
+def cmd_check(args: argparse.Namespace) -> str:
     from .catalog_check import check_catalog
     from .summary import summarize
 
@@ -224,7 +236,7 @@ def cmd_check(args) -> str:
     return f"{args.file}: OK\n{summarize(catalog)}\n"
 
 
-def unknown_settings(config, cls: type) -> list[str]:
+def unknown_settings(config: Config, cls: type[OffloadSpawner] | SpawnerSettings) -> list[str]:
     """Settings in the spawner's config sections that are no trait of it.
 
     traitlets only warns about them at hub start, and a misspelt trait
@@ -246,7 +258,7 @@ def unknown_settings(config, cls: type) -> list[str]:
     return problems
 
 
-async def _render(args) -> dict:
+async def _render(args: argparse.Namespace) -> dict[str, Any]:
     from jupyterhub.spawner import SpawnException
     from kubernetes_asyncio.client import ApiClient
     from tornado.web import HTTPError
@@ -286,24 +298,25 @@ async def _render(args) -> dict:
     if choice is not None:
         # target=auto: which target the hub would choose with this cluster state, and why not the others.
         result["target_choice"] = {
-            "chosen": choice.chosen.slug,
+            "chosen": choice.chosen.slug if choice.chosen is not None else None,
             "message": choice.message(spawner.offload_auto_target_label),
             "candidates": [{"target": c.slug, "fits": c.refusal is None, "why_not": c.refusal} for c in choice.candidates],
         }
     return result
 
 
-async def _form(args) -> str:
+async def _form(args: argparse.Namespace) -> str:
     config, cls = _load(args.file)
     _check_static_catalog(config, cls)
     view = _cluster_view(args.cluster)
     user = CliUser(args.user, [CliGroup(g) for g in _groups(args.groups)])
     spawner = _make_spawner(config, cls, user)
     spawner._static_view = view
-    return await spawner.get_options_form()
+    form: str = await spawner.get_options_form()
+    return form
 
 
-def _cluster_view(path: str | None):
+def _cluster_view(path: str | None) -> ClusterView:
     """The ``--cluster`` file as the availability logic's cluster view.
 
     Without the option the CLI knows nothing of the cluster: availability is
@@ -325,7 +338,7 @@ def _cluster_view(path: str | None):
     return cluster_view(data)
 
 
-def _check_static_catalog(config, cls) -> None:
+def _check_static_catalog(config: Config, cls: type[OffloadSpawner]) -> None:
     from .catalog_check import check_catalog
 
     try:
@@ -347,7 +360,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and summarize it")
     check.add_argument("-f", "--file", required=True, help="jupyterhub_config.py or Zero-to-JupyterHub values (.yaml)")
 
-    def user_args(p):
+    def user_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("-f", "--file", required=True, help="jupyterhub_config.py or Zero-to-JupyterHub values (.yaml)")
         p.add_argument("--user", required=True, help="user name")
         p.add_argument("--groups", default="", help="comma-separated groups of the user")
@@ -367,7 +380,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _offline_kubeconfig():
+def _offline_kubeconfig() -> Iterator[None]:
     """Point the Kubernetes client at a kubeconfig for a cluster that is not there.
 
     KubeSpawner loads a kube config when constructed; the commands never call
@@ -396,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     # The spawner logs through traitlets; keep the command's output clean.
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     try:

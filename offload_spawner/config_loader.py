@@ -9,10 +9,10 @@ The hub start check and the ``offload-spawner`` command line both use
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
-from traitlets.config import Config, Configurable
+from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 
@@ -107,7 +107,13 @@ def config_from_helm_values(values: dict[str, Any], source: str = "values") -> C
     return config
 
 
-def spawner_config(config: Config, cls: type[Configurable]) -> Config:
+class HasSections(Protocol):
+    """A Configurable class, or the CLI's stand-in for OffloadSpawner's (cli.SpawnerSettings)."""
+
+    def section_names(self) -> list[str]: ...
+
+
+def spawner_config(config: Config, cls: HasSections) -> Config:
     """The config one Spawner class sees: its sections merged along its MRO."""
     merged = Config()
     for name in cls.section_names():
