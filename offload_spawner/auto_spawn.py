@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
@@ -69,7 +69,7 @@ class AutoTargetMixin(SpawnerBase):
     _plan: PodPlan | None
 
     async def _choose_target(
-        self, catalog: Catalog, menu: Menu, user_options: dict[str, Any], refuse: bool = True
+        self, catalog: Catalog, menu: Menu, user_options: Mapping[str, Any], refuse: bool = True
     ) -> AutoChoice:
         """The choice for ``user_options`` (``target: auto``); refuses (HTTP 400) when the
         hub offers no automatic choice or no target the user may use fits now (with

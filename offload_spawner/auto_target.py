@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .availability import TargetAvailability, plan_refusal
 from .catalog import Catalog
@@ -36,7 +36,7 @@ _PER_TARGET_FIELDS = frozenset({"target", "cores", "memory", "accelerator", "acc
 Ranking = Sequence[str] | Mapping[str, float] | None
 
 
-def is_auto(user_options: Mapping[str, Any] | None) -> bool:
+def is_auto(user_options: object) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(user_options, Mapping) and user_options.get("target") == AUTO
 
 
@@ -91,6 +91,13 @@ class AutoChoice:
     @property
     def chosen(self) -> Candidate | None:
         return next(iter(self.fitting), None)
+
+    def chosen_plan(self) -> tuple[Selection, PodPlan] | None:
+        """The chosen target's selection and plan (a fitting candidate has both); None when none fits."""
+        chosen = self.chosen
+        if chosen is None or chosen.selection is None or chosen.plan is None:
+            return None
+        return chosen.selection, chosen.plan
 
     def next_after(self, slug: str) -> Candidate | None:
         """The next fitting target after ``slug`` (for a failover)."""

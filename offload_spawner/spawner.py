@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.utils import maybe_future, url_escape_path, url_path_join
 from kubespawner import KubeSpawner
@@ -51,6 +51,9 @@ from .selection import Selection, SelectionError, select
 from .site_uid import SiteUidError, site_uid
 from .spawn_errors import refusal, spawn_error
 from .token_delivery import TokenDeliveryMixin
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client.models import V1Pod
 
 #: what a user sees when the hub's own configuration (a callable profile_list) is
 #: invalid: the details go to the hub log, for the admins
@@ -215,20 +218,24 @@ class OffloadSpawner(
         """,
     ).tag(config=True)
 
+    # JupyterHub's Spawner traits (Integer), set per plan by _apply_plan_timeouts
+    start_timeout: int
+    http_timeout: int
+
     _plan: PodPlan | None = None
     #: the user's UID at the site (pod_shape.run_as_user_claim), for this spawn
     _site_uid: int | None = None
     #: the configured start/http timeouts, before any target's own replaced them
-    _base_timeouts: tuple[float, float] | None = None
+    _base_timeouts: tuple[int, int] | None = None
     _base_storage_traits: dict[str, Any] | None = None
     _form_error: SelectionError | None = None
-    _form_posted: dict | None = None
+    _form_posted: dict[str, str] | None = None
     #: what a spawn link asked for: pre-fills the next form render
-    _form_prefill: dict | None = None
+    _form_prefill: dict[str, str] | None = None
     #: (the catalog traits' values, the catalog built from them), see get_catalog
-    _catalog_memo: tuple[tuple, Catalog] | None = None
+    _catalog_memo: tuple[tuple[Any, ...], Catalog] | None = None
     #: (catalog, (groups, repr of user_options), the plan_for answer), see plan_for
-    _plan_memo: tuple[Catalog, tuple, tuple[Selection, PodPlan]] | None = None
+    _plan_memo: tuple[Catalog, tuple[tuple[str, ...], str], tuple[Selection, PodPlan]] | None = None
 
     # --- the one path: config -> catalog -> menu -> selection -> plan ---------
 
@@ -273,7 +280,8 @@ class OffloadSpawner(
     def username_slug(self) -> str:
         """The user's name as KubeSpawner's ``{username}`` gives it (the ``safe``
         scheme): what the user's storage paths and claims are filled with."""
-        return safe_slug(self.user.name, max_length=48)
+        slug: str = safe_slug(self.user.name, max_length=48)
+        return slug
 
     def user_groups(self) -> list[str]:
         return sorted(group.name for group in getattr(self.user, "groups", None) or [])
@@ -294,7 +302,7 @@ class OffloadSpawner(
                 return menu
         return build_menu(catalog, self.user_groups())
 
-    async def plan_for(self, user_options: dict | None) -> tuple[Selection, PodPlan]:
+    async def plan_for(self, user_options: Mapping[str, Any] | None) -> tuple[Selection, PodPlan]:
         """Validate user_options for this user; raise SpawnException (HTTP 400) if refused."""
         try:
             catalog = await self.get_catalog()
@@ -309,8 +317,11 @@ class OffloadSpawner(
             return memo[2]
         if is_auto(user_options):
             menu = build_menu(catalog, self.user_groups())
-            chosen = (await self._choose_target(catalog, menu, user_options)).chosen
-            return chosen.selection, chosen.plan
+            choice = await self._choose_target(catalog, menu, user_options)
+            picked = choice.chosen_plan()
+            if picked is None:  # not reached: _choose_target refuses when no target fits
+                raise refusal(choice.message(self.offload_auto_target_label), "no_target_fits")
+            return picked
         try:
             selection = select(await self.selection_menu(user_options, catalog), user_options)
         except SelectionError as e:
@@ -326,7 +337,7 @@ class OffloadSpawner(
     # --- JupyterHub hooks -------------------------------------------------------
 
     @default("options_form")
-    def _options_form_default(self):
+    def _options_form_default(self) -> str | Callable[[OffloadSpawner], Awaitable[str]]:
         if not self._uses_catalog():
             return ""
         return OffloadSpawner._render_options_form_for
@@ -349,10 +360,10 @@ class OffloadSpawner(
         )
 
     @default("options_from_form")
-    def _options_from_form_default(self):
+    def _options_from_form_default(self) -> Callable[[Mapping[str, list[str]]], dict[str, Any]]:
         return self._offload_options_from_form
 
-    def _offload_options_from_form(self, formdata: dict) -> dict:
+    def _offload_options_from_form(self, formdata: Mapping[str, list[str]]) -> dict[str, Any]:
         """Form data -> user_options: a plain function returning a dict, as
         KubeSpawner's is (callers may call it without awaiting). A malformed
         form is refused here; what the user may choose is checked in
@@ -363,7 +374,7 @@ class OffloadSpawner(
             self._remember_refusal(e, formdata)
             raise refusal(e.message) from None
 
-    async def run_options_from_form(self, form_data):
+    async def run_options_from_form(self, form_data: Mapping[str, list[str]]) -> dict[str, Any]:
         """JupyterHub's form path: ``options_from_form``, then (with the
         default one) the selection checked against the user's menu and stored
         in its canonical form (typed numbers, defaults filled in).
@@ -375,7 +386,7 @@ class OffloadSpawner(
         user's choices kept. An admin's own ``options_from_form`` gets
         KubeSpawner's meaning: its result is used as it is and checked when
         the spawn starts (``apply_user_options``, ``load_user_options``)."""
-        options = await maybe_future(super().run_options_from_form(form_data))
+        options: dict[str, Any] = await maybe_future(super().run_options_from_form(form_data))
         if not self._uses_catalog() or self.options_from_form != self._offload_options_from_form:
             return options
         try:
@@ -396,12 +407,12 @@ class OffloadSpawner(
         except CatalogError:
             raise spawn_error(CONFIG_ERROR_MESSAGE, "config", 503) from None
 
-    def _remember_refusal(self, error: SelectionError, formdata: dict) -> None:
+    def _remember_refusal(self, error: SelectionError, formdata: Mapping[str, Any]) -> None:
         """What the next form render shows: the message and the user's choices."""
         self._form_error = error
         self._form_posted = _posted_for_refill(formdata)
 
-    def options_from_query(self, query_data: dict) -> dict:
+    def options_from_query(self, query_data: Mapping[str, list[Any]]) -> dict[str, Any]:
         """A spawn link never starts a server: its options pre-fill the form.
 
         JupyterHub starts a server from ``GET /hub/spawn/<user>?<options>``
@@ -417,11 +428,11 @@ class OffloadSpawner(
         raise spawn_error(LINK_MESSAGE, "link", 200)
 
     @default("apply_user_options")
-    def _apply_user_options_default(self):
+    def _apply_user_options_default(self) -> Callable[[OffloadSpawner, dict[str, Any]], Awaitable[None]]:
         return OffloadSpawner._check_user_options
 
     @staticmethod
-    async def _check_user_options(spawner: OffloadSpawner, user_options: dict) -> None:
+    async def _check_user_options(spawner: OffloadSpawner, user_options: dict[str, Any]) -> None:
         """JupyterHub 5.3+ hook: refuse a bad selection before anything is created."""
         if not spawner._uses_catalog():
             if user_options:
@@ -442,14 +453,17 @@ class OffloadSpawner(
         self.start_timeout = plan.start_timeout or self._base_timeouts[0]
         self.http_timeout = plan.http_timeout or self._base_timeouts[1]
 
-    async def load_user_options(self):
+    async def load_user_options(self) -> None:
         """Called by KubeSpawner at the start of ``_start``: apply the plan."""
         if not self._uses_catalog():
             self._plan = None
             return
         if is_auto(self.user_options):
             choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
-            selection, plan = choice.chosen.selection, choice.chosen.plan
+            picked = choice.chosen_plan()
+            if picked is None:  # not reached: _choose_target refuses when no target fits
+                raise refusal(choice.message(self.offload_auto_target_label), "no_target_fits")
+            selection, plan = picked
             note_auto_choice(selection.target)
             self._auto_choice = choice
         else:
@@ -493,9 +507,9 @@ class OffloadSpawner(
         except SiteUidError as e:
             raise refusal(f"{plan.target_display_name}: {e}") from None
 
-    async def _apply_overrides_async(self, override: dict) -> None:
+    async def _apply_overrides_async(self, override: Mapping[str, Any]) -> None:
         """KubeSpawner's override semantics, but callables' results are awaited."""
-        resolved = {}
+        resolved: dict[str, Any] = {}
         for key, value in override.items():
             if callable(value):
                 value = value(self)
@@ -504,8 +518,8 @@ class OffloadSpawner(
             resolved[key] = value
         self._apply_overrides(resolved)
 
-    async def get_pod_manifest(self):
-        pod = await super().get_pod_manifest()
+    async def get_pod_manifest(self) -> V1Pod:
+        pod: V1Pod = await super().get_pod_manifest()
         if self._plan is not None:
             apply_plan_to_pod(pod, self._plan)
             shape = self._plan.pod_shape
@@ -517,8 +531,8 @@ class OffloadSpawner(
                 apply_storage_to_pod(pod, self._plan.storage)
         return pod
 
-    def get_env(self):
-        env = super().get_env()
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
         plan = self._plan
         if plan is not None:
             env.update(plan.env)
@@ -533,7 +547,7 @@ class OffloadSpawner(
         return env
 
 
-def _posted_for_refill(formdata: dict) -> dict:
+def _posted_for_refill(formdata: Mapping[str, Any]) -> dict[str, str]:
     """What the user posted, as user_options, to refill the form after a refusal."""
     values = {k: v[0] for k, v in formdata.items() if isinstance(v, list) and len(v) == 1 and isinstance(v[0], str)}
     profile = values.get("profile", "")
