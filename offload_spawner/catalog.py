@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -571,7 +572,7 @@ class Target(_Model):
 
     @field_validator("annotations")
     @classmethod
-    def _no_owned_annotations(cls, annotations: dict) -> dict:
+    def _no_owned_annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
         # A field validator, so the error's path ends in annotations.
         for key in annotations:
             if owned_annotation(key):
@@ -672,7 +673,7 @@ class MemoryOption(_Model):
         return self
 
 
-def _check_range_shape(option: CoresOption | MemoryOption, show) -> None:
+def _check_range_shape(option: CoresOption | MemoryOption, show: Callable[[Any], str]) -> None:
     if option.choices is not None:
         if option.min is not None or option.max is not None:
             raise ValueError("give either 'choices' or 'min'/'max', not both")
@@ -738,7 +739,7 @@ class Profile(_Model):
 
     @field_validator("accelerators")
     @classmethod
-    def _model_labels(cls, offers: dict) -> dict:
+    def _model_labels(cls, offers: dict[str, AcceleratorOffer]) -> dict[str, AcceleratorOffer]:
         for resource, offer in offers.items():
             if offer.model_label is None and resource not in DEFAULT_MODEL_LABELS:
                 raise ValueError(
@@ -758,7 +759,7 @@ class Profile(_Model):
 
     @field_validator("profile_options")
     @classmethod
-    def _option_keys(cls, options: dict) -> dict:
+    def _option_keys(cls, options: dict[str, ProfileOption]) -> dict[str, ProfileOption]:
         # A field validator, so the error's path ends in profile_options.
         for key in options:
             if key in RESERVED_KEYS:
@@ -777,7 +778,8 @@ class Profile(_Model):
 # allowed are safe in a shell word, a singularity ``--bind`` list (no ',' or
 # ':') and a Kubernetes mount path, so a path can be copied verbatim.
 _PATH_RE = r"/([A-Za-z0-9_.+-]|\{username\})*(/([A-Za-z0-9_.+-]|\{username\})+)*/?"
-SitePath = Annotated[str, _pattern(_PATH_RE, "absolute path (letters, digits, '_', '.', '+', '-', and {username})")]
+# Not the bind mounts' SitePath (no '@', but the {username} placeholder).
+UserSitePath = Annotated[str, _pattern(_PATH_RE, "absolute path (letters, digits, '_', '.', '+', '-', and {username})")]
 MountPath = Annotated[str, _pattern(r"/([A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*)?", "absolute mount path")]
 # A claim name: a DNS-1123 subdomain once ``{username}`` is filled in.
 ClaimTemplate = Annotated[
@@ -805,7 +807,7 @@ class ClusterStorage(_Model):
         ["ReadWriteOnce"], min_length=1, description="'pvc': the claim's access modes."
     )
     server: HostName | None = Field(None, description="'nfs': the NFS server.")
-    path: SitePath | None = Field(None, description="'nfs': the exported path ({username} allowed).")
+    path: UserSitePath | None = Field(None, description="'nfs': the exported path ({username} allowed).")
     driver: LabelKey | None = Field(None, description="'csi': the CSI driver (e.g. cvmfs.csi.cern.ch).")
     volume_attributes: dict[LabelKey, LabelValue] = Field({}, description="'csi': the driver's volumeAttributes.")
 
@@ -823,7 +825,7 @@ class ClusterStorage(_Model):
 class SiteStorage(_Model):
     """How a volume reaches a server on one offload target."""
 
-    path: SitePath | None = Field(
+    path: UserSitePath | None = Field(
         None,
         description="SLURM and HTCondor targets: the site path bound into the job's container ({username} allowed).",
     )
