@@ -106,7 +106,7 @@ def plot(figures: Figures, path: Path) -> None:
 
     series = figures.series.get("scaling", {})
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=False)
-    for ax, op in zip(axes, ("manifest", "form")):
+    for ax, op in zip(axes, ("manifest", "form"), strict=True):
         for key, points in series.items():
             if not key.startswith(op + " |"):
                 continue

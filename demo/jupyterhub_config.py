@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from users import DEMO_GROUPS, PASSWORD  # noqa: E402
+from users import DEMO_GROUPS, PASSWORD
 
 c = get_config()  # noqa: F821
 

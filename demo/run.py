@@ -32,10 +32,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     sys.path[:0] = [str(HERE), str(ROOT)]
-    from testbed import LocalCluster  # noqa: E402
-    from testbed.oidc import OidcProvider  # noqa: E402
-    from testbed.procs import child_preexec  # noqa: E402
-    from users import PASSWORD, groups_by_user, provider_users  # noqa: E402
+    from users import PASSWORD, groups_by_user, provider_users
+
+    from testbed import LocalCluster
+    from testbed.oidc import OidcProvider
+    from testbed.procs import child_preexec
 
     port = os.environ.get("DEMO_PORT", "8000")
     with (

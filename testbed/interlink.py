@@ -35,6 +35,7 @@ accept as it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -159,10 +160,8 @@ class InterlinkStack:
         t0 = time.monotonic()
         while self.processes:
             self.processes.pop().stop()
-        try:
+        with contextlib.suppress(OSError, AssertionError, KubeError):
             self.control_plane.admin().request("DELETE", f"/api/v1/nodes/{self.node}")
-        except (OSError, AssertionError, KubeError):
-            pass
         if self._own_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.echo(f"interlink stack stopped in {time.monotonic() - t0:.1f}s")
@@ -287,10 +286,8 @@ class InterlinkStack:
         except OSError:
             pass
         node_info: dict[str, Any] = {}
-        try:
+        with contextlib.suppress(OSError, KubeError, AssertionError):
             node_info = self.node_object()["status"].get("nodeInfo", {})
-        except (OSError, KubeError, AssertionError):
-            pass
         return {
             "interlink_commit": stamp.get("interlink", ""),
             "slurm_plugin_commit": stamp.get("slurm-plugin", ""),

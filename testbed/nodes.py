@@ -172,11 +172,11 @@ DEFAULT_NODES: tuple[NodeSpec, ...] = (
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_micro() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def register(api: client.ApiClient, spec: NodeSpec, since: str | None = None) -> str:
@@ -260,7 +260,7 @@ class NodeKeeper:
                     await renew_lease(self.api, spec, self.uids[spec.name])
                     if since_status >= self.status_every:
                         await post_status(self.api, spec, self.since)
-                except (ApiException, OSError, asyncio.TimeoutError) as e:
+                except (TimeoutError, ApiException, OSError) as e:
                     print(f"virtual-kubelet: heartbeat for {spec.name} failed: {e}", flush=True)
             if since_status >= self.status_every:
                 since_status = 0.0

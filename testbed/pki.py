@@ -60,7 +60,7 @@ class Pki:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+        self._now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
         name = _name("offload-testbed-ca")
         self._ca_cert = (

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -85,7 +86,7 @@ SECRET_RESYNC_SECONDS = 1.0
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _say(message: str) -> None:
@@ -317,19 +318,13 @@ class PodRunner:
             await asyncio.gather(self.task, return_exceptions=True)
         proc = self.process
         if proc is not None and proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), timeout=max(0.5, min(grace, MAX_KILL_GRACE)))
-            except asyncio.TimeoutError:
-                pass
         if proc is not None:
-            try:  # also any children left in the group
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # also any children left in the group
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             if proc.returncode is None:
                 await proc.wait()
         if not self.task.done():
@@ -438,11 +433,9 @@ class VirtualKubelet:
         body = {"metadata": {"uid": meta["uid"]},
                 "status": {"phase": "Failed", "reason": "ProviderFailed",
                            "message": "the virtual kubelet restarted and lost this pod's process"}}
-        try:
+        with contextlib.suppress(ApiException):
             await self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body,
                                                         _content_type=MERGE_PATCH)
-        except ApiException:
-            pass
 
     async def _finish(self, runner: PodRunner, delete: bool, grace: float) -> None:
         await runner.kill(grace)
@@ -494,7 +487,7 @@ class VirtualKubelet:
                         resource_version = obj["metadata"].get("resourceVersion", resource_version)
                         if event["type"] != "BOOKMARK":
                             self.handle(event["type"], obj)
-            except (asyncio.TimeoutError, OSError, ApiException) as e:
+            except (TimeoutError, OSError, ApiException) as e:
                 _say(f"watch interrupted ({e!r}); resuming")
                 await asyncio.sleep(0.5)
 

@@ -29,9 +29,9 @@ pytest_plugins = ["hub_fixtures"]
 # The example configuration shipped in docs/examples/, read from that file so
 # that the tests check the documented example, not a copy of it.
 # ---------------------------------------------------------------------------
-from pathlib import Path as _Path
+from pathlib import Path as _Path  # noqa: E402 - this section's own imports
 
-import pytest as _pytest
+import pytest as _pytest  # noqa: E402
 
 EXAMPLE_CONFIG = _Path(__file__).resolve().parents[1] / "docs" / "examples" / "jupyterhub_config.py"
 _CATALOG_KEYS = ("profile_list", "offload_targets", "group_limits", "default_limits")
@@ -41,7 +41,8 @@ def _contract_config() -> dict:
     from traitlets.config import Config
 
     c = Config()
-    exec(compile(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), "exec"), {"c": c, "get_config": lambda: c})
+    # The documented example config, run as the hub runs a jupyterhub_config.py.
+    exec(compile(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), "exec"), {"c": c, "get_config": lambda: c})  # noqa: S102
     out = {}
     for key in _CATALOG_KEYS:
         value = None

@@ -139,7 +139,7 @@ def test_reservations_of_in_flight_spawns_count(catalog):
 
 
 def test_cores_and_memory_must_fit_too(catalog):
-    busy = cluster(alpha_gpus_used=0) + [pod("hog", "vk-alpha", cpu="31")]
+    busy = [*cluster(alpha_gpus_used=0), pod("hog", "vk-alpha", cpu="31")]
     menu, avail = availability(catalog, [], busy)
     choice = choose_target(catalog, menu, {**GPU_AUTO, "cores": 2}, avail)
     assert choice.chosen.slug == "beta"
@@ -365,7 +365,7 @@ async def test_no_second_attempt_when_the_first_cannot_be_removed(sites, free_si
     s = failover_spawner("kim")
     with pytest.raises(Failed) as e:
         await s.start()
-    assert "Site Alpha could not run your server: sbatch refused" == e.value.jupyterhub_message
+    assert e.value.jupyterhub_message == "Site Alpha could not run your server: sbatch refused"
     assert sites.attempts == ["alpha"]
 
 

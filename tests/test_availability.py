@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from offload_spawner.availability import (
+    UNKNOWN,
     AcceleratorOffered,
     ClusterView,
-    UNKNOWN,
     Demand,
     admission_refusal,
     cluster_view,

@@ -169,7 +169,7 @@ def test_interlink_toleration_is_the_contract_one():
 
 
 def test_reserved_keys_are_the_user_options_fields():
-    assert RESERVED_KEYS == {"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"}
+    assert {"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"} == RESERVED_KEYS
 
 
 # --- errors name the key path ----------------------------------------------------

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 
-
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "offload_spawner.cli", *args],

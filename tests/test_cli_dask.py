@@ -11,7 +11,7 @@ from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
 from test_cli import run
 
 
-def test_render_prints_the_dask_file_in_full(contract_file):  # noqa: F811
+def test_render_prints_the_dask_file_in_full(contract_file):
     r = run("render", "-f", str(contract_file), "--user", "hana", "--groups", "highrate",
             "-o", "profile=analysis", "-o", "image=offload", "-o", "target=naples")
     assert r.returncode == 0, r.stderr

@@ -31,7 +31,7 @@ def no_token_in(text: str) -> None:
 
 
 @pytest.mark.parametrize("output", ["json", "yaml"])
-def test_render_shows_tokens_only_as_a_redacted_secret(contract_file, auth_state_file, output):  # noqa: F811
+def test_render_shows_tokens_only_as_a_redacted_secret(contract_file, auth_state_file, output):
     # the admin opts in to the refresh token for leonardo
     contract_file.write_text(contract_file.read_text()
                              + '\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {"refresh_token": True}\n')
@@ -63,7 +63,7 @@ def test_render_shows_tokens_only_as_a_redacted_secret(contract_file, auth_state
     assert out["files"] == {}
 
 
-def test_render_without_auth_state_delivers_the_hub_token_only(contract_file):  # noqa: F811
+def test_render_without_auth_state_delivers_the_hub_token_only(contract_file):
     r = run("render", "-f", str(contract_file), *RENDER)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -72,7 +72,7 @@ def test_render_without_auth_state_delivers_the_hub_token_only(contract_file):  
     assert "JUPYTERHUB_API_TOKEN" in names and "ACCESS_TOKEN" not in names
 
 
-def test_render_refuses_an_auth_state_that_is_not_an_object(contract_file, tmp_path):  # noqa: F811
+def test_render_refuses_an_auth_state_that_is_not_an_object(contract_file, tmp_path):
     bad = tmp_path / "auth_state.json"
     bad.write_text('["access_token"]')
     r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(bad))

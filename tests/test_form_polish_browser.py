@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from hub_fixtures import RecordingSpawner
 from test_form_browser import browser, keep, open_form  # noqa: F401  (fixture)
 

@@ -41,7 +41,7 @@ def refused(menu, user_options) -> SelectionError:
         " ghcr.io/org/offload:1.0",
         "GHCR.IO/org/offload:1.0",
         "ghcr.io/org/OFFLOAD:1.0",
-        "ｇｈｃｒ.io/org/offload:1.0",  # full-width letters: the same after NFKC
+        "ｇｈｃｒ.io/org/offload:1.0",  # noqa: RUF001 - full-width letters: the same after NFKC
     ],
 )
 def test_free_text_equal_to_a_hidden_choice_is_refused(contract_catalog, text):

@@ -12,8 +12,9 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from hub_fixtures import RecordingSpawner
 from jupyterhub.tests.utils import async_requests
+
+from hub_fixtures import RecordingSpawner
 
 pytestmark = pytest.mark.hub
 

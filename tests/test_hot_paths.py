@@ -73,7 +73,7 @@ async def test_plan_for_answers_anew_when_groups_or_options_change(contract_conf
     with pytest.raises(SpawnException):  # analysis is for cms and highrate
         await spawner.plan_for(options)
     user.groups.append(CliGroup("cms"))
-    selection, plan = await spawner.plan_for(options)
+    selection, _plan = await spawner.plan_for(options)
     assert selection.accelerator_count == 1
     options["accelerator_count"] = 2  # in place
     selection, _ = await spawner.plan_for(options)

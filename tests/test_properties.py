@@ -17,10 +17,10 @@ import math
 import re
 import unicodedata
 
-from conftest import _contract_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import _contract_config
 from offload_spawner.catalog import build_catalog
 from offload_spawner.cli import CliError, _options
 from offload_spawner.forms import options_from_link, render_form, user_options_from_form

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from log_capture import all_logs_at_debug, leaked
-from test_refresh import StoredUser
-from test_tokens import jwt
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from log_capture import all_logs_at_debug, leaked
 from offload_spawner.iam import IAMOAuthenticator
 from offload_spawner.refresh import IdentityProviderDown, LoginExpired, ensure_fresh
+from test_refresh import StoredUser
+from test_tokens import jwt
 
 OLD_ACCESS = jwt({"sub": "alice", "exp": 1000, "jti": "old-access-0001"})
 REFRESH = "refresh-secret-" + "r" * 40

@@ -25,7 +25,6 @@ from traitlets.config import Config
 from offload_spawner.cli import CliGroup, CliUser
 from offload_spawner.spawner import OffloadSpawner
 
-
 PROFILES = [
     {
         "display_name": "Small",
@@ -232,7 +231,7 @@ async def test_the_form_path_jupyterhub_awaits_gives_the_same_pod():
 async def test_pod_manifest_builds_without_an_api_token():
     """KubeSpawner builds the pod before the hub set ``api_token``: so does OffloadSpawner,
     with no token and no reference to a token key."""
-    expected, theirs = _token_delivery_apart(await _pod(KubeSpawner, PROFILES, {"profile": "small"}, api_token=None))
+    expected, _theirs = _token_delivery_apart(await _pod(KubeSpawner, PROFILES, {"profile": "small"}, api_token=None))
     actual, ours = _token_delivery_apart(await _pod(OffloadSpawner, PROFILES, {"profile": "small"}, api_token=None))
     assert actual == expected
     assert ours == {"env": [], "volumes": [], "volumeMounts": []}

@@ -25,12 +25,12 @@ def _config(tmp_path: Path, replace: tuple[str, str] | None = None) -> Path:
     path = tmp_path / "jupyterhub_config.py"
     path.write_text(
         block
-        + "\nc.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = %i\n" % _free_port()
-        + "c.JupyterHub.hub_port = %i\n" % _free_port()
+        + f"\nc.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {_free_port()}\n"
+        + f"c.JupyterHub.hub_port = {_free_port()}\n"
         + f"c.JupyterHub.db_url = 'sqlite:///{tmp_path}/hub.sqlite'\n"
         + f"c.JupyterHub.cookie_secret_file = '{tmp_path}/cookie_secret'\n"
         + f"c.ConfigurableHTTPProxy.pid_file = '{tmp_path}/proxy.pid'\n"
-        + "c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:%i'\n" % _free_port()
+        + f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{_free_port()}'\n"
         + "c.Authenticator.allow_all = True\n"
     )
     return path

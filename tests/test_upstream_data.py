@@ -23,7 +23,7 @@ def test_the_variable_wins(tmp_path, monkeypatch):
 
 def test_a_wrong_variable_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("OFFLOAD_Z2JH_CHART", str(tmp_path))
-    with pytest.raises(UpstreamDataMissing, match="OFFLOAD_Z2JH_CHART=.* has no Chart.yaml"):
+    with pytest.raises(UpstreamDataMissing, match=r"OFFLOAD_Z2JH_CHART=.* has no Chart\.yaml"):
         find_z2jh_chart()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from dask_pods import operator_pods
 from upstream_plugins import as_created, htcondor_submit_file, submit_value
 

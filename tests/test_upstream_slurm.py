@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from upstream_plugins import SlurmPlugin, as_created, sbatch_flags, slurm_plugin_binary
 
 LEONARDO = {

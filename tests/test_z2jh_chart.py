@@ -147,7 +147,7 @@ def _mount_tree(tmp_path: Path, chart_dir: Path, secret: dict, configmap: dict) 
     hub = etc / "jupyterhub"
     for sub, source in (("secret", secret), ("config", configmap)):
         (hub / sub).mkdir(parents=True)
-        keys = list((source.get("data") or {})) + list((source.get("stringData") or {}))
+        keys = list(source.get("data") or {}) + list(source.get("stringData") or {})
         for key in keys:
             text = secret_text(source, key) if source["kind"] == "Secret" else source["data"][key]
             (hub / sub / key).write_text(text)
@@ -229,7 +229,7 @@ def test_hub_from_the_chart_config_serves_the_form(helm_bin, chart, tmp_path, re
     assert f"{len(targets)} target(s)" in log, log[-5000:]
     # The chart's config file was the one that ran (its own log line), from the chart directory.
     assert "Loading /usr/local/etc/jupyterhub/secret/values.yaml" in log, log[-5000:]
-    for user, form in forms.items():
+    for form in forms.values():
         assert 'id="offload-spawner-form"' in form, form[:2000]
     leonardo = targets["leonardo"]["display_name"]
     assert leonardo in forms["carol"]  # ai-infn

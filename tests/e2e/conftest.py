@@ -37,13 +37,13 @@ from typing import Any
 
 import kubespawner.clients
 import pytest
-from hub_fixtures import HubClient
 from jupyterhub.tests.utils import api_request, async_requests, public_url
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 
+from hub_fixtures import HubClient
 from testbed import LocalCluster
 from testbed.interlink import InterlinkStack, interlink_sources_missing
 from testbed.slurm import SlurmCluster, slurm_missing

@@ -209,9 +209,9 @@ async def test_twenty_concurrent_spawns_for_four_gpus(spawn_hub, node_reader, ad
     t0 = time.monotonic()
     responses = await spawn_all_at_once(hub, users, GPU_REQUEST)
     print(f"20 concurrent spawn requests answered in {time.monotonic() - t0:.1f}s")
-    admitted = [u for u, (status, _) in zip(users, responses) if status in (201, 202)]
-    refused = [(u, status, body) for u, (status, body) in zip(users, responses) if status not in (201, 202)]
-    assert len(admitted) == 4, list(zip(users, responses))
+    admitted = [u for u, (status, _) in zip(users, responses, strict=True) if status in (201, 202)]
+    refused = [(u, status, body) for u, (status, body) in zip(users, responses, strict=True) if status not in (201, 202)]
+    assert len(admitted) == 4, list(zip(users, responses, strict=True))
     assert len(refused) == 16
     for user, status, body in refused:
         assert status == 400, body

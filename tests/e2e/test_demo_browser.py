@@ -21,6 +21,7 @@ import asyncio
 
 import pytest
 import requests
+
 from test_form_browser import browser, keep  # noqa: F401  (fixture)
 
 from .test_demo import _listening, _wait_for, demo  # noqa: F401  (fixture)

@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 import requests
-from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
 from distributed import Client
 from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
+from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
 from offload_spawner.catalog import build_catalog
 from offload_spawner.dask_config import dask_config
 from offload_spawner.limits import target_ceiling, user_ceiling

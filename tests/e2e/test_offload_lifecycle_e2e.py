@@ -20,7 +20,13 @@ from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
 from testbed.procs import pid_alive
-from testbed.virtual_kubelet import HOLD_ANNOTATION, PID_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
+from testbed.virtual_kubelet import (
+    HOLD_ANNOTATION,
+    PID_ANNOTATION,
+    QUEUE_ANNOTATION,
+    SUBMITTED_MESSAGE,
+    SUBMITTED_REASON,
+)
 
 from .test_spawn_e2e import pod_history, reach_jupyterlab
 

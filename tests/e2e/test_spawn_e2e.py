@@ -24,7 +24,6 @@ import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
-
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
 
 INTERLINK_TOLERATION = {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}

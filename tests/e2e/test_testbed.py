@@ -72,7 +72,7 @@ async def test_nodes_look_like_interlink_virtual_nodes(admin):
 
     leases = await client.CoordinationV1Api(admin.api).list_namespaced_lease("kube-node-lease")
     renewed = {lease.metadata.name: lease.spec.renew_time for lease in leases.items}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for name in nodes:
         assert now - renewed[name] < dt.timedelta(seconds=30), (name, renewed[name])
 
