@@ -19,7 +19,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 unexport PYTHONPATH PYTHONHOME PYTHONUSERBASE
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup test demo bench check-examples testbed-build helm-build interlink-build testbed e2e
+.PHONY: setup lint test demo bench check-examples testbed-build helm-build interlink-build testbed e2e
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
@@ -35,8 +35,14 @@ setup: $(INSTALLED)
 	@(test -x /usr/sbin/slurmctld && test -x /usr/sbin/slurmd && test -x /usr/sbin/munged) || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge)
 
-test: setup testbed-build helm-build interlink-build
+test: setup lint testbed-build helm-build interlink-build
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# Lint, format and type checks (pyproject.toml): `make test` runs them first.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy offload_spawner
 
 # kube-apiserver, kube-scheduler, kube-controller-manager and etcd, built from
 # Go modules into ~/.cache/offload-spawner/testbed (idempotent).
