@@ -51,12 +51,18 @@ CONFIG = {
 }
 
 
+#: An IAM login's auth_state: its access token reaches the server as a file, from a Secret volume.
+AUTH_STATE = {"access_token": "made-up.access.token", "oauth_user": {"preferred_username": "erin"}}
+
+
 def render(tmp_path: Path) -> dict[str, Any]:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(CONFIG))
+    auth_state = tmp_path / "auth_state.json"
+    auth_state.write_text(json.dumps(AUTH_STATE))
     r = subprocess.run(
         [sys.executable, "-m", "offload_spawner.cli", "render", "-f", str(values), "--user", "erin",
-         "-o", "profile=analysis", "-o", "target=remote-k8s"],
+         "--auth-state", str(auth_state), "-o", "profile=analysis", "-o", "target=remote-k8s"],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert r.returncode == 0, r.stderr
@@ -114,6 +120,8 @@ async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_bo
     body = rendered["pod"]
     assert body["spec"]["nodeSelector"]["kubernetes.io/hostname"] == DEFAULT_NODE
     assert len(rendered["secrets"]) == 1, rendered["secrets"]
+    assert [v["secret"]["secretName"] for v in body["spec"]["volumes"] if "secret" in v] == [
+        rendered["secrets"][0]["metadata"]["name"]]
     name = body["metadata"]["name"]
     submitted_before = k8s_plugin_stack.pods_submitted()
 
@@ -143,7 +151,13 @@ async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_bo
     # remote pod as a plain env value and the plugin makes no Secret for it (README, limitations).
     token_env = [e for e in remote["spec"]["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
     assert [sorted(e) for e in token_env] == [["name", "value"]], "the token now reaches the remote pod differently"
-    assert await remote_objects(admin, "secrets", uid) == []
+    # The Secret *volume* (the access token file) goes along: the plugin re-creates that Secret
+    # in the remote namespace under a name scoped to the pod's uid (_create_secrets, _scope_obj_name).
+    remote_secrets = await remote_objects(admin, "secrets", uid)
+    assert [s["metadata"]["name"] for s in remote_secrets] == [f"{secret['metadata']['name']}-{uid}"]
+    assert sorted(remote_secrets[0]["data"]) == secret_keys(rendered["secrets"][0])
+    assert [v["secret"]["secretName"] for v in remote["spec"]["volumes"] if "secret" in v] == [
+        remote_secrets[0]["metadata"]["name"]]
 
     await hub_kube.delete_pod(name)
     await admin.wait_pod(name, lambda p: p is None, "deleted", timeout=90)
