@@ -33,7 +33,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from .controlplane import ControlPlane, free_ports, log
 from .interlink import InterlinkStack, ensure_interlink_built
