@@ -183,6 +183,12 @@ class KubernetesPluginStack(InterlinkStack):
         versions.pop("interlink_module_for_plugin", None)
         versions["kubernetes_plugin_commit"] = stamp.get("kubernetes-plugin", "")
         versions["plugin_sdk_commit"] = stamp.get("plugin-sdk", "")
+        try:  # the interpreter the plugin's venv was made from (the plugin needs >= 3.12)
+            cfg = (self.plugin_dir / "venv" / "pyvenv.cfg").read_text()
+            versions["plugin_python"] = next(
+                line.split("=", 1)[1].strip() for line in cfg.splitlines() if line.startswith("version"))
+        except (OSError, StopIteration):
+            versions["plugin_python"] = ""
         return versions
 
 

@@ -179,7 +179,8 @@ def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack,
         "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
         "interlink-api-server": {"commit": versions["interlink_commit"]},
         "interlink-kubernetes-plugin": {"commit": versions["kubernetes_plugin_commit"],
-                                        "plugin_sdk": versions["plugin_sdk_commit"]},
+                                        "plugin_sdk": versions["plugin_sdk_commit"],
+                                        "python": versions["plugin_python"]},
     })
     _RUN_COUNTS["pods"]["kubernetes-plugin"] = _RUN_COUNTS["pods"].get("kubernetes-plugin", 0) + stack.pods_submitted()
     report = {"components": dict(_RUN_COMPONENTS), "pods": dict(_RUN_COUNTS["pods"]),

@@ -149,8 +149,10 @@ async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_bo
     # interLink's virtual kubelet resolves env values from Secrets before it calls the plugin
     # (interLink pkg/virtualkubelet/execute.go, resolveEnvFromRefs), so the token reaches the
     # remote pod as a plain env value and the plugin makes no Secret for it (README, limitations).
-    token_env = [e for e in remote["spec"]["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
-    assert [sorted(e) for e in token_env] == [["name", "value"]], "the token now reaches the remote pod differently"
+    token_env = {e["name"]: sorted(e) for e in remote["spec"]["containers"][0]["env"]
+                 if e["name"] in ("JUPYTERHUB_API_TOKEN", "ACCESS_TOKEN")}
+    assert token_env == {"JUPYTERHUB_API_TOKEN": ["name", "value"], "ACCESS_TOKEN": ["name", "value"]}, (
+        "the tokens now reach the remote pod differently: update README's limitations")
     # The Secret *volume* (the access token file) goes along: the plugin re-creates that Secret
     # in the remote namespace under a name scoped to the pod's uid (_create_secrets, _scope_obj_name).
     remote_secrets = await remote_objects(admin, "secrets", uid)
