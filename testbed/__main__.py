@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workdir", type=Path, help="keep certificates, kubeconfigs and logs here (default: a temp dir)")
     up.add_argument("--interlink", action="store_true",
                     help="also start a real SLURM cluster and the real interLink stack (node vk-slurm)")
+    up.add_argument("--k8s-plugin", action="store_true",
+                    help="also start interLink's real Kubernetes plugin behind its own interLink API server and "
+                         "virtual kubelet (node vk-k8s), offloading into namespace offload-remote-<ns>")
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     args = parser.parse_args(argv)
 
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     cluster = LocalCluster(args.workdir, keep=args.workdir is not None)
     cluster.start()
-    slurm = stack = None
+    slurm = stack = k8s_stack = None
     try:
         cp = cluster.control_plane
         if args.interlink:
@@ -47,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             stack = InterlinkStack(cp, slurm, cp.workdir / "interlink", keep=cluster.control_plane.keep).start()
             print(f"\n  real interLink node {stack.node}; logs in {stack.workdir}")
             print(f"  export SLURM_CONF={slurm.conf}   # sbatch/squeue/scancel against the test bed's SLURM")
+        if args.k8s_plugin:
+            from .k8s_plugin import NAMESPACE_PREFIX, KubernetesPluginStack
+
+            k8s_stack = KubernetesPluginStack(cp, cp.workdir / "k8s-plugin", keep=cluster.control_plane.keep).start()
+            print(f"\n  real interLink node {k8s_stack.node} (Kubernetes plugin -> namespaces "
+                  f"{NAMESPACE_PREFIX}-<ns> here); logs in {k8s_stack.workdir}")
         print("\nThe test bed is up:")
         for key, value in cp.describe().items():
             print(f"  {key:28} {value}")
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         return 0
     finally:
+        if k8s_stack is not None:
+            k8s_stack.stop()
         if stack is not None:
             stack.stop()
         if slurm is not None:

@@ -46,6 +46,7 @@ from kubespawner import KubeSpawner
 from hub_fixtures import HubClient
 from testbed import LocalCluster
 from testbed.interlink import InterlinkStack, interlink_sources_missing
+from testbed.k8s_plugin import KubernetesPluginStack, k8s_plugin_missing
 from testbed.slurm import SlurmCluster, slurm_missing
 
 NAMESPACE = "jhub"
@@ -114,6 +115,8 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
 
 
 _RUN_COUNTS: dict[str, dict[str, int]] = {"pods": {"slurm-plugin": 0}, "slurm_jobs": {"submitted": 0, "finished": 0}}
+#: Every component any stack of this pytest run reported (each writer adds its own).
+_RUN_COMPONENTS: dict[str, dict[str, str]] = {}
 
 
 def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path) -> dict[str, Any]:
@@ -139,9 +142,52 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path)
     for key in ("submitted", "finished"):
         _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
     report.update({"pods": dict(_RUN_COUNTS["pods"]), "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])})
+    _RUN_COMPONENTS.update(report["components"])
+    report["components"] = dict(_RUN_COMPONENTS)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}")
+    return report
+
+
+@pytest.fixture(scope="module")
+def k8s_plugin_stack(cluster: LocalCluster) -> Iterator[KubernetesPluginStack]:
+    """The real interLink Kubernetes plugin behind its own interLink API server and
+    virtual kubelet (node ``vk-k8s``), offloading into namespace ``offload-remote-<ns>``
+    of the same test bed, for one test module. Adds the pods that went through it to
+    build/e2e-stack.json when it stops."""
+    why = k8s_plugin_missing() or interlink_sources_missing()
+    if why:
+        pytest.skip(why)
+    keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
+    stack = KubernetesPluginStack(cluster.control_plane, cluster.control_plane.workdir / "k8s-plugin",
+                                  keep=keep, echo=_echo).start()
+    try:
+        yield stack
+    finally:
+        try:
+            write_k8s_plugin_report(cluster, stack, STACK_REPORT)
+        finally:
+            stack.stop()
+
+
+def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack, path: Path) -> dict[str, Any]:
+    """Add the Kubernetes plugin's components and pod count to this run's stack report."""
+    versions = stack.versions()
+    _RUN_COMPONENTS.update({
+        "kube-apiserver": {"version": cluster.control_plane.admin().call("GET", "/version").get("gitVersion", "")},
+        "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
+        "interlink-api-server": {"commit": versions["interlink_commit"]},
+        "interlink-kubernetes-plugin": {"commit": versions["kubernetes_plugin_commit"],
+                                        "plugin_sdk": versions["plugin_sdk_commit"],
+                                        "python": versions["plugin_python"]},
+    })
+    _RUN_COUNTS["pods"]["kubernetes-plugin"] = _RUN_COUNTS["pods"].get("kubernetes-plugin", 0) + stack.pods_submitted()
+    report = {"components": dict(_RUN_COMPONENTS), "pods": dict(_RUN_COUNTS["pods"]),
+              "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}")
     return report
 
 
