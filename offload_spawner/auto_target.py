@@ -144,7 +144,8 @@ def choose_target(
     excluded = set(exclude)
     candidates = []
     for slug in ranked(profile, ranking):
-        display_name = profile.target(slug).display_name  # type: ignore[union-attr]
+        menu_target = profile.target(slug)  # one of the profile's own (ranked)
+        display_name = menu_target.display_name if menu_target is not None else slug
         if slug in excluded:
             continue
         try:

@@ -13,6 +13,7 @@ import string
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .catalog import (
     Catalog,
@@ -42,7 +43,8 @@ class Bounds:
     def allows(self, value: float) -> bool:
         if self.choices is not None:
             return value in self.choices
-        return self.min <= value <= self.max  # type: ignore[operator]
+        # A range (no choices) has both min and max (see _bounds).
+        return self.min is not None and self.max is not None and self.min <= value <= self.max
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _visible(allowed_groups: list[str] | None, groups: frozenset[str]) -> bool:
     return allowed_groups is None or not groups.isdisjoint(allowed_groups)
 
 
-def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bounds | bool | None:
+def _bounds(option: CoresOption | MemoryOption | None, cap: float | None) -> Bounds | Literal[False] | None:
     """Bounds under a cap; None when the profile offers no such choice, False when nothing fits."""
     if option is None:
         return None
@@ -197,8 +199,8 @@ def _menu_target(
         description=target.description if target else "",
         backend=target.backend.value if target else "kubernetes",
         offload=offload,
-        cores=cores,  # type: ignore[arg-type]
-        memory=memory,  # type: ignore[arg-type]
+        cores=cores,
+        memory=memory,
         accelerators=tuple(accelerators),
         ceiling=ceiling,
         storage=storage,

@@ -146,7 +146,10 @@ def select(menu: Menu, user_options: Mapping[str, Any] | None) -> Selection:
 def _pick_profile(menu: Menu, user_options: Mapping[str, Any]) -> MenuProfile:
     slug = user_options.get("profile")
     if slug in (None, ""):
-        return menu.profile(menu.default_profile)  # type: ignore[return-value]
+        default = menu.profile(menu.default_profile)
+        if default is None:  # not reached: a menu with profiles has a default one
+            raise SelectionError("Please choose a profile.", "profile")
+        return default
     slug = _text(slug, "profile")
     profile = menu.profile(slug)
     if profile is None:
@@ -169,7 +172,10 @@ def _reject_unknown_keys(profile: MenuProfile, user_options: Mapping[str, Any]) 
 def _pick_target(profile: MenuProfile, user_options: Mapping[str, Any]) -> MenuTarget:
     slug = user_options.get("target")
     if slug in (None, ""):
-        return profile.target(profile.default_target)  # type: ignore[return-value]
+        default = profile.target(profile.default_target)
+        if default is None:  # not reached: a profile's menu has its default target
+            raise SelectionError("Please choose a target.", "target")
+        return default
     slug = _text(slug, "target")
     target = profile.target(slug)
     if target is None or target.slug is None:
