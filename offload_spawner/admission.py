@@ -31,10 +31,12 @@ from .availability import (
     target_availability,
 )
 from .catalog import Catalog, CatalogError
+from .handlers import install_handlers_on_running_hub
 from .menu import Menu, build_menu
 from .plan import PodPlan
 from .selection import Selection
 from .spawn_errors import refusal
+from .watcher import AvailabilityWatcher
 
 
 class AdmissionMixin:
@@ -55,14 +57,10 @@ class AdmissionMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self._uses_catalog() and self.offload_availability:
-            from .startup import install_handlers_on_running_hub
-
             install_handlers_on_running_hub()
 
     def _watcher(self, catalog: Catalog):
         """The hub's node watcher for the targets' virtual nodes (created, not awaited)."""
-        from .watcher import AvailabilityWatcher
-
         nodes = sorted({t.node for t in catalog.offload_targets.values() if t.is_virtual and t.node})
         if not nodes:
             return None

@@ -34,9 +34,10 @@ from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 from .admission import AdmissionMixin
 from .auto_spawn import AutoTargetMixin
 from .auto_target import DEFAULT_LABEL, choose_target, is_auto
+from .backends import ADAPTERS, backend_choice_help, settings_adapters
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
-from .config_checks import override_problems
 from .catalog_check import check_catalog
+from .config_checks import override_problems
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -101,16 +102,16 @@ class OffloadSpawner(
     per-server Secret (:class:`~offload_spawner.token_delivery.TokenDeliveryMixin`)."""
 
     offload_targets = Dict(
-        help="""
+        help=f"""
         Where servers may run, by slug. Each target has a ``display_name``, a
-        ``backend`` (kubernetes | slurm | htcondor | docker |
-        interlink-kubernetes | generic), the interLink virtual ``node`` for
+        ``backend`` ({" | ".join(ADAPTERS)}), the interLink virtual ``node`` for
         non-kubernetes backends, ``offload`` ("session": the server runs there;
         "dask": only Dask clusters do), ``allowed_groups``, ``limits``
-        ({cores, memory, accelerators}), ``start_timeout``, ``http_timeout``,
+        ({{cores, memory, accelerators}}), ``start_timeout``, ``http_timeout``,
         ``hub_api_url``, ``network`` (wstunnel | mesh | none), ``pod_shape``
         (how a session pod is reshaped for its virtual node) and typed backend
-        settings (``slurm``, ``htcondor``, ``docker``, ``kubernetes_plugin``).
+        settings ({", ".join(f"``{a.settings_field}``" for a in settings_adapters())}).
+        The backends: {backend_choice_help()}.
         See docs/configuration.md.
         """,
     ).tag(config=True)
