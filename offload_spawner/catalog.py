@@ -377,11 +377,12 @@ class TargetFields(_Model):
 
 def _backend_settings_fields() -> dict[str, Any]:
     """One optional field per backend that takes settings (its settings model)."""
-    return {
-        adapter.settings_field: (adapter.settings_model | None, Field(None, description=adapter.settings_help))
-        for adapter in settings_adapters()
-        if adapter.settings_field is not None
-    }
+    fields: dict[str, Any] = {}
+    for adapter in settings_adapters():
+        model = adapter.settings_model
+        if adapter.settings_field is not None and model is not None:
+            fields[adapter.settings_field] = (model | None, Field(None, description=adapter.settings_help))
+    return fields
 
 
 if TYPE_CHECKING:

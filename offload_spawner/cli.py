@@ -100,7 +100,7 @@ class SpawnerSettings:
         return dict.fromkeys(self.traits)
 
 
-def offload_spawner_class() -> type:
+def offload_spawner_class() -> Any:
     """The OffloadSpawner class, imported on first use.
 
     The command line's one lazy import of the package: ``check`` reads the

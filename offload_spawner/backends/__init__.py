@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterable
+from enum import Enum
 
 from .base import BackendAdapter
 
@@ -57,9 +58,10 @@ def _discover(package: str, path: Iterable[str]) -> dict[str, BackendAdapter]:
 ADAPTERS: dict[str, BackendAdapter] = _discover(__name__, __path__)
 
 
-def adapter_for(backend: str) -> BackendAdapter:
-    """The adapter of a backend name (the catalog's ``Backend`` values are such names)."""
-    return ADAPTERS[backend]
+def adapter_for(backend: str | Enum) -> BackendAdapter:
+    """The adapter of a backend name or of a member of the catalog's ``Backend``
+    (a ``str`` enum whose values are these names)."""
+    return ADAPTERS[str(backend.value) if isinstance(backend, Enum) else backend]
 
 
 def settings_adapters() -> list[BackendAdapter]:
