@@ -68,7 +68,7 @@ BACKEND = ExampleBatchAdapter()
 '''
 
 #: run in the copy: prints what the rest of the package made of the new module
-PROBE = '''
+PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])  # docs/, for gen_reference's renderers
 import offload_spawner
@@ -110,12 +110,14 @@ print(json.dumps({
     "help": OffloadSpawner.class_traits()["offload_targets"].help,
     "reference": "\\n".join(gen_reference.render_models(schema)),
 }))
-'''
+"""
 
 
 def _copy_package(tmp_path: Path) -> Path:
     """This checkout's package, copied: the test edits the copy only."""
-    shutil.copytree(ROOT / "offload_spawner", tmp_path / "offload_spawner", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "offload_spawner", tmp_path / "offload_spawner", ignore=shutil.ignore_patterns("__pycache__")
+    )
     return tmp_path / "offload_spawner"
 
 
