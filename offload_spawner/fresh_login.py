@@ -38,9 +38,9 @@ def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
 class FreshLoginMixin:
     """A refresh-aware ``fresh_auth_state`` and the spawn's login check.
 
-    Must come before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`
-    in the bases: its ``fresh_auth_state`` replaces that mixin's default hook
-    (which only reads the stored auth_state), so it does not call ``super()``.
+    :class:`~offload_spawner.spawner.OffloadSpawner` names this mixin's
+    ``fresh_auth_state`` as its answer to TokenDeliveryMixin's hook (whose
+    default only reads the stored auth_state), so it does not call ``super()``.
     Uses :class:`~offload_spawner.spawner.OffloadSpawner`'s ``_plan`` and the
     spawner's ``authenticator``, ``user`` and ``hub``."""
 

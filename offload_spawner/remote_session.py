@@ -108,7 +108,7 @@ class RemoteSessionMixin:
         remote site reports a failure (instead of waiting for start_timeout)."""
         self._offload_pod_created = False
         self._offload_submitted_at = None
-        self._plan = None  # load_user_options sets this start's plan; never watch with the last one
+        self._prepared = None  # load_user_options prepares this start; never watch with the last one
         starting = asyncio.ensure_future(super()._start())
         watching = asyncio.ensure_future(self._watch_remote_failure())
         try:
