@@ -498,9 +498,12 @@ class OffloadSpawner(
         if not is_auto(self.user_options):
             return await self.plan_for(self.user_options)
         choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
-        note_auto_choice(choice.chosen.selection.target)
+        chosen = choice.chosen
+        if chosen is None or chosen.selection is None or chosen.plan is None:  # pragma: no cover
+            raise AssertionError("_choose_target refuses when no target fits; a chosen one has its plan")
+        note_auto_choice(chosen.selection.target)
         self._auto_choice = choice  # shown on the spawn page at once (AutoTargetMixin.progress)
-        return choice.chosen.selection, choice.chosen.plan
+        return chosen.selection, chosen.plan
 
     async def _apply_plan_to_traits(self, plan: PodPlan) -> None:
         """Step 2: the plan's timeouts, overrides and traits onto this spawner."""
