@@ -10,6 +10,7 @@ pods planned for it carry what its adapter writes.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -205,3 +206,41 @@ def test_each_backend_says_what_it_is(name):
         assert adapter.settings_model is not None and adapter.settings_help
         for field, info in adapter.settings_model.model_fields.items():
             assert info.description, f"{adapter.settings_model.__name__}.{field} needs a description"
+
+
+def _code_names(path: Path) -> set[str]:
+    """Names, attributes and string constants a module's code uses (not its
+    docstrings or comments)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name.rpartition(".")[2])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            names.add(node.value)
+    return names
+
+
+@pytest.mark.parametrize("name", [n for n, a in ADAPTERS.items() if a.virtual])
+def test_nothing_outside_its_module_names_a_backend(name):
+    # The backend's value, settings field and settings model appear in the code
+    # of no other module of the package: the module is the whole backend
+    # (``kubernetes``, this cluster, is the default and stays named).
+    adapter = ADAPTERS[name]
+    own = Path(sys.modules[type(adapter).__module__].__file__)
+    words = {name, adapter.settings_field, getattr(adapter.settings_model, "__name__", None)} - {None}
+    found = {
+        f"{path.relative_to(ROOT)}: {sorted(words & names)}"
+        for path in sorted((ROOT / "offload_spawner").rglob("*.py"))
+        if path != own and (names := _code_names(path)) & words
+    }
+    assert not found
