@@ -27,7 +27,7 @@ from pydantic import (
 
 from .backends import ADAPTERS, adapter_for, backend_choice_help, settings_adapters
 from .catalog_types import (
-    _KEY_RE,
+    KEY_RE,
     CatalogModel,
     GroupName,
     Key,
@@ -554,7 +554,7 @@ class Profile(_Model):
     def _keys(self) -> Profile:
         slug = self.resolved_slug
         # The slug is part of form field names (profile-option-{slug}--{key}).
-        if not _KEY_RE.fullmatch(slug) or "--" in slug:
+        if not KEY_RE.fullmatch(slug) or "--" in slug:
             raise ValueError(f"slug {slug!r} must be letters, digits, '_', '.', single '-'")
         return self
 

@@ -70,8 +70,8 @@ def pattern(regex: str, what: str) -> Pattern:
 # DNS-1123 label: valid as a label value, a URL path part and an HTML id.
 Slug = Annotated[str, pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "slug (lowercase letters, digits and '-')")]
 # Keys of choices and profile options: safe in form field names.
-_KEY_RE = re.compile(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
-Key = Annotated[str, pattern(_KEY_RE.pattern, "key (letters, digits, '_', '.', '-')")]
+KEY_RE = re.compile(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
+Key = Annotated[str, pattern(KEY_RE.pattern, "key (letters, digits, '_', '.', '-')")]
 NodeName = Annotated[str, pattern(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "node name")]
 ResourceName = Annotated[
     str,
