@@ -31,12 +31,21 @@ CLASSES = [
     ("offload_spawner.iam", "IAMOAuthenticator", "c.IAMOAuthenticator.<name> / hub.config.IAMOAuthenticator.<name>"),
 ]
 
-#: Catalog models in reading order; models not listed follow alphabetically.
+#: Catalog models in reading order (the backends' settings models, from the
+#: backend registry, after Toleration); models not listed follow alphabetically.
 MODEL_ORDER = [
-    "Catalog", "Target", "Limits", "Toleration", "SlurmSettings", "HTCondorSettings",
-    "DockerSettings", "InterlinkKubernetesSettings", "InterlinkNatsSettings", "Profile", "ProfileOption", "Choice",
+    "Catalog", "Target", "Limits", "Toleration", "<backend settings>", "Profile", "ProfileOption", "Choice",
     "UnlistedChoice", "CoresOption", "MemoryOption", "AcceleratorOffer",
 ]
+
+
+def model_order() -> list[str]:
+    """:data:`MODEL_ORDER` with each backend's settings model in the registry's order."""
+    from offload_spawner.backends import settings_adapters
+
+    backends = [a.settings_model.__name__ for a in settings_adapters() if a.settings_model is not None]
+    at = MODEL_ORDER.index("<backend settings>")
+    return MODEL_ORDER[:at] + backends + MODEL_ORDER[at + 1:]
 
 HEADER = """\
 # Configuration reference
@@ -130,7 +139,8 @@ def _default(spec: dict) -> str:
 def render_models(schema: dict) -> list[str]:
     defs = schema.get("$defs", {})
     models = {"Catalog": schema, **{k: v for k, v in defs.items() if "properties" in v}}
-    order = [m for m in MODEL_ORDER if m in models] + sorted(set(models) - set(MODEL_ORDER))
+    reading_order = model_order()
+    order = [m for m in reading_order if m in models] + sorted(set(models) - set(reading_order))
     lines = ["## Catalog fields", ""]
     for name in order:
         model = models[name]

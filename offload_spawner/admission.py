@@ -18,7 +18,7 @@ and KubeSpawner in :class:`~offload_spawner.spawner.OffloadSpawner`'s bases. It
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubespawner import KubeSpawner
 
@@ -32,14 +32,13 @@ from .availability import (
     target_availability,
 )
 from .catalog import Catalog, CatalogError
+from .handlers import install_handlers_on_running_hub
 from .menu import Menu, build_menu
 from .plan import PodPlan
 from .selection import Selection
 from .spawn_errors import refusal
 from .spawner_base import SpawnerBase
-
-if TYPE_CHECKING:
-    from .watcher import AvailabilityWatcher
+from .watcher import AvailabilityWatcher
 
 #: stop() tasks of replaced watchers, referenced until done (the event loop keeps only weak references)
 _stopping: set[asyncio.Task[None]] = set()
@@ -66,14 +65,10 @@ class AdmissionMixin(SpawnerBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._uses_catalog() and self.offload_availability:
-            from .startup import install_handlers_on_running_hub
-
             install_handlers_on_running_hub()
 
     def _watcher(self, catalog: Catalog) -> AvailabilityWatcher | None:
         """The hub's node watcher for the targets' virtual nodes (created, not awaited)."""
-        from .watcher import AvailabilityWatcher
-
         nodes = sorted({t.node for t in catalog.offload_targets.values() if t.is_virtual and t.node})
         if not nodes:
             return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
 
@@ -66,7 +66,11 @@ class AutoTargetMixin(SpawnerBase):
     offload_auto_target: bool
     offload_auto_target_label: str
     offload_auto_target_ranking: list[str] | dict[str, float] | None
-    _plan: PodPlan | None
+    if TYPE_CHECKING:  # OffloadSpawner's read-only view of its PreparedSpawn
+
+        @property
+        def _plan(self) -> PodPlan | None: ...
+
 
     async def _choose_target(
         self, catalog: Catalog, menu: Menu, user_options: Mapping[str, Any], refuse: bool = True

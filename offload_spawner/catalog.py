@@ -15,26 +15,35 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    GetJsonSchemaHandler,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from .backends import ADAPTERS, adapter_for, backend_choice_help, settings_adapters
+from .catalog_types import (
+    KEY_RE,
+    CatalogModel,
+    GroupName,
+    Key,
+    LabelKey,
+    LabelValue,
+    Memory,
+    ModelName,
+    NodeName,
+    ResourceName,
+    Slug,
+)
+from .catalog_types import CatalogModel as _Model
+from .catalog_types import pattern as _pattern
 from .config_checks import owned_annotation, owned_annotation_message
-from .units import QuantityError, format_memory, parse_memory
+from .units import format_memory, parse_memory
 
 #: Option keys with a meaning of their own in user_options (the form and the REST API use the same keys).
 RESERVED_KEYS = frozenset(
@@ -61,79 +70,6 @@ DEFAULT_MODEL_LABELS = {
     "intel.com/fpga": "intel-fpga-type",
 }
 
-#: Annotation that makes interLink create a session's wstunnel shadow pod in the
-#: pod's own namespace instead of ``<namespace>-wstunnel``
-#: (interLink/pkg/virtualkubelet/virtualkubelet.go, createDummyPod).
-SHADOW_SAME_NS_ANNOTATION = "interlink.eu/shadow-same-ns"
-
-
-# --- scalar types -----------------------------------------------------------
-
-
-def _memory(value: Any) -> int:
-    try:
-        return parse_memory(value)
-    except QuantityError as e:
-        raise ValueError(str(e)) from None
-
-
-Memory = Annotated[
-    int,
-    BeforeValidator(_memory),
-    PlainSerializer(format_memory, return_type=str),
-    # What admins may write: a size ("8G") or a number of bytes.
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number", "exclusiveMinimum": 0}]}),
-]
-
-
-@dataclass(frozen=True)
-class _Pattern(AfterValidator):
-    """A full-match check with our own message, published in the JSON schema
-    (as an anchored ``pattern``) so that editors refuse what the hub refuses."""
-
-    regex: str = ""
-
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
-        schema = handler(core_schema)
-        schema["pattern"] = f"^(?:{self.regex})$"
-        return schema
-
-
-def _pattern(regex: str, what: str) -> _Pattern:
-    compiled = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not a valid {what}")
-        return value
-
-    return _Pattern(check, regex)
-
-
-# DNS-1123 label: valid as a label value, a URL path part and an HTML id.
-Slug = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "slug (lowercase letters, digits and '-')")]
-# Keys of choices and profile options: safe in form field names.
-_KEY_RE = re.compile(r"[A-Za-z0-9_.]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
-Key = Annotated[str, _pattern(_KEY_RE.pattern, "key (letters, digits, '_', '.', '-')")]
-NodeName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "node name")]
-ResourceName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", "extended resource name (vendor.com/kind)")]
-ModelName = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", "accelerator model (a label value)")]
-LabelKey = Annotated[str, _pattern(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", "label key")]
-LabelValue = Annotated[str, _pattern(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", "label value")]
-# A batch-system option: ``--name`` or ``--name=value`` with no space, quote or
-# shell metacharacter, so that joining them with spaces is unambiguous.
-BatchFlag = Annotated[str, _pattern(r"--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.:,/@%+=-]+)?", "flag (--name or --name=value, no spaces or quotes)")]
-BatchWord = Annotated[str, _pattern(r"[A-Za-z0-9_.+-]{1,128}", "name (letters, digits, '_', '.', '+', '-')")]
-SlurmTime = Annotated[str, _pattern(r"(\d+-)?\d{1,2}(:\d{2}){0,2}|\d+", "SLURM time limit (e.g. 04:00:00 or 1-00:00:00)")]
-GroupName = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class _Model(BaseModel):
-    """Strict by default: an unknown key is a typo, and a typo stops the hub."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # --- limits -----------------------------------------------------------------
 
 
@@ -148,14 +84,13 @@ class Limits(_Model):
 # --- targets ----------------------------------------------------------------
 
 
-class Backend(str, Enum):
-    kubernetes = "kubernetes"
-    slurm = "slurm"
-    htcondor = "htcondor"
-    docker = "docker"
-    interlink_kubernetes = "interlink-kubernetes"
-    interlink_nats = "interlink-nats"
-    generic = "generic"
+#: The ``backend`` values: one per backend module of :mod:`offload_spawner.backends`,
+#: in its order; a member is named like its value with ``_`` for ``-``
+#: (``Backend.interlink_nats``). Built from the registry, so a new backend module
+#: needs no line here.
+Backend = Enum(  # type: ignore[misc]
+    "Backend", [(name.replace("-", "_"), name) for name in ADAPTERS], type=str, module=__name__
+)
 
 
 class Toleration(_Model):
@@ -164,158 +99,6 @@ class Toleration(_Model):
     value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     tolerationSeconds: int | None = None
-
-
-SitePath = Annotated[str, _pattern(r"/[A-Za-z0-9_.+@/-]*", "absolute path on the site (letters, digits, '_', '.', '+', '@', '-', '/')")]
-
-
-class BindMount(_Model):
-    """A site directory bound into the container (``--bind source:target[:ro]``)."""
-
-    source: SitePath
-    target: SitePath | None = Field(None, description="Where it appears in the container (default: same as source).")
-    read_only: bool = False
-
-    def bind_spec(self) -> str:
-        return f"{self.source}:{self.target or self.source}" + (":ro" if self.read_only else "")
-
-
-def _no_trailing_slash(value: str) -> str:
-    if value.endswith("/"):
-        raise ValueError(
-            f"{value!r} ends with '/': the HTCondor plugin puts it in front of images written as an absolute "
-            "path ('/...'), so 'docker://' would give 'docker:///...'; images without a leading '/' get "
-            "'docker://' from the plugin already"
-        )
-    return value
-
-
-class SlurmSettings(_Model):
-    """What the interLink SLURM plugin reads (interlink-slurm-plugin/pkg/slurm/prepare.go), as typed settings."""
-
-    partition: BatchWord | None = None
-    account: BatchWord | None = None
-    qos: BatchWord | None = None
-    time_limit: SlurmTime | None = None
-    flavor: BatchWord | None = Field(
-        None, description="A flavor of the plugin's config (slurm-job.vk.io/flavor): its flags, UID and defaults."
-    )
-    extra_flags: list[BatchFlag] = []
-    gres_from_accelerators: bool = Field(
-        True,
-        description=(
-            "Write --gres=<gres_name>:<type>:<count> for a chosen GPU (*/gpu). The plugin itself never turns "
-            "a GPU limit into --gres (only a configured flavor can): turn this off only when 'flavor' requests the GPUs."
-        ),
-    )
-    gres_name: BatchWord = Field("gpu", description="The site's GRES name for GPUs (slurm.conf GresTypes).")
-    gres_types: dict[ModelName, BatchWord | Literal[""]] = Field(
-        {},
-        description=(
-            "The site's GRES type per accelerator model (gres.conf Type); a model not listed is used as the "
-            "type; '' requests the GPUs without a type (--gres=gpu:<count>)."
-        ),
-    )
-    image_root: Annotated[str, _pattern(r"[a-z]+://|[A-Za-z0-9_./:-]+", "image root")] | None = None
-    singularity_options: list[BatchFlag] = []
-    singularity_mounts: list[BindMount] = Field(
-        [], description="Site directories bound into the container (CVMFS, data areas): slurm-job.vk.io/singularity-mounts."
-    )
-    mpi_flags: list[BatchFlag] | None = Field(
-        None,
-        description=(
-            "Run the container under 'mpiexec -np $SLURM_NTASKS <flags>' (slurm-job.vk.io/mpi-flags); "
-            "unset: no MPI. Needs at least one flag (the plugin reads the value 'true' as no MPI). The SLURM "
-            "plugin at commit f8451d9 loses the mpiexec prefix (it edits a copy of each command), so there it "
-            "has no effect yet."
-        ),
-    )
-    pre_exec: str | None = Field(
-        None,
-        description="Shell lines run before the payload (admin text only; users never reach it).",
-    )
-
-    @field_validator("mpi_flags")
-    @classmethod
-    def _mpi_flags(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("give at least one mpiexec flag (e.g. --bind-to=core), or leave mpi_flags unset")
-        return value
-
-    def gres_flag(self, model: str | None, count: int) -> str:
-        """``--gres=`` for ``count`` GPUs of ``model``, in the site's GRES names."""
-        kind = self.gres_types.get(model, model) if model else ""
-        return f"--gres={self.gres_name}:{kind}:{count}" if kind else f"--gres={self.gres_name}:{count}"
-
-
-class HTCondorSettings(_Model):
-    """What the interLink HTCondor plugin reads (interlink-htcondor-plugin/handles.py)."""
-
-    singularity_options: list[BatchFlag] = []
-    image_root: Annotated[
-        str, _pattern(r"[a-z]+://[A-Za-z0-9_./:-]*|[A-Za-z0-9_./:-]+", "image root"), AfterValidator(_no_trailing_slash)
-    ] | None = Field(
-        None,
-        description=(
-            "Put in front of images written as an absolute path not under /cvmfs (htcondor-job.knoc.io/image-root), "
-            "e.g. 'oras://registry.example.org' for image '/org/image:tag'. Other images are unaffected: the "
-            "plugin uses /cvmfs and docker:// images as they are and prefixes every other one with 'docker://'."
-        ),
-    )
-
-
-class DockerSettings(_Model):
-    """What the interLink Docker plugin reads: nothing this spawner can set.
-
-    ``docker-options.vk.io/flags`` is placed before ``run`` by the plugin (so
-    ``--shm-size`` and the like are not ``docker run`` flags there), and the
-    executed command drops them; so ``flags`` is refused rather than promise
-    an effect. An FPGA limit (``xilinx.com/fpga``) is turned into ``--device`` by
-    the plugin itself.
-    """
-
-    flags: list[BatchFlag] = Field(
-        [],
-        description=(
-            "Refused when not empty: the Docker plugin does not pass these to 'docker run' "
-            "(docker-options.vk.io/flags go before 'run' and are dropped from the executed command)."
-        ),
-    )
-
-    @field_validator("flags")
-    @classmethod
-    def _no_flags(cls, value: list[str]) -> list[str]:
-        if value:
-            raise ValueError(
-                "the interLink Docker plugin does not pass docker-options.vk.io/flags to 'docker run' (they go "
-                "before 'run' and the executed command drops them): remove 'flags'"
-            )
-        return value
-
-
-class InterlinkKubernetesSettings(_Model):
-    """What the interLink Kubernetes plugin reads."""
-
-    remote_pvcs: list[Slug] = []
-
-
-# A NATS pool: one token of a NATS subject (no '.', '*', '>' or space) and a label value.
-NatsPool = Annotated[
-    str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?", "NATS pool name (letters, digits, '_', '-')")
-]
-
-
-class InterlinkNatsSettings(_Model):
-    """What the interLink NATS plugin reads (see offload_spawner.backends.interlink_nats)."""
-
-    pool: NatsPool = Field(description="Pool whose submitters run the pod (toleration pool.vk.io=<pool>).")
-    cvmfs_volumes: list[Slug] = Field(
-        [], description="Pod volumes the site replaces with its /cvmfs (annotation cvmfs.vk.io/<volume>)."
-    )
-    fuse_volumes: dict[Slug, str] = Field(
-        {},
-        description="Pod volumes the site mounts with a FUSE script (annotation fuse.vk.io/<volume>; admin text only).",
-    )
 
 
 class TokenChannels(_Model):
@@ -463,31 +246,22 @@ class DaskSettings(_Model):
         return self
 
 
-_BACKEND_SETTINGS = {
-    "slurm": Backend.slurm,
-    "htcondor": Backend.htcondor,
-    "docker": Backend.docker,
-    "kubernetes_plugin": Backend.interlink_kubernetes,
-    "nats": Backend.interlink_nats,
-}
-
-
-_NO_GRES = (
-    "the SLURM plugin writes no --gres for a GPU limit; set slurm.gres_from_accelerators (default true) "
-    "or slurm.flavor (a plugin flavor whose flags request the GPUs)"
-)
-
-
 def _is_gpu(resource: str) -> bool:
     return resource.endswith("/gpu")
 
 
-class Target(_Model):
+class TargetFields(_Model):
     """Where a server (or only its Dask clusters) runs."""
+
+    # The fields every target has; Target (below) adds one settings field per
+    # backend that takes settings (slurm, nats, ...), from the backend modules.
 
     display_name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
-    backend: Backend = Backend.kubernetes
+    backend: Backend = Field(
+        Backend["kubernetes"],
+        description="Where the pods run: " + backend_choice_help() + ".",
+    )
     node: NodeName | None = None
     offload: Literal["session", "dask"] = "session"
     allowed_groups: list[GroupName] | None = None
@@ -503,11 +277,6 @@ class Target(_Model):
     node_selector: dict[LabelKey, LabelValue] = {}
     annotations: dict[LabelKey, str] = {}
     labels: dict[LabelKey, LabelValue] = {}
-    slurm: SlurmSettings | None = None
-    htcondor: HTCondorSettings | None = None
-    docker: DockerSettings | None = None
-    kubernetes_plugin: InterlinkKubernetesSettings | None = None
-    nats: InterlinkNatsSettings | None = None
     tokens: TokenPolicy = TokenPolicy()
     network: Literal["wstunnel", "mesh", "none"] | None = Field(
         None,
@@ -523,8 +292,9 @@ class Target(_Model):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> Target:
-        virtual = self.backend is not Backend.kubernetes
+    def _consistent(self) -> TargetFields:
+        adapter = adapter_for(self.backend)
+        virtual = adapter.virtual
         if virtual and not self.node:
             raise ValueError(
                 f"a {self.backend.value} target needs 'node', the name of its interLink virtual node"
@@ -535,11 +305,15 @@ class Target(_Model):
             raise ValueError("offload 'dask' needs a virtual-node backend, not kubernetes")
         if self.offload == "dask" and self.dask is not None and not self.dask.enabled:
             raise ValueError("offload 'dask' with dask.enabled false would offload nothing")
-        for field, backend in _BACKEND_SETTINGS.items():
-            if getattr(self, field) is not None and self.backend is not backend:
-                raise ValueError(f"'{field}' settings need backend {backend.value!r}, not {self.backend.value!r}")
-        if self.backend is Backend.interlink_nats and self.nats is None:
-            raise ValueError("an interlink-nats target needs 'nats.pool', the pool that runs its pods")
+        for other in settings_adapters():
+            field = other.settings_field
+            if other is not adapter and getattr(self, field or "", None) is not None:
+                raise ValueError(f"'{field}' settings need backend {other.name!r}, not {self.backend.value!r}")
+        if adapter.settings_required and self.backend_settings is None:
+            model = adapter.settings_model
+            required = [name for name, info in (model.model_fields if model else {}).items() if info.is_required()]
+            names = ", ".join(f"'{adapter.settings_field}.{name}'" for name in required) or f"'{adapter.settings_field}'"
+            raise ValueError(f"a {adapter.name} target needs {names}")
         if not virtual and (self.network is not None or self.pod_shape is not None):
             raise ValueError("'network' and 'pod_shape' are for virtual-node targets, not kubernetes")
         if self.offload == "session" and self.network == "none":
@@ -548,23 +322,30 @@ class Target(_Model):
                 "or network 'wstunnel' (with hub_api_url) or 'mesh'"
             )
         gpus = [name for name, count in (self.limits.accelerators or {}).items() if count and _is_gpu(name)]
-        if gpus and not self.can_request_gpus:
-            raise ValueError(f"this target offers {gpus[0]} but cannot request it: {_NO_GRES}")
+        why = adapter.gpu_refusal(self) if gpus else None
+        if why:
+            raise ValueError(f"this target offers {gpus[0]} but cannot request it: {why}")
         return self
 
     @property
+    def backend_settings(self) -> CatalogModel | None:
+        """This target's settings for its own backend (its ``slurm``, ``nats``, ...), if given."""
+        field = adapter_for(self.backend).settings_field
+        settings = getattr(self, field) if field else None
+        return settings if isinstance(settings, CatalogModel) else None
+
+    @property
+    def gpu_refusal(self) -> str | None:
+        """Why a GPU chosen for this target would not reach the batch system (None: it would)."""
+        return adapter_for(self.backend).gpu_refusal(self)
+
+    @property
     def can_request_gpus(self) -> bool:
-        """Does a GPU chosen for this target reach the batch system? Only a SLURM
-        target needs help: its plugin writes no --gres for a GPU limit
-        (interlink-slurm-plugin/pkg/slurm/prepare.go), only a flavor's flags can."""
-        if self.backend is not Backend.slurm or self.offload != "session":
-            return True
-        settings = self.slurm or SlurmSettings()
-        return settings.gres_from_accelerators or settings.flavor is not None
+        return self.gpu_refusal is None
 
     @property
     def is_virtual(self) -> bool:
-        return self.backend is not Backend.kubernetes
+        return adapter_for(self.backend).virtual
 
     @property
     def runs_session_remotely(self) -> bool:
@@ -583,15 +364,36 @@ class Target(_Model):
         """``pod_shape`` with the backend's default for ``volumes`` filled in."""
         shape = self.pod_shape or PodShapeSettings()
         if shape.volumes is None:
-            volumes = "keep" if self.backend is Backend.interlink_kubernetes else "emptydir"
+            volumes = "keep" if adapter_for(self.backend).keeps_claims else "emptydir"
             shape = shape.model_copy(update={"volumes": volumes})
         return shape
+
     @property
     def dask_settings(self) -> DaskSettings | None:
         """The Dask settings in force: defaults for offload 'dask', else only when set and enabled."""
         if self.dask is not None:
             return self.dask if self.dask.enabled else None
         return DaskSettings() if self.offload == "dask" else None
+
+
+def _backend_settings_fields() -> dict[str, Any]:
+    """One optional field per backend that takes settings (its settings model)."""
+    fields: dict[str, Any] = {}
+    for adapter in settings_adapters():
+        model = adapter.settings_model
+        if adapter.settings_field is not None and model is not None:
+            fields[adapter.settings_field] = (model | None, Field(None, description=adapter.settings_help))
+    return fields
+
+
+if TYPE_CHECKING:
+    Target = TargetFields
+else:
+    #: A target: :class:`TargetFields` and the backends' settings fields.
+    Target = create_model(
+        "Target", __base__=TargetFields, __module__=__name__, __doc__=TargetFields.__doc__,
+        **_backend_settings_fields(),
+    )
 
 
 # --- profiles ---------------------------------------------------------------
@@ -753,7 +555,7 @@ class Profile(_Model):
     def _keys(self) -> Profile:
         slug = self.resolved_slug
         # The slug is part of form field names (profile-option-{slug}--{key}).
-        if not _KEY_RE.fullmatch(slug) or "--" in slug:
+        if not KEY_RE.fullmatch(slug) or "--" in slug:
             raise ValueError(f"slug {slug!r} must be letters, digits, '_', '.', single '-'")
         return self
 
@@ -904,10 +706,11 @@ class Catalog(_Model):
                     )
             gpus = [r for r in profile.accelerators if _is_gpu(r)]
             for slug in self.profile_targets(profile) if gpus else []:
-                if not self.offload_targets[slug].can_request_gpus:
+                why = self.offload_targets[slug].gpu_refusal
+                if why:
                     raise _located(
                         f"profile_list[{index}].accelerators",
-                        f"{gpus[0]} is offered on target {slug!r}, which cannot request it: {_NO_GRES}",
+                        f"{gpus[0]} is offered on target {slug!r}, which cannot request it: {why}",
                     )
         if sum(p.default for p in self.profile_list) > 1:
             raise _located("profile_list", "more than one profile is marked default")
@@ -924,10 +727,6 @@ class Catalog(_Model):
         if profile.targets is None:
             return list(self.offload_targets)
         return list(profile.targets)
-
-
-# The site form of a volume each backend can take (see offload_spawner/storage.py).
-_SITE_SOURCE = {Backend.slurm: "path", Backend.htcondor: "path", Backend.interlink_kubernetes: "claim"}
 
 
 def _check_storage(catalog: Catalog) -> None:
@@ -950,7 +749,8 @@ def _check_storage(catalog: Catalog) -> None:
                     f"{where}.targets.{slug}",
                     "servers of this target run in this cluster; give the volume's 'cluster' source instead",
                 )
-            wanted = _SITE_SOURCE.get(target.backend)
+            # The site form of a volume the backend takes (see offload_spawner/storage.py).
+            wanted = adapter_for(target.backend).site_storage
             if wanted is None:
                 raise _located(
                     f"{where}.targets.{slug}",

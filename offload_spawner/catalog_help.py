@@ -2,7 +2,9 @@
 
 Kept beside :mod:`offload_spawner.catalog` rather than in it so that the
 models stay short to read. A field's own ``Field(description=...)`` wins over
-the text here. ``docs/gen_reference.py`` renders both into docs/reference.md,
+the text here; a backend's settings describe their fields themselves, in the
+backend's module (:mod:`offload_spawner.backends`). ``docs/gen_reference.py``
+renders both into docs/reference.md,
 and a test makes sure every field of every catalog model has a description
 and no entry here names a field that does not exist.
 """
@@ -10,6 +12,8 @@ and no entry here names a field that does not exist.
 from __future__ import annotations
 
 from typing import Any
+
+from .catalog import Catalog
 
 #: "Model.field" -> description.
 FIELD_HELP: dict[str, str] = {
@@ -30,7 +34,6 @@ FIELD_HELP: dict[str, str] = {
     # Target
     "Target.display_name": "Shown to users in the form (\"Run on\").",
     "Target.description": "Shown under the target in the form.",
-    "Target.backend": "`kubernetes` runs in this cluster; the others name the interLink plugin behind `node`.",
     "Target.node": "The interLink virtual node: the pod gets `nodeSelector: {kubernetes.io/hostname: node}` and the interLink toleration. Required for every backend but `kubernetes`.",
     "Target.offload": "`session`: the server pod runs on the node; `dask`: the server stays in this cluster and only Dask clusters go to the node.",
     "Target.allowed_groups": "Groups that may use this target. Unset: everyone; `[]`: nobody.",
@@ -42,11 +45,6 @@ FIELD_HELP: dict[str, str] = {
     "Target.node_selector": "Extra node selector labels for pods of this target.",
     "Target.annotations": "Extra pod annotations (admin text, copied verbatim).",
     "Target.labels": "Extra pod labels.",
-    "Target.slurm": "SLURM plugin settings (backend `slurm` only) -> `slurm-job.vk.io/*` annotations.",
-    "Target.htcondor": "HTCondor plugin settings (backend `htcondor` only).",
-    "Target.docker": "Docker plugin settings (backend `docker` only).",
-    "Target.kubernetes_plugin": "Kubernetes plugin settings (backend `interlink-kubernetes` only).",
-    "Target.nats": "interLink NATS plugin settings (backend `interlink-nats` only, and required there): its pool and volume annotations.",
     # Limits
     "Limits.cores": "CPU cores (may be fractional).",
     "Limits.memory": "Memory, as a size: `8G`, `512M` (K/M/G/T are powers of 1024, as in KubeSpawner; a bare number is gigabytes).",
@@ -57,21 +55,6 @@ FIELD_HELP: dict[str, str] = {
     "Toleration.value": "Taint value (with `Equal`).",
     "Toleration.effect": "`NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset: all.",
     "Toleration.tolerationSeconds": "How long a `NoExecute` taint is tolerated.",
-    # Backend settings
-    "SlurmSettings.partition": "`--partition=` in `slurm-job.vk.io/flags`.",
-    "SlurmSettings.account": "`--account=` in `slurm-job.vk.io/flags`.",
-    "SlurmSettings.qos": "`--qos=` in `slurm-job.vk.io/flags`.",
-    "SlurmSettings.time_limit": "`--time=` in `slurm-job.vk.io/flags` (`04:00:00`, `1-00:00:00`).",
-    "SlurmSettings.flavor": "`slurm-job.vk.io/flavor`: a flavor the site's plugin defines.",
-    "SlurmSettings.extra_flags": "More `#SBATCH` flags, each `--name` or `--name=value` without spaces or quotes.",
-    "SlurmSettings.image_root": "`slurm-job.vk.io/image-root`: put in front of images without a URI scheme (over the plugin's `ImagePrefix`), e.g. `docker://`.",
-    "SlurmSettings.singularity_options": "`slurm-job.vk.io/singularity-options`, flags as above.",
-    "HTCondorSettings.singularity_options": "`htcondor-job.vk.io/singularity-options`, flags `--name[=value]`.",
-    "HTCondorSettings.image_root": "`htcondor-job.knoc.io/image-root`: put in front of images written as an absolute path (not /cvmfs) only.",
-    "DockerSettings.flags": "Refused when not empty: the Docker plugin does not pass `docker-options.vk.io/flags` to `docker run`.",
-    "BindMount.source": "Absolute path of the directory on the site.",
-    "BindMount.read_only": "Bind it read-only (`:ro`).",
-    "InterlinkKubernetesSettings.remote_pvcs": "`interlink.io/remote-pvc`: PVC names the plugin replicates on the remote cluster.",
     # Profile
     "Profile.display_name": "Shown to users.",
     "Profile.slug": "Identifies the profile in user_options and form field names. Default: derived from display_name, as KubeSpawner does.",
@@ -135,8 +118,6 @@ def catalog_json_schema() -> dict[str, Any]:
     Raises ``KeyError`` naming a ``FIELD_HELP`` entry for a field that does not
     exist (a stale entry).
     """
-    from .catalog import Catalog
-
     schema = Catalog.model_json_schema(mode="serialization")
     models = {"Catalog": schema, **schema.get("$defs", {})}
     for key in FIELD_HELP:

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import yaml
 
+from .availability import ClusterView, cluster_view
 from .catalog import CatalogError
+from .catalog_check import check_catalog
 from .catalog_help import catalog_schema_document
 from .config_loader import ConfigLoadError, load_config, spawner_config
+from .summary import summarize
 from .tokens import redacted
 
 if TYPE_CHECKING:
@@ -105,6 +108,19 @@ class SpawnerSettings:
         return dict.fromkeys(self.traits)
 
 
+def offload_spawner_class() -> Any:
+    """The OffloadSpawner class, imported on first use.
+
+    The command line's one lazy import of the package: ``check`` reads the
+    spawner's settings from a cache (:func:`_offload_settings`) and imports
+    the spawner module, with KubeSpawner and JupyterHub behind it (seconds),
+    only when the cache is stale or the command renders a pod or a form.
+    """
+    from .spawner import OffloadSpawner
+
+    return OffloadSpawner
+
+
 def _offload_settings() -> SpawnerSettings:
     """OffloadSpawner's sections and config traits, from the cache when it matches
     the installed modules (their paths, sizes and mtimes), else from the class."""
@@ -131,10 +147,9 @@ def _offload_settings() -> SpawnerSettings:
         return SpawnerSettings("OffloadSpawner", tuple(data["sections"]), frozenset(data["traits"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from .spawner import OffloadSpawner
-
+    offload_class = offload_spawner_class()
     settings = SpawnerSettings(
-        "OffloadSpawner", tuple(OffloadSpawner.section_names()), frozenset(OffloadSpawner.class_traits(config=True))
+        "OffloadSpawner", tuple(offload_class.section_names()), frozenset(offload_class.class_traits(config=True))
     )
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -154,18 +169,17 @@ def _configured_spawner(config: Config) -> Any:
 def _spawner_class(config: Config) -> type[OffloadSpawner]:
     from traitlets.utils.importstring import import_item
 
-    from .spawner import OffloadSpawner
-
+    offload_class = offload_spawner_class()
     value = _configured_spawner(config)
     if isinstance(value, str):
         if value in _OFFLOAD_NAMES:
-            value = OffloadSpawner
+            value = offload_class
         else:
             try:
                 value = import_item(value)
             except Exception as e:  # noqa: BLE001 - any import failure is the admin's config error
                 raise CliError(f"cannot import spawner_class {value!r}: {e}", 1) from None
-    if not (isinstance(value, type) and issubclass(value, OffloadSpawner)):
+    if not (isinstance(value, type) and issubclass(value, offload_class)):
         raise CliError(f"this config's spawner_class is {value!r}, not OffloadSpawner", 1)
     return value
 
@@ -220,9 +234,6 @@ def _make_spawner(config: Config, cls: type[OffloadSpawner], user: CliUser) -> O
 
 
 def cmd_check(args: argparse.Namespace) -> str:
-    from .catalog_check import check_catalog
-    from .summary import summarize
-
     config, cls = _load(args.file, light=True)
     problems = unknown_settings(config, cls)
     try:
@@ -322,8 +333,6 @@ def _cluster_view(path: str | None) -> ClusterView:
     Without the option the CLI knows nothing of the cluster: availability is
     unknown and nothing is refused for it (as on a hub without node access).
     """
-    from .availability import ClusterView, cluster_view
-
     data = _read_data_file(path, "--cluster")
     if path is None:
         return ClusterView(known=False, note="free capacity is not shown (no --cluster file given)")
@@ -339,8 +348,6 @@ def _cluster_view(path: str | None) -> ClusterView:
 
 
 def _check_static_catalog(config: Config, cls: type[OffloadSpawner]) -> None:
-    from .catalog_check import check_catalog
-
     try:
         check_catalog(spawner_config(config, cls), cls)
     except CatalogError as e:

@@ -21,20 +21,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from traitlets import HasTraits
 
-#: Annotation prefixes written only from typed settings: the interLink
-#: plugins' job-shaping annotations (interlink-slurm-plugin/pkg/slurm/prepare.go
-#: reads ``slurm-job.vk.io/*``; interlink-htcondor-plugin/handles.py reads
-#: ``htcondor-job.vk.io/*`` and ``htcondor-job.knoc.io/*``; the docker plugin
-#: ``docker-options.vk.io/*``) and this package's own.
+from .backends import ADAPTERS
+from .unlisted_value import fill_value
+
+#: Annotation prefixes written only from typed settings: each backend's
+#: (its module's ``owned_annotation_prefixes``, e.g. ``slurm-job.vk.io/``, which
+#: interlink-slurm-plugin/pkg/slurm/prepare.go reads) and this package's own.
 OWNED_ANNOTATION_PREFIXES = (
-    "slurm-job.vk.io/",
-    "htcondor-job.vk.io/",
-    "htcondor-job.knoc.io/",
-    "docker-options.vk.io/",
+    *(prefix for adapter in ADAPTERS.values() for prefix in adapter.owned_annotation_prefixes),
     "offload-spawner.io/",
 )
-#: Single annotations written from typed settings (kubernetes_plugin.remote_pvcs, pod_shape).
-OWNED_ANNOTATIONS = frozenset({"interlink.io/remote-pvc", "interlink.eu/disable-offload-init-containers"})
+#: Single annotations written from typed settings (the backends' and pod_shape's).
+OWNED_ANNOTATIONS = frozenset(
+    {key for adapter in ADAPTERS.values() for key in adapter.owned_annotations}
+    | {"interlink.eu/disable-offload-init-containers"}
+)
+#: The target settings that write them, for the message.
+_OWNING_SETTINGS = (
+    *(
+        adapter.settings_field
+        for adapter in ADAPTERS.values()
+        if adapter.settings_field and (adapter.owned_annotation_prefixes or adapter.owned_annotations)
+    ),
+    "pod_shape",
+)
 
 
 def owned_annotation(key: str) -> bool:
@@ -44,8 +54,8 @@ def owned_annotation(key: str) -> bool:
 
 def owned_annotation_message(key: str) -> str:
     return (
-        f"{key!r} is written from the typed settings (slurm, htcondor, docker, kubernetes_plugin, "
-        "pod_shape), which are checked; a raw annotation would replace them unchecked"
+        f"{key!r} is written from the typed settings ({', '.join(_OWNING_SETTINGS)}), which are checked; "
+        "a raw annotation would replace them unchecked"
     )
 
 
@@ -69,8 +79,6 @@ def _override_sites(catalog: Any) -> Iterator[tuple[str, Mapping[str, Any], bool
 
 def _sample(template: Any) -> Any:
     """An unlisted template as it is after filling in a typical free text."""
-    from .plan import fill_value
-
     return fill_value(template, "x")
 
 

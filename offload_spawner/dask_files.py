@@ -3,6 +3,8 @@ by the pure :func:`offload_spawner.dask_config.dask_config`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .dask_config import DaskServerConfig, dask_config
 from .limits import target_ceiling, user_ceiling
 from .plan import PodPlan
@@ -10,20 +12,23 @@ from .spawner_base import SpawnerBase
 
 
 class DaskFilesMixin(SpawnerBase):
-    """The Dask configuration of this server's target (``_dask``) and the
-    ``server_files`` hook that delivers it through the per-server Secret.
+    """The Dask configuration of this server's target and the ``server_files``
+    hook that delivers it through the per-server Secret.
 
-    Must come before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`
-    in the bases: its ``server_files`` replaces that mixin's default hook (no
-    files), so it does not call ``super()``. Uses what
-    :class:`~offload_spawner.spawner.OffloadSpawner` defines: ``_plan``,
-    ``get_catalog`` and ``user_groups`` (its ``load_user_options`` sets
-    ``_dask`` and its ``get_env`` adds ``_dask.env``); and the spawner's
-    ``image``, ``namespace``, ``pod_name``, ``user`` and ``hub``."""
+    :class:`~offload_spawner.spawner.OffloadSpawner` names this mixin's
+    ``server_files`` as its answer to TokenDeliveryMixin's hook (so it does not
+    call ``super()``). Uses what OffloadSpawner defines: ``get_catalog``,
+    ``user_groups`` and ``_dask`` (this spawn's Dask files and env, which its
+    ``load_user_options`` prepares with :meth:`_dask_config_for` and its
+    ``get_env`` adds); and the spawner's ``image``, ``namespace``,
+    ``pod_name``, ``user`` and ``hub``."""
 
-    _dask: DaskServerConfig | None = None
     # OffloadSpawner's attribute (declared there)
-    _plan: PodPlan | None
+    if TYPE_CHECKING:  # OffloadSpawner's read-only view of its PreparedSpawn
+
+        @property
+        def _dask(self) -> DaskServerConfig | None: ...
+
 
     async def _dask_config_for(self, plan: PodPlan) -> DaskServerConfig | None:
         """The Dask files/env for this server's target (None: no Dask settings in force).
@@ -52,13 +57,10 @@ class DaskFilesMixin(SpawnerBase):
         """Non-secret files this server receives (absolute path -> text), delivered
         through the per-server Secret: its Dask configuration, if any.
 
-        Known once ``load_user_options`` has run (KubeSpawner calls it first in
-        ``_start``); before that there is no plan and no file."""
-        if self._plan is None:
-            return {}
-        if self._dask is None:
-            self._dask = await self._dask_config_for(self._plan)
-        return dict(self._dask.files) if self._dask is not None else {}
+        Known once ``load_user_options`` has prepared the spawn (KubeSpawner
+        calls it first in ``_start``); before that there is no file."""
+        dask = self._dask
+        return dict(dask.files) if dask is not None else {}
 
 
 __all__ = ["DaskFilesMixin"]

@@ -8,12 +8,14 @@ Resolving the class here is therefore where the start-up check
 
 from __future__ import annotations
 
+from .spawner import OffloadSpawner as _OffloadSpawner
+from .startup import install_startup_check
 
-def __getattr__(name: str) -> type:
+
+def __getattr__(name: str) -> type[_OffloadSpawner]:
+    # An attribute, not a module-level name: the check is registered each time
+    # the hub resolves the class, i.e. once JupyterHub is initialized.
     if name == "OffloadSpawner":
-        from .spawner import OffloadSpawner
-        from .startup import install_startup_check
-
         install_startup_check()
-        return OffloadSpawner
+        return _OffloadSpawner
     raise AttributeError(name)

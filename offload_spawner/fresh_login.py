@@ -9,7 +9,7 @@ job may wait in a batch queue); the running server's token rotation
 from __future__ import annotations
 
 from html import escape as html_escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
@@ -40,14 +40,18 @@ def login_expired_refusal(logout_url: str, exc: LoginExpired) -> SpawnException:
 class FreshLoginMixin(SpawnerBase):
     """A refresh-aware ``fresh_auth_state`` and the spawn's login check.
 
-    Must come before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`
-    in the bases: its ``fresh_auth_state`` replaces that mixin's default hook
-    (which only reads the stored auth_state), so it does not call ``super()``.
+    :class:`~offload_spawner.spawner.OffloadSpawner` names this mixin's
+    ``fresh_auth_state`` as its answer to TokenDeliveryMixin's hook (whose
+    default only reads the stored auth_state), so it does not call ``super()``.
     Uses :class:`~offload_spawner.spawner.OffloadSpawner`'s ``_plan`` and the
     spawner's ``authenticator``, ``user`` and ``hub``."""
 
     # OffloadSpawner's attribute (declared there)
-    _plan: PodPlan | None
+    if TYPE_CHECKING:  # OffloadSpawner's read-only view of its PreparedSpawn
+
+        @property
+        def _plan(self) -> PodPlan | None: ...
+
 
     async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict[str, Any] | None:
         """The user's auth_state, its access token refreshed when it would live

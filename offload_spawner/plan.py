@@ -9,7 +9,6 @@ Annotation values come from typed admin settings and validated numbers only.
 from __future__ import annotations
 
 import copy
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from .catalog import (
 from .reservations import reservation_affinity, reservation_tolerations
 from .selection import Selection
 from .storage import SUMMARY_ENV, StoragePlan, build_storage, join_annotations
+from .unlisted_value import fill_value
 
 TARGET_KEY = "offload-spawner.io/target"
 
@@ -108,34 +108,6 @@ def target_tolerations(target: Target) -> tuple[dict[str, Any], ...]:
         tolerations.extend(adapter_for(target.backend).tolerations(target))
     tolerations.extend(t.model_dump(exclude_none=True) for t in target.tolerations)
     return tuple(tolerations)
-
-
-def fill_value(template: Any, value: str) -> Any:
-    """Put unlisted free text into an admin's ``{value}`` template.
-
-    Unlike KubeSpawner's ``str.format`` expansion, the user's text is inserted
-    verbatim and never parsed (selection already refuses braces in it, since
-    KubeSpawner expands some traits again with ``str.format``).
-    """
-    if isinstance(template, str):
-        # Same result as KubeSpawner's template.format(value=...) for valid
-        # templates ("{{" -> "{"), but the value itself is never parsed.
-        out = []
-        for literal, name, _spec, _conversion in string.Formatter().parse(template):
-            out.append(literal)
-            if name == "value":
-                # A format spec (e.g. "{value:.20}") applies to the text as
-                # str.format would; the text itself is still never parsed.
-                out.append(format(value, _spec) if _spec else value)
-            elif name is not None:
-                out.append("{" + name + "}")
-        return "".join(out)
-    if isinstance(template, dict):
-        # KubeSpawner's recursive_format fills keys too.
-        return {fill_value(k, value): fill_value(v, value) for k, v in template.items()}
-    if isinstance(template, list):
-        return [fill_value(v, value) for v in template]
-    return template
 
 
 def _overrides(profile: Profile | None, selection: Selection) -> tuple[Mapping[str, Any], ...]:

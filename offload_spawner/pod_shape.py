@@ -19,10 +19,11 @@ from typing import Any
 
 from kubernetes_asyncio.client.models import V1EmptyDirVolumeSource, V1PodSecurityContext, V1SecurityContext, V1Volume
 
-from .catalog import Backend, PodShapeSettings
+from .backends import ADAPTERS
+from .backends.interlink_kubernetes import REMOTE_PVC_ANNOTATION
+from .catalog import PodShapeSettings
 
 DISABLE_INIT_ANNOTATION = "interlink.eu/disable-offload-init-containers"
-REMOTE_PVC_ANNOTATION = "interlink.io/remote-pvc"
 
 
 def _get(obj: Any, attr: str, key: str) -> Any:
@@ -167,7 +168,8 @@ _CAMEL = {"run_as_user": "runAsUser", "run_as_group": "runAsGroup", "fs_group": 
 
 def shape_pod(pod: Any, shape: PodShapeSettings, backend: str) -> Any:
     """Apply ``shape`` (see :meth:`Target.effective_pod_shape`) to ``pod`` (a V1Pod), in place."""
-    _shape_volumes(pod, shape.volumes or "emptydir", backend == Backend.interlink_kubernetes.value)
+    adapter = ADAPTERS.get(backend)
+    _shape_volumes(pod, shape.volumes or "emptydir", adapter is not None and adapter.keeps_claims)
     _shape_init_containers(pod, shape.privileged_init_containers)
     _shape_security(pod, shape)
     pod.spec.automount_service_account_token = shape.automount_service_account_token

@@ -36,6 +36,8 @@ from .spawner_base import SpawnerBase
 if TYPE_CHECKING:
     from kubernetes_asyncio.client.models import V1Pod
 
+    from .prepared_spawn import PreparedSpawn
+
 
 class RemoteSessionMixin(SpawnerBase):
     """Progress and fast failure for sessions on virtual nodes (see module doc).
@@ -50,8 +52,12 @@ class RemoteSessionMixin(SpawnerBase):
     #: when this start's pod was first seen bound to its node (monotonic clock),
     #: kept across page reloads so the time waited in the queue is the real one
     _offload_submitted_at: float | None = None
-    # OffloadSpawner's attribute (declared there)
-    _plan: PodPlan | None
+    # OffloadSpawner's attributes (declared there)
+    _prepared: PreparedSpawn | None
+    if TYPE_CHECKING:  # OffloadSpawner's read-only view of its PreparedSpawn
+
+        @property
+        def _plan(self) -> PodPlan | None: ...
 
     async def _current_plan(self) -> PodPlan | None:
         """The plan of the spawn under way (None without a catalog)."""
@@ -116,7 +122,7 @@ class RemoteSessionMixin(SpawnerBase):
         remote site reports a failure (instead of waiting for start_timeout)."""
         self._offload_pod_created = False
         self._offload_submitted_at = None
-        self._plan = None  # load_user_options sets this start's plan; never watch with the last one
+        self._prepared = None  # load_user_options prepares this start; never watch with the last one
         starting = asyncio.ensure_future(super()._start())
         watching = asyncio.ensure_future(self._watch_remote_failure())
         try:

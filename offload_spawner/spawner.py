@@ -13,10 +13,15 @@ spawner's own I/O in its mixins (every override of a KubeSpawner method calls
 * :class:`~offload_spawner.fresh_login.FreshLoginMixin`: refresh-aware
   ``fresh_auth_state`` and the spawn's login check;
 * :class:`~offload_spawner.dask_files.DaskFilesMixin`: the server's Dask files
-  (``server_files``); these two replace TokenDeliveryMixin's default hooks;
+  (``server_files``); OffloadSpawner names these two as its answers to
+  TokenDeliveryMixin's hooks;
 * :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: the per-server
   token Secret (``get_pod_manifest``, ``_make_create_pod_request``, ``poll``,
   ``stop``), last before KubeSpawner.
+
+What a spawn does, step by step and in which part, is written out in the
+class, above :meth:`OffloadSpawner.load_user_options`, which prepares each
+spawn into one :class:`~offload_spawner.prepared_spawn.PreparedSpawn`.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 from .admission import AdmissionMixin
 from .auto_spawn import AutoTargetMixin
 from .auto_target import DEFAULT_LABEL, choose_target, is_auto
+from .backends import ADAPTERS, backend_choice_help, settings_adapters
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .catalog_check import check_catalog
 from .config_checks import override_problems
+from .dask_config import DaskServerConfig
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -45,6 +52,7 @@ from .menu import Menu, build_menu
 from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
 from .plan import PodPlan, build_plan
 from .pod_shape import shape_pod
+from .prepared_spawn import PreparedSpawn
 from .reachability import RESERVED_TUNNEL_PORT
 from .remote_session import RemoteSessionMixin
 from .selection import Selection, SelectionError, select
@@ -104,16 +112,16 @@ class OffloadSpawner(
     per-server Secret (:class:`~offload_spawner.token_delivery.TokenDeliveryMixin`)."""
 
     offload_targets = Dict(
-        help="""
+        help=f"""
         Where servers may run, by slug. Each target has a ``display_name``, a
-        ``backend`` (kubernetes | slurm | htcondor | docker |
-        interlink-kubernetes | generic), the interLink virtual ``node`` for
+        ``backend`` ({" | ".join(ADAPTERS)}), the interLink virtual ``node`` for
         non-kubernetes backends, ``offload`` ("session": the server runs there;
         "dask": only Dask clusters do), ``allowed_groups``, ``limits``
-        ({cores, memory, accelerators}), ``start_timeout``, ``http_timeout``,
+        ({{cores, memory, accelerators}}), ``start_timeout``, ``http_timeout``,
         ``hub_api_url``, ``network`` (wstunnel | mesh | none), ``pod_shape``
         (how a session pod is reshaped for its virtual node) and typed backend
-        settings (``slurm``, ``htcondor``, ``docker``, ``kubernetes_plugin``).
+        settings ({", ".join(f"``{a.settings_field}``" for a in settings_adapters())}).
+        The backends: {backend_choice_help()}.
         See docs/configuration.md.
         """,
     ).tag(config=True)
@@ -222,9 +230,9 @@ class OffloadSpawner(
     start_timeout: int
     http_timeout: int
 
-    _plan: PodPlan | None = None
-    #: the user's UID at the site (pod_shape.run_as_user_claim), for this spawn
-    _site_uid: int | None = None
+    #: this spawn's preparation (see load_user_options); None before it, and
+    #: when the hub's spawner uses no catalog
+    _prepared: PreparedSpawn | None = None
     #: the configured start/http timeouts, before any target's own replaced them
     _base_timeouts: tuple[int, int] | None = None
     _base_storage_traits: dict[str, Any] | None = None
@@ -453,21 +461,63 @@ class OffloadSpawner(
         self.start_timeout = plan.start_timeout or self._base_timeouts[0]
         self.http_timeout = plan.http_timeout or self._base_timeouts[1]
 
+    # --- the spawn, in order ------------------------------------------------------
+    #
+    # KubeSpawner's _start calls load_user_options first: it prepares this spawn
+    # in five steps, before anything is created, into one PreparedSpawn
+    # (self._prepared), which the parts read from then on:
+    #   1. the options, checked against the user's menu -> selection, plan
+    #      (target "auto": the first target that fits now, AutoTargetMixin);
+    #   2. the plan onto KubeSpawner's traits (timeouts, overrides, storage);
+    #   3. the user's UID at the site, when the target asks for one -> site_uid;
+    #   4. the server's Dask files and env -> dask (DaskFilesMixin);
+    #   5. admission: it fits what is free now, held until the pod is bound
+    #      (AdmissionMixin).
+    # Then KubeSpawner goes on, with these hooks:
+    #   6. get_pod_manifest: the plan, the site UID and the storage onto
+    #      KubeSpawner's pod (here), then the token Secret's env and volume
+    #      references (TokenDeliveryMixin, with the tokens of fresh_auth_state
+    #      and the files of server_files, both answered below);
+    #   7. _make_create_pod_request: the pod, then its per-server Secret
+    #      (TokenDeliveryMixin); the submission time (RemoteSessionMixin);
+    #   8. _start waits for the server, raced against the remote site's failure
+    #      (RemoteSessionMixin), with one failover for target "auto" (AutoTargetMixin);
+    #      start/stop/poll release the reservation and count the spawn
+    #      (AdmissionMixin, SpawnMetricsMixin).
+
+    #: TokenDeliveryMixin asks these two hooks what the Secret delivers (its own
+    #: defaults read the stored auth_state and deliver no file); answered by:
+    fresh_auth_state = FreshLoginMixin.fresh_auth_state  # tokens, refreshed for the target's start
+    server_files = DaskFilesMixin.server_files  # the server's Dask configuration
+
     async def load_user_options(self) -> None:
-        """Called by KubeSpawner at the start of ``_start``: apply the plan."""
+        """Called by KubeSpawner at the start of ``_start``: prepare this spawn
+        (steps 1-5 above) into :attr:`_prepared`."""
+        self._prepared = None
         if not self._uses_catalog():
-            self._plan = None
             return
-        if is_auto(self.user_options):
-            choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
-            picked = choice.chosen_plan()
-            if picked is None:  # not reached: _choose_target refuses when no target fits
-                raise refusal(choice.message(self.offload_auto_target_label), "no_target_fits")
-            selection, plan = picked
-            note_auto_choice(selection.target)
-            self._auto_choice = choice
-        else:
-            selection, plan = await self.plan_for(self.user_options)
+        selection, plan = await self._checked_selection()  # 1
+        await self._apply_plan_to_traits(plan)  # 2
+        site_uid = await self._site_uid_for(plan)  # 3
+        dask = await self._dask_config_for(plan)  # 4
+        await self._admit(selection, plan, reserve=True)  # 5: checked again, and held
+        self._prepared = PreparedSpawn(selection=selection, plan=plan, site_uid=site_uid, dask=dask)
+        self._note_spawn_started(plan)
+
+    async def _checked_selection(self) -> tuple[Selection, PodPlan]:
+        """Step 1: this spawn's user_options checked (target "auto": the target chosen now)."""
+        if not is_auto(self.user_options):
+            return await self.plan_for(self.user_options)
+        choice = await self._choose_target(await self.get_catalog(), await self.get_menu(), self.user_options)
+        chosen = choice.chosen
+        if chosen is None or chosen.selection is None or chosen.plan is None:  # pragma: no cover
+            raise AssertionError("_choose_target refuses when no target fits; a chosen one has its plan")
+        note_auto_choice(chosen.selection.target)
+        self._auto_choice = choice  # shown on the spawn page at once (AutoTargetMixin.progress)
+        return chosen.selection, chosen.plan
+
+    async def _apply_plan_to_traits(self, plan: PodPlan) -> None:
+        """Step 2: the plan's timeouts, overrides and traits onto this spawner."""
         self._apply_plan_timeouts(plan)
         self._restore_storage_traits()
         for override in plan.overrides:
@@ -480,12 +530,6 @@ class OffloadSpawner(
                 f"{RESERVED_TUNNEL_PORT}, which interLink reserves for its tunnel. Please tell the hub's admins."
             )
             raise spawn_error(message, "config", 500)
-        self._plan = plan
-        self._site_uid = await self._site_uid_for(plan)
-        self._dask = await self._dask_config_for(plan)
-        # Checked again and reserved here, before KubeSpawner creates anything.
-        await self._admit(selection, plan, reserve=True)
-        self._note_spawn_started(plan)
 
     def _restore_storage_traits(self) -> None:
         """The configured claim settings before this spawn's plan sets its own: a
@@ -518,17 +562,30 @@ class OffloadSpawner(
             resolved[key] = value
         self._apply_overrides(resolved)
 
+    @property
+    def _plan(self) -> PodPlan | None:
+        """This spawn's plan (what the parts read of :attr:`_prepared`)."""
+        return self._prepared.plan if self._prepared is not None else None
+
+    @property
+    def _dask(self) -> DaskServerConfig | None:
+        """This spawn's Dask files and env, if any."""
+        return self._prepared.dask if self._prepared is not None else None
+
     async def get_pod_manifest(self) -> V1Pod:
+        """Step 6: KubeSpawner's pod, then this spawn's plan, site UID and storage on it."""
         pod: V1Pod = await super().get_pod_manifest()
-        if self._plan is not None:
-            apply_plan_to_pod(pod, self._plan)
-            shape = self._plan.pod_shape
+        prepared = self._prepared
+        if prepared is not None:
+            plan = prepared.plan
+            apply_plan_to_pod(pod, plan)
+            shape = plan.pod_shape
             if shape is not None:
-                if self._site_uid is not None:
-                    shape = shape.model_copy(update={"run_as_user": self._site_uid})
-                shape_pod(pod, shape, self._plan.backend or "")
-            if self._plan.storage is not None:
-                apply_storage_to_pod(pod, self._plan.storage)
+                if prepared.site_uid is not None:
+                    shape = shape.model_copy(update={"run_as_user": prepared.site_uid})
+                shape_pod(pod, shape, plan.backend or "")
+            if plan.storage is not None:
+                apply_storage_to_pod(pod, plan.storage)
         return pod
 
     def get_env(self) -> dict[str, str]:

@@ -35,11 +35,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Backend, Catalog, SiteStorage, Target, Volume
+from .backends import adapter_for
+from .catalog import Catalog, SiteStorage, Target, Volume
 from .units import format_memory
 
-SLURM_MOUNTS_ANNOTATION = "slurm-job.vk.io/singularity-mounts"
-HTCONDOR_OPTIONS_ANNOTATION = "htcondor-job.vk.io/singularity-options"
 #: The env var that tells the server what is where (one line per volume).
 SUMMARY_ENV = "OFFLOAD_STORAGE"
 _VOLUME_PREFIX = "offload-storage-"
@@ -225,7 +224,7 @@ def build_storage(
             mounts.append(mount)
             continue
         site = volume.targets[target_slug]  # type: ignore[index]
-        if target.backend is Backend.interlink_kubernetes:  # type: ignore[union-attr]
+        if adapter_for(target.backend).site_storage == "claim":  # type: ignore[union-attr]
             claim_name = fill_username(site.claim or "", username_slug)
             pod_volume = {"name": _VOLUME_PREFIX + line.name, "persistentVolumeClaim": {"claimName": claim_name}}
             if volume.read_only:
@@ -236,8 +235,8 @@ def build_storage(
         else:
             binds.append(_bind(site.path or "/", volume, username_slug))
     annotations: dict[str, str] = {}
-    if binds and target is not None:
-        key = SLURM_MOUNTS_ANNOTATION if target.backend is Backend.slurm else HTCONDOR_OPTIONS_ANNOTATION
+    key = adapter_for(target.backend).storage_bind_annotation if target is not None else None
+    if binds and key:
         annotations[key] = " ".join(binds)
     return StoragePlan(
         volumes=tuple(volumes),

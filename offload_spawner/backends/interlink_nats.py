@@ -1,5 +1,10 @@
 """interLink NATS plugin (``landerlini/interlink-condorce-plugin``), the plugin
-the AI_INFN platform runs.
+the AI_INFN platform runs: ``backend: interlink-nats``, settings ``nats``.
+
+This module is the whole backend: its settings model, its adapter and its
+help. The registry (:mod:`offload_spawner.backends`) finds it, and the
+``backend`` choice, the catalog's ``Target`` model, the reference and the JSON
+schema take it from there.
 
 The plugin's gateway forwards each pod over NATS to the submitters of one
 *pool*; a pool's submitter runs it on HTCondor, podman, SLURM or Kubernetes,
@@ -30,11 +35,12 @@ for every virtual-node backend.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from ..catalog import Target
-from ..selection import Selection
-from .base import BackendAdapter
+from pydantic import Field
+
+from ..catalog_types import CatalogModel, Slug, pattern
+from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 #: natsprovider/NatsGateway.py: the toleration key naming the pod's pool.
 POOL_TOLERATION_KEY = "pool.vk.io"
@@ -42,18 +48,52 @@ POOL_TOLERATION_KEY = "pool.vk.io"
 CVMFS_ANNOTATION_PREFIX = "cvmfs.vk.io/"
 FUSE_ANNOTATION_PREFIX = "fuse.vk.io/"
 
+# A NATS pool: one token of a NATS subject (no '.', '*', '>' or space) and a label value.
+NatsPool = Annotated[
+    str, pattern(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?", "NATS pool name (letters, digits, '_', '-')")
+]
+
+
+class InterlinkNatsSettings(CatalogModel):
+    """What the interLink NATS plugin reads (see offload_spawner.backends.interlink_nats)."""
+
+    pool: NatsPool = Field(description="Pool whose submitters run the pod (toleration pool.vk.io=<pool>).")
+    cvmfs_volumes: list[Slug] = Field(
+        [], description="Pod volumes the site replaces with its /cvmfs (annotation cvmfs.vk.io/<volume>)."
+    )
+    fuse_volumes: dict[Slug, str] = Field(
+        {},
+        description="Pod volumes the site mounts with a FUSE script (annotation fuse.vk.io/<volume>; admin text only).",
+    )
+
 
 class InterlinkNatsAdapter(BackendAdapter):
     """interLink NATS plugin: the pool toleration and the volume annotations."""
 
-    def annotations(self, target: Target, selection: Selection) -> dict[str, str]:
-        if target.nats is None:
+    name = "interlink-nats"
+    summary = "the interLink NATS plugin, as on the AI_INFN platform (settings: `nats`, with its `pool`)"
+    order = 50
+    settings_field = "nats"
+    settings_model = InterlinkNatsSettings
+    settings_required = True
+    settings_help = (
+        "interLink NATS plugin settings (backend `interlink-nats` only, and required there): "
+        "its pool and volume annotations."
+    )
+
+    def annotations(self, target: TargetView, selection: AcceleratorChoice) -> dict[str, str]:
+        settings = target.backend_settings
+        if not isinstance(settings, InterlinkNatsSettings):
             return {}
-        out = {f"{CVMFS_ANNOTATION_PREFIX}{volume}": "true" for volume in target.nats.cvmfs_volumes}
-        out.update({f"{FUSE_ANNOTATION_PREFIX}{volume}": script for volume, script in target.nats.fuse_volumes.items()})
+        out = {f"{CVMFS_ANNOTATION_PREFIX}{volume}": "true" for volume in settings.cvmfs_volumes}
+        out.update({f"{FUSE_ANNOTATION_PREFIX}{volume}": script for volume, script in settings.fuse_volumes.items()})
         return out
 
-    def tolerations(self, target: Target) -> list[dict[str, Any]]:
-        if target.nats is None:
+    def tolerations(self, target: TargetView) -> list[dict[str, Any]]:
+        settings = target.backend_settings
+        if not isinstance(settings, InterlinkNatsSettings):
             return []
-        return [{"key": POOL_TOLERATION_KEY, "operator": "Equal", "value": target.nats.pool, "effect": "NoSchedule"}]
+        return [{"key": POOL_TOLERATION_KEY, "operator": "Equal", "value": settings.pool, "effect": "NoSchedule"}]
+
+
+BACKEND = InterlinkNatsAdapter()
