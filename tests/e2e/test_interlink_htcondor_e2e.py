@@ -1,0 +1,198 @@
+"""Dask workers through the real interLink HTCondor plugin (testbed/htcondor.py).
+
+Path: kube-apiserver -> interLink's virtual kubelet (node ``vk-htcondor``) ->
+interLink API server -> the upstream HTCondor plugin ``handles.py`` -> the
+test bed's ``condor_submit``/``condor_q``/``condor_rm`` stand-ins
+(testbed/condor: no HTCondor exists here; they run the job on this machine
+and report HTCondor's JobStatus codes) -> the job's ``singularity exec`` line
+(testbed/singularity stand-in) runs the real ``dask worker``.
+
+The target is the demo catalog's HTCondor target (demo/jupyterhub_config.py,
+``naples``: ``offload: dask``, so Dask workers and no notebook sessions), on
+this stack's node, with 2-core 8G workers. The worker pod is the one the
+dask-kubernetes operator builds from the server's Dask file
+(tests/dask_pods.py); its command is replaced by a ``dask worker`` for a real
+scheduler started here on loopback (workers reach a scheduler only through
+interLink mesh networking, which this machine's loopback stands in for), as
+in test_interlink_slurm_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
+from distributed import Client
+from upstream_plugins import submit_value
+
+from offload_spawner.catalog import build_catalog
+from offload_spawner.dask_config import dask_config
+from offload_spawner.limits import target_ceiling, user_ceiling
+from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from testbed.controlplane import free_ports
+from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST
+from testbed.interlink import job_id
+
+#: The demo catalog's "naples" target (demo/jupyterhub_config.py) on this stack's node,
+#: with the worker size the issue names: 2 cores, 8G.
+NAPLES = {
+    "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": DEFAULT_NODE, "offload": "dask",
+    "limits": {"cores": 96, "memory": "180G"}, "start_timeout": 900,
+    "hub_api_url": "http://127.0.0.1:8081/hub/api",
+    "dask": {"worker_cores": 2, "worker_memory": "8G", "scheduler_memory": "1G"},
+}
+SERVER_POD = "jupyter-dask-condor"
+#: HTCondor's JobStatus codes (what condor_q reports; handles.py, StatusHandler, maps them).
+RUNNING, REMOVED = 2, 3
+
+
+async def _until(what: str, check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not {what} after {timeout:.0f}s"
+        await asyncio.sleep(0.5)
+
+
+async def _worker_pod(tmp_path: Path, scheduler_port: int) -> dict[str, Any]:
+    """The worker pod for the naples target, its command a real ``dask worker`` for our scheduler."""
+    catalog = build_catalog(offload_targets={"naples": NAPLES})
+    target = catalog.offload_targets["naples"]
+    result = dask_config(
+        target_slug="naples", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0", namespace="jhub", pod_name=SERVER_POD,
+        user_name="dask-condor", hub_api_url=target.hub_api_url,
+    )
+    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
+    worker = operator_pods(spec, "jhub")["worker"]
+    worker["metadata"]["name"] = f"{name}-worker"
+    container = worker["spec"]["containers"][0]
+    dask = str(Path(sys.executable).with_name("dask"))
+    container["command"] = [dask, "worker", f"tcp://127.0.0.1:{scheduler_port}", "--nthreads", "1",
+                            "--no-dashboard", "--name", "condor-worker", "--host", "127.0.0.1"]
+    container["args"] = []
+    container.pop("readinessProbe", None)
+    container.pop("livenessProbe", None)
+    worker["spec"]["restartPolicy"] = "Never"
+    return worker
+
+
+@pytest.fixture
+async def scheduler():
+    """A real ``dask scheduler`` on loopback; yields its port."""
+    (port,) = free_ports(1)
+    dask = str(Path(sys.executable).with_name("dask"))
+    process = await asyncio.create_subprocess_exec(
+        dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+
+
+@pytest.fixture
+async def server_secret(admin):
+    """The per-server Secret the worker's tokens are referenced from (the hub makes it)."""
+    name = secret_name(SERVER_POD)
+    await admin.core.create_namespaced_secret("jhub", {
+        "metadata": {"name": name}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
+    })
+    try:
+        yield name
+    finally:
+        await admin.core.delete_namespaced_secret(name, "jhub")
+
+
+def _job_output(stack, cluster: str) -> str:
+    ad = stack.job_ad(cluster) or {}
+    parts = []
+    for key in ("Out", "Err"):
+        try:
+            parts.append(f"== {key}:\n{Path(ad[key]).read_text(errors='replace')[-3000:]}")
+        except (KeyError, OSError):
+            pass
+    return "\n".join(parts) or f"no output for job {cluster}: {ad}"
+
+
+async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
+    admin, htcondor_stack, scheduler, server_secret, tmp_path
+):
+    stack = htcondor_stack
+    submitted_before = stack.pods_submitted()
+    worker = await _worker_pod(tmp_path, scheduler)
+    pod_name = worker["metadata"]["name"]
+    try:
+        await admin.create_pod(worker)
+        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
+                                   timeout=120)
+        assert pod["spec"]["nodeName"] == DEFAULT_NODE
+        cluster = job_id(pod)
+        assert stack.pods_submitted() == submitted_before + 1
+
+        # The submit file the real plugin wrote for the 2-core 8G worker (it asks in MB).
+        meta = pod["metadata"]
+        submit = (stack.data_root / f"{meta['name']}-{meta['uid']}.jdl").read_text()
+        assert submit_value(submit, "RequestCpus") == "2", submit
+        assert submit_value(submit, "RequestMemory") == "8192", submit
+        # ... handed to condor_submit as handles.py does it, and the job id it answered is the pod's.
+        (call,) = [c for c in stack.calls("condor_submit") if c[-2].endswith(f"{meta['name']}-{meta['uid']}.jdl")]
+        assert call[1:5] == ["-pool", COLLECTOR_HOST, "-remote", SCHEDD_HOST] and call[-1] == "-spool", call
+        ad = stack.job_ad(cluster)
+        assert ad is not None and (ad["RequestCpus"], ad["RequestMemory"]) == (2, 8192), ad
+
+        async with Client(f"tcp://127.0.0.1:{scheduler}", asynchronous=True, timeout=30) as client:
+            try:
+                await client.wait_for_workers(1, timeout=120)
+            except TimeoutError:
+                raise AssertionError(f"no worker joined; job output: {_job_output(stack, cluster)}") from None
+            names = {w.get("name") for w in client.scheduler_info().get("workers", {}).values()}
+            assert names == {"condor-worker"}
+            assert await client.submit(sum, [1, 2, 3]) == 6
+        assert stack.job_ad(cluster)["JobStatus"] == RUNNING
+        # condor_q's Running reaches Kubernetes as a running, ready container (handles.py, StatusHandler).
+        pod = await admin.wait_pod(pod_name, lambda p: (p or {}).get("status", {}).get("phase") == "Running",
+                                   "Running", timeout=90)
+        (status,) = pod["status"]["containerStatuses"]
+        assert "running" in status["state"] and status["ready"] is True, status
+    finally:
+        await admin.delete_pod(pod_name)
+        await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+
+
+async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stack, scheduler, server_secret, tmp_path):
+    """Delete -> interLink -> handles.py's ``condor_rm <id>``: the job leaves the queue as
+    Removed, its process is gone, the plugin deletes its job files, and no pod remains."""
+    stack = htcondor_stack
+    worker = await _worker_pod(tmp_path, scheduler)
+    pod_name = worker["metadata"]["name"]
+    await admin.create_pod(worker)
+    try:
+        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
+                                   timeout=120)
+        cluster = job_id(pod)
+        await _until("the job running", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == RUNNING, 60)
+        meta = pod["metadata"]
+        job_files = [stack.data_root / f"{meta['name']}-{meta['uid']}{ext}" for ext in (".jid", ".sh", ".jdl")]
+        assert all(f.exists() for f in job_files), job_files
+    finally:
+        await admin.delete_pod(pod_name)
+    await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+    await _until("condor_rm called for the job", lambda: ["condor_rm", cluster] in stack.calls("condor_rm"), 60)
+    await _until("the job removed", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == REMOVED
+                 and int(cluster) not in stack.active_jobs(), 60)
+    # handles.py deletes the job's files once condor_rm has answered (delete_pod).
+    await _until("the plugin's job files deleted", lambda: not any(f.exists() for f in job_files), 30)
+    assert await admin.pods(label_selector="") == []
