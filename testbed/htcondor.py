@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .controlplane import ControlPlane, log
-from .interlink import BUILD_SCRIPT, SINGULARITY_STAND_IN, InterlinkChain
+from .interlink import BUILD_SCRIPT, SINGULARITY_STAND_IN, InterlinkChain, port_listening
 
 HERE = Path(__file__).resolve().parent
 CONDOR_STAND_INS = HERE / "condor"
@@ -115,8 +115,9 @@ class HTCondorStack(InterlinkChain):
         bin_dir: Path | None = None,
         keep: bool = False,
         echo: Callable[[str], None] = log,
+        kubelet: bool = True,
     ) -> None:
-        super().__init__(control_plane, workdir, node=node, bin_dir=bin_dir, keep=keep, echo=echo)
+        super().__init__(control_plane, workdir, node=node, bin_dir=bin_dir, keep=keep, echo=echo, kubelet=kubelet)
         self.cpus = cpus
         self.memory = memory
         self.accept_created = accept_created
@@ -160,6 +161,7 @@ class HTCondorStack(InterlinkChain):
         env = {**base_env, "PATH": f"{CONDOR_STAND_INS}:{base_env.get('PATH', '/usr/bin:/bin')}",
                "PYTHONPATH": str(HERE.parent), "PYTHONUNBUFFERED": "1"}
         self._spawn("htcondor-plugin", argv, env, cwd=work)
+        self._wait("the HTCondor plugin listening", lambda: port_listening(plugin_port), 60)
         return {"CPU": str(self.cpus), "Memory": self.memory, "Pods": "100"}
 
     def stop(self) -> None:

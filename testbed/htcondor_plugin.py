@@ -31,6 +31,13 @@ from typing import Any
 from flask import request
 
 
+def created_as_ok(response: Any) -> Any:
+    """A Flask ``after_request`` hook: the plugin's 201 for ``/create`` becomes 200."""
+    if request.path == "/create" and response.status_code == 201:
+        response.status_code = 200
+    return response
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("plugin_dir", help="folder holding the upstream handles.py")
@@ -44,13 +51,7 @@ def main(argv: list[str]) -> None:
     sys.path.insert(0, ours.plugin_dir)
     handles = importlib.import_module("handles")
     if ours.created_as_ok:
-
-        @handles.app.after_request
-        def created_as_ok(response: Any) -> Any:
-            if request.path == "/create" and response.status_code == 201:
-                response.status_code = 200
-            return response
-
+        handles.app.after_request(created_as_ok)
     handles.app.run(host="127.0.0.1", port=listen, debug=False, use_reloader=False)
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -114,7 +115,9 @@ class InterlinkChain:
         bin_dir: Path | None = None,
         keep: bool = False,
         echo: Callable[[str], None] = log,
+        kubelet: bool = True,
     ) -> None:
+        """``kubelet=False``: the plugin and the API server only (``api_port``), no node."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="offload-interlink-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +128,8 @@ class InterlinkChain:
         self.echo = echo
         self.processes: list[ManagedProcess] = []
         self.timings: dict[str, float] = {}
+        self.kubelet = kubelet
+        self.api_port = 0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -146,7 +151,8 @@ class InterlinkChain:
             self.stop()
             raise
         self.timings["total"] = time.monotonic() - t0
-        self.echo(f"interlink stack ready in {self.timings['total']:.1f}s (node {self.node} Ready)")
+        what = f"node {self.node} Ready" if self.kubelet else f"API server on port {self.api_port}, no node"
+        self.echo(f"interlink stack ready in {self.timings['total']:.1f}s ({what})")
         return self
 
     def stop(self) -> None:
@@ -212,6 +218,10 @@ class InterlinkChain:
         })
         self._spawn("interlink", [str(self.bin_dir / "interlink")],
                     {**base_env, "INTERLINKCONFIGPATH": str(api_config)})
+        self.api_port = api_port
+        if not self.kubelet:
+            self._wait("the interLink API server listening", lambda: port_listening(api_port), 30)
+            return
 
         vk_config = self._write("VirtualKubeletConfig.yaml", {
             "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(api_port),
@@ -347,6 +357,11 @@ class InterlinkStack(InterlinkChain):
         return [p for p in self.data_root.iterdir() if p.is_dir()] if self.data_root.exists() else []
 
 
+def port_listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def job_id(pod: dict[str, Any]) -> str | None:
     """The job id the plugin answered, written back by the virtual kubelet (interLink
     ``pkg/virtualkubelet/execute.go``: the ``JobID`` annotation)."""
@@ -354,4 +369,6 @@ def job_id(pod: dict[str, Any]) -> str | None:
 
 
 
-__all__ = ["DEFAULT_NODE", "InterlinkChain", "InterlinkStack", "ensure_interlink_built", "interlink_sources_missing", "job_id"]
+__all__ = [
+    "DEFAULT_NODE", "InterlinkChain", "InterlinkStack", "ensure_interlink_built", "interlink_sources_missing", "job_id",
+]

@@ -20,6 +20,9 @@ in test_interlink_slurm_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import html
 import subprocess
 import sys
 import time
@@ -27,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
+import requests
 from distributed import Client
-from upstream_plugins import submit_value
 
+from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
 from offload_spawner.catalog import build_catalog
 from offload_spawner.dask_config import dask_config
 from offload_spawner.limits import target_ceiling, user_ceiling
 from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
 from testbed.controlplane import free_ports
-from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST
+from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST, HTCondorStack
 from testbed.interlink import job_id
+from upstream_plugins import submit_value
 
 #: The demo catalog's "naples" target (demo/jupyterhub_config.py) on this stack's node,
 #: with the worker size the issue names: 2 cores, 8G.
@@ -120,10 +124,8 @@ def _job_output(stack, cluster: str) -> str:
     ad = stack.job_ad(cluster) or {}
     parts = []
     for key in ("Out", "Err"):
-        try:
+        with contextlib.suppress(KeyError, OSError):
             parts.append(f"== {key}:\n{Path(ad[key]).read_text(errors='replace')[-3000:]}")
-        except (KeyError, OSError):
-            pass
     return "\n".join(parts) or f"no output for job {cluster}: {ad}"
 
 
@@ -196,3 +198,51 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     # handles.py deletes the job's files once condor_rm has answered (delete_pod).
     await _until("the plugin's job files deleted", lambda: not any(f.exists() for f in job_files), 30)
     assert await admin.pods(label_selector="") == []
+
+
+async def test_the_plugin_copies_secret_volumes_base64_encoded_and_keeps_them_after_delete(
+    admin, htcondor_stack, scheduler, server_secret, tmp_path
+):
+    """What the upstream plugin does with a Secret volume, stated so that a change shows up
+    here (and in the README's limitations, which say it). interLink sends Secrets as
+    Kubernetes JSON, whose ``data`` values are base64; handles.py (``mountSecrets``) writes
+    those strings to files as they are, so the job reads the base64 text, not the token;
+    and ``delete_pod`` removes only the ``.jid``/``.sh``/``.jdl`` files, so the copies stay
+    in the plugin's DataRootFolder after the pod is gone."""
+    stack = htcondor_stack
+    worker = await _worker_pod(tmp_path, scheduler)
+    pod_name = worker["metadata"]["name"]
+    await admin.create_pod(worker)
+    try:
+        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
+                                   timeout=120)
+        copies = stack.data_root / f"jhub-{pod['metadata']['uid']}" / "secrets"
+        token_files = sorted(copies.rglob(HUB_TOKEN_KEY))
+        assert token_files, f"no copy of the Secret under {copies}"
+        assert token_files[0].read_text() == base64.b64encode(b"not-a-real-token").decode()
+    finally:
+        await admin.delete_pod(pod_name)
+    await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+    await _until("the job removed", lambda: int(job_id(pod)) not in stack.active_jobs(), 60)
+    assert token_files[0].exists(), "the plugin now deletes its copies of the Secret: update the README"
+
+
+def test_as_released_interlinks_api_server_takes_the_plugins_201_for_a_failure(cluster, tmp_path):
+    """Without the test bed's ``--created-as-ok``: handles.py answers a successful
+    ``/create`` with 201; interLink's API server passes that code on with an error body
+    (pkg/interlink/api/handler.go, ``ReqWithError``: anything but 200 is an error), and its
+    virtual kubelet, which takes only 200 (pkg/virtualkubelet/execute.go, ``createRequest``),
+    marks the pod ProviderFailed, although HTCondor got the job."""
+    stack = HTCondorStack(cluster.control_plane, tmp_path / "as-released", node="vk-htcondor-as-released",
+                          accept_created=False, kubelet=False).start()
+    try:
+        uid = "00000000-0000-4000-8000-000000000201"
+        pod = {"metadata": {"name": "as-released", "namespace": "jhub", "uid": uid},
+               "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]}}
+        body = {"pod": pod, "configmaps": [], "secrets": [], "projectedvolumesmaps": []}
+        r = requests.post(f"http://127.0.0.1:{stack.api_port}/create", json=body, timeout=60)
+        assert r.status_code == 201, (r.status_code, r.text)
+        assert "call exit status: 500" in r.text and uid in html.unescape(r.text), r.text
+        assert len(stack.calls("condor_submit")) == 1  # the job was submitted all the same
+    finally:
+        stack.stop()
