@@ -200,17 +200,21 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     assert await admin.pods(label_selector="") == []
 
 
-async def test_the_plugin_copies_secret_volumes_base64_encoded_and_keeps_them_after_delete(
+async def test_the_plugin_copies_whole_secrets_base64_encoded_and_keeps_them_after_delete(
     admin, htcondor_stack, scheduler, server_secret, tmp_path
 ):
     """What the upstream plugin does with a Secret volume, stated so that a change shows up
-    here (and in the README's limitations, which say it). interLink sends Secrets as
-    Kubernetes JSON, whose ``data`` values are base64; handles.py (``mountSecrets``) writes
-    those strings to files as they are, so the job reads the base64 text, not the token;
-    and ``delete_pod`` removes only the ``.jid``/``.sh``/``.jdl`` files, so the copies stay
-    in the plugin's DataRootFolder after the pod is gone."""
+    here (and in the README's limitations, which say it). handles.py (``mountSecrets``)
+    writes *every* key of the Secret, ignoring the volume's ``items``: the worker's volume
+    names only the access token, yet the server's hub token is copied and sent with the job
+    (``transfer_input_files``). interLink sends Secrets as Kubernetes JSON, whose ``data``
+    values are base64, and the plugin writes those strings as they are, so the job reads
+    base64 text. ``delete_pod`` removes only the ``.jid``/``.sh``/``.jdl`` files, so the
+    copies stay in the plugin's DataRootFolder after the pod is gone."""
     stack = htcondor_stack
     worker = await _worker_pod(tmp_path, scheduler)
+    (volume,) = [v for v in worker["spec"]["volumes"] if "secret" in v]
+    assert [item["key"] for item in volume["secret"]["items"]] == [ACCESS_TOKEN_KEY]
     pod_name = worker["metadata"]["name"]
     await admin.create_pod(worker)
     try:
@@ -218,8 +222,11 @@ async def test_the_plugin_copies_secret_volumes_base64_encoded_and_keeps_them_af
                                    timeout=120)
         copies = stack.data_root / f"jhub-{pod['metadata']['uid']}" / "secrets"
         token_files = sorted(copies.rglob(HUB_TOKEN_KEY))
-        assert token_files, f"no copy of the Secret under {copies}"
+        assert token_files, f"no copy of the hub token under {copies}"
         assert token_files[0].read_text() == base64.b64encode(b"not-a-real-token").decode()
+        meta = pod["metadata"]
+        submit = (stack.data_root / f"{meta['name']}-{meta['uid']}.jdl").read_text()
+        assert str(token_files[0]) in submit_value(submit, "transfer_input_files").split(",")
     finally:
         await admin.delete_pod(pod_name)
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
