@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workdir", type=Path, help="keep certificates, kubeconfigs and logs here (default: a temp dir)")
     up.add_argument("--interlink", action="store_true",
                     help="also start a real SLURM cluster and the real interLink stack (node vk-slurm)")
+    up.add_argument("--htcondor", action="store_true",
+                    help="also start the real interLink HTCondor plugin behind its own interLink API server "
+                         "and virtual kubelet (node vk-htcondor), with the test bed's HTCondor stand-ins")
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     args = parser.parse_args(argv)
 
@@ -36,9 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     cluster = LocalCluster(args.workdir, keep=args.workdir is not None)
     cluster.start()
-    slurm = stack = None
+    slurm = stack = htcondor = None
     try:
         cp = cluster.control_plane
+        if args.htcondor:
+            from .htcondor import HTCondorStack
+
+            htcondor = HTCondorStack(cp, cp.workdir / "htcondor", keep=cluster.control_plane.keep).start()
+            print(f"\n  real interLink node {htcondor.node} (HTCondor plugin); logs in {htcondor.workdir}")
         if args.interlink:
             from .interlink import InterlinkStack
             from .slurm import SlurmCluster
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         return 0
     finally:
+        if htcondor is not None:
+            htcondor.stop()
         if stack is not None:
             stack.stop()
         if slurm is not None:
