@@ -155,8 +155,11 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorSt
         "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
     })
     if isinstance(stack, HTCondorStack):
-        _COMPONENTS["interlink-htcondor-plugin"] = {"commit": versions["htcondor_plugin_commit"],
-                                                    "source": "handles.py, unmodified"}
+        _COMPONENTS["interlink-htcondor-plugin"] = {
+            "commit": versions["htcondor_plugin_commit"],
+            "source": "handles.py unmodified, served by testbed/htcondor_plugin.py "
+                      "(--created-as-ok: create's 201 answered as 200)",
+        }
         _COMPONENTS["htcondor"] = {"stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
                                    "condor_rm: run the job on this host, HTCondor's JobStatus codes)"}
         _RUN_COUNTS["pods"]["htcondor-plugin"] += stack.pods_submitted()

@@ -141,6 +141,11 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
         pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
                                    timeout=120)
         assert pod["spec"]["nodeName"] == DEFAULT_NODE
+        # ... the node interLink's own virtual kubelet registered, with interLink's label and taint.
+        node = stack.node_object()
+        assert node["metadata"]["labels"]["virtual-node.interlink/type"] == "virtual-kubelet"
+        assert {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"} in [
+            {k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]]
         cluster = job_id(pod)
         assert stack.pods_submitted() == submitted_before + 1
 
