@@ -122,6 +122,7 @@ class HTCondorStack(InterlinkChain):
         self.memory = memory
         self.accept_created = accept_created
         self.plugin_dir = htcondor_plugin_dir()
+        self._job_path = ""
 
     @property
     def plugin_workdir(self) -> Path:
@@ -147,9 +148,8 @@ class HTCondorStack(InterlinkChain):
         (work / "SidecarConfig.yaml").write_text(json.dumps(
             {"CommandPrefix": "", "ExportPodData": True, "DataRootFolder": ".knoc/"}) + "\n")
         job_path = f"{SINGULARITY_STAND_IN.parent}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
-        condor_config = self.workdir / "condor_config"  # HTCondor's own NAME = value format
-        condor_config.write_text(f"SPOOL = {self.spool}\nSTAND_IN_JOB_PATH = {job_path}\n"
-                                 "STAND_IN_IDLE_SECONDS = 0\n")
+        self._job_path = job_path
+        condor_config = self.set_idle_seconds(0)
         proxy = work / "x509up"
         proxy.write_text("test-bed placeholder: the HTCondor stand-ins do not authenticate\n")
         proxy.chmod(0o600)
@@ -163,6 +163,16 @@ class HTCondorStack(InterlinkChain):
         self._spawn("htcondor-plugin", argv, env, cwd=work)
         self._wait("the HTCondor plugin listening", lambda: port_listening(plugin_port), 60)
         return {"CPU": str(self.cpus), "Memory": self.memory, "Pods": "100"}
+
+    def set_idle_seconds(self, seconds: float) -> Path:
+        """Write the stand-ins' condor config (HTCondor's ``NAME = value`` lines): jobs stay
+        Idle ``seconds`` after they were queued (jobs already waiting see the new value)."""
+        condor_config = self.workdir / "condor_config"
+        text = f"SPOOL = {self.spool}\nSTAND_IN_JOB_PATH = {self._job_path}\nSTAND_IN_IDLE_SECONDS = {seconds}\n"
+        tmp = condor_config.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(condor_config)
+        return condor_config
 
     def stop(self) -> None:
         """Remove the jobs still queued (as an admin's ``condor_rm -all``), then stop the chain."""

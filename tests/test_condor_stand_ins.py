@@ -50,7 +50,12 @@ class Pool:
         for sub in ("log", "out", "err", ".knoc"):
             (self.iwd / sub).mkdir(parents=True)
         self.config = root / "condor_config"
-        self.config.write_text(f"SPOOL = {root / 'spool'}\nSTAND_IN_JOB_PATH = {SINGULARITY.parent}:/usr/bin:/bin\n")
+        self.set_idle(0)
+
+    def set_idle(self, seconds: int) -> None:
+        self.config.write_text(f"SPOOL = {self.root / 'spool'}\n"
+                               f"STAND_IN_JOB_PATH = {SINGULARITY.parent}:/usr/bin:/bin\n"
+                               f"STAND_IN_IDLE_SECONDS = {seconds}\n")
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "CONDOR_CONFIG": str(self.config)}
@@ -138,6 +143,18 @@ def test_condor_rm_removes_a_running_job_and_its_processes(pool):
             break
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), "the job's process outlived condor_rm"
+
+
+def test_a_job_stays_idle_until_matchmaking_lets_it_go_and_condor_rm_removes_an_idle_job(pool):
+    pool.set_idle(3600)
+    first = pool.submit(pool.job("#!/bin/bash\ntrue\n", name="first"), "-spool")
+    second = pool.submit(pool.job("#!/bin/bash\ntrue\n", name="second"), "-spool")
+    assert pool.ad(first)["JobStatus"] == IDLE and "JobStartDate" not in pool.ad(first)
+    assert pool.run("condor_rm", second).returncode == 0
+    assert json.loads(pool.run("condor_history", second, "-json").stdout)[0]["JobStatus"] == REMOVED
+    assert pool.ad(first)["JobStatus"] == IDLE
+    pool.set_idle(0)
+    assert pool.wait(first, COMPLETED)["ExitCode"] == 0
 
 
 def test_an_executable_that_cannot_run_puts_the_job_on_hold(pool):

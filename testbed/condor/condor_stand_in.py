@@ -34,8 +34,8 @@ parses, and run each job on this machine:
 * A job whose executable cannot be run goes on hold (``JobStatus`` 5) with a
   starter's ``HoldReason``, as HTCondor holds such jobs.
 
-Not imitated: matchmaking (a job starts at once, after
-``STAND_IN_IDLE_SECONDS`` of the config), slots and their resources (the
+Not imitated: matchmaking (a job starts ``STAND_IN_IDLE_SECONDS`` after it
+was queued, 0 by default; the value is read again while the job waits), slots and their resources (the
 requests are recorded, not enforced), the output staying in the spool until
 ``condor_transfer_data`` (it is written to ``Output``/``Error`` directly),
 authentication, and every option handles.py does not use.
@@ -256,7 +256,16 @@ def _number(value: str) -> int | str:
 
 def starter(spool: Spool, cluster: int) -> int:
     """Run the job: Idle -> Running -> Completed (or Held, or Removed by condor_rm)."""
-    time.sleep(float(spool.config.get("STAND_IN_IDLE_SECONDS", "0") or 0))
+    # Matchmaking stands in as a wait of STAND_IN_IDLE_SECONDS after the job was queued,
+    # the configuration read again meanwhile (so a test can keep jobs Idle, then let them go).
+    while True:
+        ad = spool.queued(cluster)
+        if ad is None or ad["JobStatus"] != IDLE:
+            return 0  # removed while idle
+        idle = float(read_config().get("STAND_IN_IDLE_SECONDS", "0") or 0)
+        if time.time() >= ad["QDate"] + idle:
+            break
+        time.sleep(0.2)
     scratch = spool.root / "execute" / f"dir_{cluster}"
     with spool.locked():
         ad = spool.queued(cluster)

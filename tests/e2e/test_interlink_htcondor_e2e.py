@@ -53,7 +53,7 @@ NAPLES = {
 }
 SERVER_POD = "jupyter-dask-condor"
 #: HTCondor's JobStatus codes (what condor_q reports; handles.py, StatusHandler, maps them).
-RUNNING, REMOVED = 2, 3
+IDLE, RUNNING, REMOVED = 1, 2, 3
 
 
 async def _until(what: str, check: Any, timeout: float) -> Any:
@@ -120,6 +120,11 @@ async def server_secret(admin):
         await admin.core.delete_namespaced_secret(name, "jhub")
 
 
+def _waiting_reason(pod: dict[str, Any] | None) -> str | None:
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
+    return ((statuses[0].get("state") or {}).get("waiting") or {}).get("reason")
+
+
 def _job_output(stack, cluster: str) -> str:
     ad = stack.job_ad(cluster) or {}
     parts = []
@@ -180,7 +185,8 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
 
 
 async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stack, scheduler, server_secret, tmp_path):
-    """Delete -> interLink -> handles.py's ``condor_rm <id>``: the job's process ends, the
+    """A job HTCondor keeps Idle shows as a waiting (ContainerCreating) pod, then runs.
+    Delete -> interLink -> handles.py's ``condor_rm <id>``: the job's process ends, the
     job leaves the queue as Removed, the plugin deletes its job files, no pod remains.
 
     And what the released plugin does with the worker's Secret volume, stated so that a
@@ -195,11 +201,17 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     (volume,) = [v for v in worker["spec"]["volumes"] if "secret" in v]
     assert [item["key"] for item in volume["secret"]["items"]] == [ACCESS_TOKEN_KEY]
     pod_name = worker["metadata"]["name"]
+    stack.set_idle_seconds(3600)  # no slot matched yet: the job waits Idle
     await admin.create_pod(worker)
     try:
         pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
                                    timeout=120)
         cluster = job_id(pod)
+        # Idle (1) reaches Kubernetes as a waiting container, ContainerCreating (handles.py, StatusHandler).
+        pod = await admin.wait_pod(pod_name, lambda p: _waiting_reason(p) == "ContainerCreating",
+                                   "waiting ContainerCreating", timeout=90)
+        assert pod["status"]["phase"] == "Pending" and stack.job_ad(cluster)["JobStatus"] == IDLE
+        stack.set_idle_seconds(0)
         await _until("the job running", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == RUNNING, 60)
         meta = pod["metadata"]
         job_files = [stack.data_root / f"{meta['name']}-{meta['uid']}{ext}" for ext in (".jid", ".sh", ".jdl")]
@@ -211,6 +223,7 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
         submit = job_files[2].read_text()
         assert str(hub_token_copies[0]) in submit_value(submit, "transfer_input_files").split(",")
     finally:
+        stack.set_idle_seconds(0)
         await admin.delete_pod(pod_name)
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
     await _until("condor_rm called for the job", lambda: ["condor_rm", cluster] in stack.calls("condor_rm"), 60)
