@@ -174,11 +174,15 @@ class HTCondorStack(InterlinkChain):
         tmp.replace(condor_config)
         return condor_config
 
+    def condor(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run an HTCondor command (stand-in) as the site's admin would, e.g. ``condor_hold``."""
+        return subprocess.run([str(CONDOR_STAND_INS / tool), *args], check=False, capture_output=True, text=True,
+                              env={**os.environ, "CONDOR_CONFIG": str(self.workdir / "condor_config")}, timeout=60)
+
     def stop(self) -> None:
         """Remove the jobs still queued (as an admin's ``condor_rm -all``), then stop the chain."""
         if self.spool.exists():
-            subprocess.run([str(CONDOR_STAND_INS / "condor_rm"), "-all"], check=False, capture_output=True,
-                           env={**os.environ, "CONDOR_CONFIG": str(self.workdir / "condor_config")})
+            self.condor("condor_rm", "-all")
         super().stop()
 
     # --- what went through it -------------------------------------------------------

@@ -157,6 +157,26 @@ def test_a_job_stays_idle_until_matchmaking_lets_it_go_and_condor_rm_removes_an_
     assert pool.wait(first, COMPLETED)["ExitCode"] == 0
 
 
+def test_condor_hold_evicts_a_running_job_and_condor_rm_removes_the_held_job(pool):
+    pid_file = pool.root / "job.pid"
+    cluster = pool.submit(pool.job(f"#!/bin/bash\necho $$ > {pid_file}\nexec sleep 300\n"), "-spool")
+    pool.wait(cluster, RUNNING)
+    r = pool.run("condor_hold", cluster)
+    assert r.returncode == 0 and r.stdout.strip() == f"All jobs in cluster {cluster} have been held"
+    ad = pool.wait(cluster, HELD)
+    assert ad["HoldReason"].startswith("via condor_hold (by user "), ad
+    pid = int(pid_file.read_text())
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "the held job's process was not evicted"
+    assert pool.ad(cluster)["JobStatus"] == HELD  # it stays held in the queue
+    assert pool.run("condor_rm", cluster).returncode == 0
+    assert pool.wait(cluster, REMOVED)
+    assert pool.run("condor_hold", cluster).returncode == 1  # gone: nothing to hold
+
+
 def test_an_executable_that_cannot_run_puts_the_job_on_hold(pool):
     submit = pool.job("#!/bin/bash\ntrue\n")
     (pool.iwd / ".knoc" / "job.sh").chmod(0o644)

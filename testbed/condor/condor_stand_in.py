@@ -1,4 +1,4 @@
-"""Stand-ins for HTCondor's ``condor_submit``, ``condor_q``, ``condor_history`` and ``condor_rm``.
+"""Stand-ins for HTCondor's ``condor_submit``, ``condor_q``, ``condor_history``, ``condor_rm``, ``condor_hold``.
 
 STAND-IN. No HTCondor package (schedd, startd, shadow, starter) exists on the
 machines the tests run on, so these four commands imitate what the real
@@ -32,7 +32,9 @@ parses, and run each job on this machine:
   to the history as Removed. An unknown cluster: ``Couldn't find/remove all
   jobs in cluster N``, exit 1. ``condor_rm -all`` removes every job.
 * A job whose executable cannot be run goes on hold (``JobStatus`` 5) with a
-  starter's ``HoldReason``, as HTCondor holds such jobs.
+  starter's ``HoldReason``, as HTCondor holds such jobs; ``condor_hold ID
+  [-reason TEXT]`` (what an admin or a site policy does; the plugin never runs
+  it) holds a job, evicting it if it runs: ``via condor_hold (by user U)``.
 
 Not imitated: matchmaking (a job starts ``STAND_IN_IDLE_SECONDS`` after it
 was queued, 0 by default; the value is read again while the job waits), slots and their resources (the
@@ -319,6 +321,8 @@ def starter(spool: Spool, cluster: int) -> int:
             spool.to_history(cluster, ad)
             user_log(ad, 9, "Job was aborted.\n\tvia condor_rm")
             return 0
+        if ad["JobStatus"] == HELD:  # condor_hold evicted it: it waits in the queue, held
+            return 0
         ad["CompletionDate"] = int(time.time())
         if exit_code < 0:
             ad["ExitBySignal"], ad["ExitSignal"] = True, -exit_code
@@ -385,6 +389,35 @@ def remove(spool: Spool, argv: list[str]) -> int:
             print(f"All jobs in cluster {cluster} have been marked for removal")
     if options.get("-all") is not None:
         print("All jobs marked for removal.")
+    return code
+
+
+# --- condor_hold (not run by the plugin: what a site admin or a policy does) ------------
+
+
+def hold(spool: Spool, argv: list[str]) -> int:
+    """``condor_hold ID [-reason TEXT]``: the job is held (a running one evicted), with
+    HTCondor's hold reason ``via condor_hold (by user U)`` unless a reason is given."""
+    options, ids = _options(argv, with_value={"-pool", "-name", "-reason"}, flags=set())
+    if not ids:
+        raise Usage("Usage: condor_hold [options] cluster | cluster.proc")
+    code = 0
+    for cluster in (_cluster(i) for i in ids):
+        with spool.locked():
+            ad = spool.queued(cluster)
+            if ad is None or ad["JobStatus"] not in (IDLE, RUNNING):
+                print(f"Couldn't find/hold all jobs in cluster {cluster}")
+                code = 1
+                continue
+            pid = _pid(spool, cluster)
+            ad["HoldReason"] = options.get("-reason") or f"via condor_hold (by user {os.environ.get('USER', 'root')})"
+            ad["HoldReasonCode"] = 1
+            set_status(ad, HELD)
+            spool.save(spool.queue_path(cluster), ad)
+            user_log(ad, 12, f"Job was held.\n\t{ad['HoldReason']}")
+        if pid is not None:
+            _terminate(pid)
+        print(f"All jobs in cluster {cluster} have been held")
     return code
 
 
@@ -465,6 +498,8 @@ def main(tool: str, argv: list[str]) -> int:
             return query(spool, argv, "history")
         if tool == "condor_rm":
             return remove(spool, argv)
+        if tool == "condor_hold":
+            return hold(spool, argv)
         if tool == "starter":
             return starter(spool, int(argv[0]))
     except Usage as e:

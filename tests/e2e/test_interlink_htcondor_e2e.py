@@ -36,6 +36,7 @@ from distributed import Client
 from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
 from offload_spawner.catalog import build_catalog
 from offload_spawner.dask_config import dask_config
+from offload_spawner.lifecycle import describe
 from offload_spawner.limits import target_ceiling, user_ceiling
 from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
 from testbed.controlplane import free_ports
@@ -211,6 +212,9 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
         pod = await admin.wait_pod(pod_name, lambda p: _waiting_reason(p) == "ContainerCreating",
                                    "waiting ContainerCreating", timeout=90)
         assert pod["status"]["phase"] == "Pending" and stack.job_ad(cluster)["JobStatus"] == IDLE
+        # ... which the spawner's progress reads as waiting in the remote queue, with the job id.
+        queued = describe(NAPLES["display_name"], pod, [], now=0.0, submitted_at=None)
+        assert (queued.phase, queued.message) == ("queued", f"Waiting in the remote queue (job {cluster})")
         stack.set_idle_seconds(0)
         await _until("the job running", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == RUNNING, 60)
         meta = pod["metadata"]
@@ -234,6 +238,36 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     await _until("the plugin's job files deleted", lambda: not any(f.exists() for f in job_files), 30)
     assert await admin.pods(label_selector="") == []
     assert hub_token_copies[0].exists(), "the plugin now deletes its copies of the Secret: update the README"
+
+
+async def test_a_held_job_shows_its_hold_reason_and_delete_removes_it(
+    admin, htcondor_stack, scheduler, server_secret, tmp_path
+):
+    """A job the site holds (``condor_hold``, as an admin or a policy does) reaches Kubernetes
+    as a waiting container ``JobHeld`` with HTCondor's HoldReason (handles.py, StatusHandler),
+    which the spawner's progress shows as held with that reason; delete removes the held job."""
+    stack = htcondor_stack
+    worker = await _worker_pod(tmp_path, scheduler)
+    pod_name = worker["metadata"]["name"]
+    await admin.create_pod(worker)
+    try:
+        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
+                                   timeout=120)
+        cluster = job_id(pod)
+        await _until("the job running", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == RUNNING, 60)
+        held = stack.condor("condor_hold", cluster)
+        assert held.returncode == 0, held.stderr
+        reason = stack.job_ad(cluster)["HoldReason"]
+        assert reason.startswith("via condor_hold"), reason
+        pod = await admin.wait_pod(pod_name, lambda p: _waiting_reason(p) == "JobHeld", "waiting JobHeld", timeout=90)
+        (status,) = pod["status"]["containerStatuses"]
+        assert status["state"]["waiting"]["message"] == reason and status["ready"] is False, status
+        shown = describe(NAPLES["display_name"], pod, [], now=0.0, submitted_at=None)
+        assert (shown.phase, shown.message) == ("held", f"Held: {reason} (job {cluster})")
+    finally:
+        await admin.delete_pod(pod_name)
+    await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+    await _until("the held job removed", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == REMOVED, 60)
 
 
 def test_as_released_interlinks_api_server_takes_the_plugins_201_for_a_failure(cluster, tmp_path):
