@@ -88,10 +88,11 @@ def htcondor_plugin_missing() -> str | None:
 
 def plugin_commit(folder: Path) -> str:
     """The plugin's commit: git's answer for a checkout, else the upstream README table's row."""
-    head = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
-                          check=False, capture_output=True, text=True)
-    if head.returncode == 0 and head.stdout.strip():
-        return head.stdout.strip()
+    if (folder / ".git").exists():  # its own checkout, not a folder inside another repository
+        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+                              check=False, capture_output=True, text=True)
+        if head.returncode == 0 and head.stdout.strip():
+            return head.stdout.strip()
     try:
         table = (folder.parent / "README.md").read_text()
     except OSError:

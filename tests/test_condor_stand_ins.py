@@ -223,3 +223,27 @@ def test_without_a_condor_config_the_tools_say_what_they_need(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CONDOR_CONFIG"}
     r = subprocess.run([str(CONDOR / "condor_q"), "1", "-json"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "CONDOR_CONFIG" in r.stderr and "SPOOL" in r.stderr
+
+
+# --- where testbed/htcondor.py finds the plugin ------------------------------------------------
+
+
+def test_the_plugin_commit_comes_from_the_upstream_readme_table(tmp_path):
+    from testbed.htcondor import PLUGIN_COMMIT, plugin_commit
+
+    folder = tmp_path / "upstream" / "interlink-htcondor-plugin"
+    folder.mkdir(parents=True)
+    assert plugin_commit(folder) == PLUGIN_COMMIT  # no table: the pinned commit
+    (folder.parent / "README.md").write_text(
+        "| folder | repository | commit | what it is |\n|---|---|---|---|\n"
+        "| interlink-htcondor-plugin/ | github.com/interlink-hq/interlink-htcondor-plugin | 0a1b2c3 | HTCondor |\n")
+    assert plugin_commit(folder) == "0a1b2c3"
+
+
+def test_without_the_plugin_sources_the_reason_says_how_to_get_them(tmp_path, monkeypatch):
+    from testbed.htcondor import htcondor_plugin_dir, htcondor_plugin_missing
+
+    monkeypatch.setenv("OFFLOAD_UPSTREAM_DIR", str(tmp_path))
+    assert htcondor_plugin_dir() is None
+    why = htcondor_plugin_missing()
+    assert why and "OFFLOAD_UPSTREAM_DIR" in why and "interlink-htcondor-plugin" in why
