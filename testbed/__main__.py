@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--k8s-plugin", action="store_true",
                     help="also start interLink's real Kubernetes plugin behind its own interLink API server and "
                          "virtual kubelet (node vk-k8s), offloading into namespace offload-remote-<ns>")
+    up.add_argument("--htcondor", action="store_true",
+                    help="also start the real interLink HTCondor plugin behind its own interLink API server "
+                         "and virtual kubelet (node vk-htcondor), with the test bed's HTCondor stand-ins")
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     args = parser.parse_args(argv)
 
@@ -39,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     cluster = LocalCluster(args.workdir, keep=args.workdir is not None)
     cluster.start()
-    slurm = stack = k8s_stack = None
+    slurm = stack = k8s_stack = htcondor = None
     try:
         cp = cluster.control_plane
+        if args.htcondor:
+            from .htcondor import HTCondorStack
+
+            htcondor = HTCondorStack(cp, cp.workdir / "htcondor", keep=cluster.control_plane.keep).start()
+            print(f"\n  real interLink node {htcondor.node} (HTCondor plugin); logs in {htcondor.workdir}")
         if args.interlink:
             from .interlink import InterlinkStack
             from .slurm import SlurmCluster
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if k8s_stack is not None:
             k8s_stack.stop()
+        if htcondor is not None:
+            htcondor.stop()
         if stack is not None:
             stack.stop()
         if slurm is not None:

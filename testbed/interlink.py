@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -101,36 +103,34 @@ class InterlinkError(RuntimeError):
     pass
 
 
-class InterlinkStack:
-    """SLURM plugin + interLink API server + virtual kubelet for one node."""
+class InterlinkChain:
+    """interLink API server + virtual kubelet for one node, in front of the plugin a
+    subclass starts (``_start_plugin``): production runs one such pair per plugin."""
 
     def __init__(
         self,
         control_plane: ControlPlane,
-        slurm: SlurmCluster,
         workdir: Path | str | None = None,
         *,
-        node: str = DEFAULT_NODE,
+        node: str,
         bin_dir: Path | None = None,
         keep: bool = False,
         echo: Callable[[str], None] = log,
+        kubelet: bool = True,
     ) -> None:
+        """``kubelet=False``: the plugin and the API server only (``api_port``), no node."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="offload-interlink-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.control_plane = control_plane
-        self.slurm = slurm
         self.node = node
         self.bin_dir = bin_dir
         self.keep = keep
         self.echo = echo
         self.processes: list[ManagedProcess] = []
         self.timings: dict[str, float] = {}
-
-    @property
-    def data_root(self) -> Path:
-        """Where the SLURM plugin keeps each pod's job script, env file and output."""
-        return self.workdir / "jobs"
+        self.kubelet = kubelet
+        self.api_port = 0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class InterlinkStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> InterlinkStack:
+    def start(self) -> Self:
         t0 = time.monotonic()
         try:
             if self.bin_dir is None:
@@ -152,7 +152,8 @@ class InterlinkStack:
             self.stop()
             raise
         self.timings["total"] = time.monotonic() - t0
-        self.echo(f"interlink stack ready in {self.timings['total']:.1f}s (node {self.node} Ready)")
+        what = f"node {self.node} Ready" if self.kubelet else f"API server on port {self.api_port}, no node"
+        self.echo(f"interlink stack ready in {self.timings['total']:.1f}s ({what})")
         return self
 
     def stop(self) -> None:
@@ -166,8 +167,8 @@ class InterlinkStack:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.echo(f"interlink stack stopped in {time.monotonic() - t0:.1f}s")
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", env=env, cwd=self.workdir).start()
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", env=env, cwd=cwd or self.workdir).start()
         self.processes.append(proc)
         return proc
 
@@ -191,27 +192,23 @@ class InterlinkStack:
         path.write_text(json.dumps(config, indent=2) + "\n")
         return path
 
+    def _base_env(self) -> dict[str, str]:
+        """The environment the plugin, API server and virtual kubelet start from."""
+        return dict(os.environ)
+
+    def _start_plugin(self, plugin_port: int, base_env: dict[str, str]) -> dict[str, Any]:
+        """Start the plugin on ``plugin_port``; return the virtual kubelet's ``Resources``."""
+        raise NotImplementedError
+
     def _start(self) -> None:
         assert self.bin_dir is not None
-        w, slurm = self.workdir, self.slurm
+        w = self.workdir
         self._grant_rbac()
-        self.data_root.mkdir(exist_ok=True)
         plugin_port, api_port, kubelet_port = free_ports(3)
-        base_env = dict(slurm.env)
+        base_env = self._base_env()
         for leaked in ("SIDECARPORT", "SIDECARURL", "INTERLINKURL", "INTERLINKPORT", "KUBECONFIG"):
             base_env.pop(leaked, None)
-
-        plugin_config = self._write("SlurmConfig.yaml", {
-            "SidecarPort": str(plugin_port), "Socket": "",
-            "SbatchPath": slurm.command("sbatch"), "ScancelPath": slurm.command("scancel"),
-            "SqueuePath": slurm.command("squeue"), "SinfoPath": slurm.command("sinfo"),
-            "CommandPrefix": "", "ImagePrefix": "docker://", "SingularityPath": str(SINGULARITY_STAND_IN),
-            "ExportPodData": True, "DataRootFolder": f"{self.data_root}/", "Namespace": "jhub",
-            "Tsocks": False, "BashPath": "/bin/bash", "VerboseLogging": True, "ErrorsOnlyLogging": False,
-            "EnableProbes": False,
-        })
-        self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
-                    {**base_env, "SLURMCONFIGPATH": str(plugin_config)})
+        resources = self._start_plugin(plugin_port, base_env)
 
         api_config = self._write("InterLinkConfig.yaml", {
             "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(api_port),
@@ -220,16 +217,17 @@ class InterlinkStack:
         })
         self._spawn("interlink", [str(self.bin_dir / "interlink")],
                     {**base_env, "INTERLINKCONFIGPATH": str(api_config)})
+        self.api_port = api_port
+        if not self.kubelet:
+            self._wait("the interLink API server listening", lambda: port_listening(api_port), 30)
+            return
 
         vk_config = self._write("VirtualKubeletConfig.yaml", {
             "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(api_port),
             "VerboseLogging": True, "ErrorsOnlyLogging": False,
             "ServiceAccount": "virtual-kubelet", "Namespace": "default",
             "DisableCSR": True, "HTTP": {"Insecure": True}, "KubeletHTTP": {"Insecure": True},
-            "Resources": {
-                "CPU": str(slurm.cpus), "Memory": f"{slurm.memory_mb}Mi", "Pods": "100",
-                "Accelerators": [{"ResourceType": "nvidia.com/gpu", "Model": GPU_TYPE, "Available": str(GPU_COUNT)}],
-            },
+            "Resources": resources,
         })
         self._spawn("virtual-kubelet", [str(self.bin_dir / "virtual-kubelet")], {
             **base_env, "CONFIGPATH": str(vk_config), "NODENAME": self.node,
@@ -240,7 +238,7 @@ class InterlinkStack:
         self._wait(f"node {self.node} registered", lambda: self.control_plane.admin().request(
             "GET", f"/api/v1/nodes/{self.node}")[0] == 200, 60)
         self.timings["registered"] = time.monotonic() - t
-        # Ready only after the first ping (every 30 s), which also writes SLURM's free resources.
+        # Ready only after the first ping (every 30 s; the SLURM plugin's also writes SLURM's free resources).
         self._wait(f"node {self.node} Ready", self.node_ready, 90)
         self.timings["ready"] = time.monotonic() - t
 
@@ -269,6 +267,74 @@ class InterlinkStack:
     def allocatable_cpu(self) -> str:
         return self.node_object()["status"]["allocatable"].get("cpu", "")
 
+    def node_info(self) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = self.node_object()["status"].get("nodeInfo", {})
+            return info
+        except (OSError, KubeError, AssertionError):
+            return {}
+
+    def build_stamp(self) -> dict[str, str]:
+        """Commits of the built components (``build_interlink.sh``'s stamp)."""
+        assert self.bin_dir is not None
+        try:
+            text = (self.bin_dir / ".versions").read_text()
+        except OSError:
+            return {}
+        return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+    def log_text(self, name: str) -> str:
+        try:
+            return (self.workdir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class InterlinkStack(InterlinkChain):
+    """SLURM plugin + interLink API server + virtual kubelet for one node."""
+
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        slurm: SlurmCluster,
+        workdir: Path | str | None = None,
+        *,
+        node: str = DEFAULT_NODE,
+        bin_dir: Path | None = None,
+        keep: bool = False,
+        echo: Callable[[str], None] = log,
+    ) -> None:
+        super().__init__(control_plane, workdir, node=node, bin_dir=bin_dir, keep=keep, echo=echo)
+        self.slurm = slurm
+
+    @property
+    def data_root(self) -> Path:
+        """Where the SLURM plugin keeps each pod's job script, env file and output."""
+        return self.workdir / "jobs"
+
+    def _base_env(self) -> dict[str, str]:
+        return dict(self.slurm.env)
+
+    def _start_plugin(self, plugin_port: int, base_env: dict[str, str]) -> dict[str, Any]:
+        assert self.bin_dir is not None
+        slurm = self.slurm
+        self.data_root.mkdir(exist_ok=True)
+        plugin_config = self._write("SlurmConfig.yaml", {
+            "SidecarPort": str(plugin_port), "Socket": "",
+            "SbatchPath": slurm.command("sbatch"), "ScancelPath": slurm.command("scancel"),
+            "SqueuePath": slurm.command("squeue"), "SinfoPath": slurm.command("sinfo"),
+            "CommandPrefix": "", "ImagePrefix": "docker://", "SingularityPath": str(SINGULARITY_STAND_IN),
+            "ExportPodData": True, "DataRootFolder": f"{self.data_root}/", "Namespace": "jhub",
+            "Tsocks": False, "BashPath": "/bin/bash", "VerboseLogging": True, "ErrorsOnlyLogging": False,
+            "EnableProbes": False,
+        })
+        self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
+                    {**base_env, "SLURMCONFIGPATH": str(plugin_config)})
+        return {
+            "CPU": str(slurm.cpus), "Memory": f"{slurm.memory_mb}Mi", "Pods": "100",
+            "Accelerators": [{"ResourceType": "nvidia.com/gpu", "Model": GPU_TYPE, "Available": str(GPU_COUNT)}],
+        }
+
     def pods_submitted(self) -> int:
         """How many pods the SLURM plugin was asked to create (its log says so once per pod)."""
         try:
@@ -278,16 +344,7 @@ class InterlinkStack:
 
     def versions(self) -> dict[str, str]:
         """Commits of the built components (the build stamp) and what the node reports."""
-        stamp: dict[str, str] = {}
-        assert self.bin_dir is not None
-        try:
-            text = (self.bin_dir / ".versions").read_text()
-            stamp = dict(item.split("=", 1) for item in text.split() if "=" in item)
-        except OSError:
-            pass
-        node_info: dict[str, Any] = {}
-        with contextlib.suppress(OSError, KubeError, AssertionError):
-            node_info = self.node_object()["status"].get("nodeInfo", {})
+        stamp, node_info = self.build_stamp(), self.node_info()
         return {
             "interlink_commit": stamp.get("interlink", ""),
             "slurm_plugin_commit": stamp.get("slurm-plugin", ""),
@@ -295,14 +352,13 @@ class InterlinkStack:
             "kubelet_version": str(node_info.get("kubeletVersion", "")),
         }
 
-    def log_text(self, name: str) -> str:
-        try:
-            return (self.workdir / f"{name}.log").read_text(errors="replace")
-        except OSError:
-            return ""
-
     def job_dirs(self) -> list[Path]:
         return [p for p in self.data_root.iterdir() if p.is_dir()] if self.data_root.exists() else []
+
+
+def port_listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def job_id(pod: dict[str, Any]) -> str | None:
@@ -312,4 +368,6 @@ def job_id(pod: dict[str, Any]) -> str | None:
 
 
 
-__all__ = ["DEFAULT_NODE", "InterlinkStack", "ensure_interlink_built", "interlink_sources_missing", "job_id"]
+__all__ = [
+    "DEFAULT_NODE", "InterlinkChain", "InterlinkStack", "ensure_interlink_built", "interlink_sources_missing", "job_id",
+]

@@ -33,10 +33,10 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .controlplane import ControlPlane, free_ports, log
-from .interlink import InterlinkStack, ensure_interlink_built
-from .procs import ManagedProcess
+from .controlplane import ControlPlane, log
+from .interlink import InterlinkChain
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build_k8s_plugin.sh"
@@ -82,11 +82,9 @@ def remote_namespace(source_namespace: str) -> str:
     return f"{NAMESPACE_PREFIX}-{source_namespace}"
 
 
-class KubernetesPluginStack(InterlinkStack):
-    """interlink-kubernetes-plugin + interLink API server + virtual kubelet for node ``vk-k8s``.
-
-    Reuses :class:`InterlinkStack`'s process handling and node checks; there is no
-    SLURM cluster behind it (``slurm`` is None)."""
+class KubernetesPluginStack(InterlinkChain):
+    """interlink-kubernetes-plugin + interLink API server + virtual kubelet for node ``vk-k8s``
+    (the API server and virtual kubelet wired as for every plugin, :class:`InterlinkChain`)."""
 
     def __init__(
         self,
@@ -99,19 +97,16 @@ class KubernetesPluginStack(InterlinkStack):
         keep: bool = False,
         echo: Callable[[str], None] = log,
     ) -> None:
-        super().__init__(control_plane, None, workdir, node=node, bin_dir=bin_dir,  # type: ignore[arg-type]
-                         keep=keep, echo=echo)
+        super().__init__(control_plane, workdir, node=node, bin_dir=bin_dir, keep=keep, echo=echo)
         self.plugin_dir = plugin_dir
 
-    def _start(self) -> None:
+    def _base_env(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", "HOME": str(self.workdir)}
+
+    def _start_plugin(self, plugin_port: int, base_env: dict[str, str]) -> dict[str, Any]:
         if self.plugin_dir is None:
             self.plugin_dir = ensure_k8s_plugin_installed(self.echo)
-        if self.bin_dir is None:
-            self.bin_dir = ensure_interlink_built(self.echo)
         w = self.workdir
-        self._grant_rbac()
-        plugin_port, api_port, kubelet_port = free_ports(3)
-
         # The plugin reads an INI file (src/private/config.sample.ini lists the keys);
         # CONFIG_FILE_PATH points it elsewhere (src/app/common/config.py).
         ini = configparser.ConfigParser()
@@ -129,42 +124,10 @@ class KubernetesPluginStack(InterlinkStack):
         with plugin_config.open("w") as f:
             ini.write(f)
         # Run from the copy of its src/: it imports ``main:app`` and reads ``app/templates`` relative to it.
-        plugin = ManagedProcess(
-            "k8s-plugin", [str(self.plugin_dir / "venv" / "bin" / "python"), "-m", "app.server"],
-            w / "k8s-plugin.log", cwd=self.plugin_dir / "src",
-            env={"PATH": "/usr/bin:/bin", "HOME": str(w), "PYTHONUNBUFFERED": "1",
-                 "CONFIG_FILE_PATH": str(plugin_config)},
-        ).start()
-        self.processes.append(plugin)
-
-        api_config = self._write("InterLinkConfig.yaml", {
-            "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(api_port),
-            "SidecarURL": "http://127.0.0.1", "SidecarPort": str(plugin_port),
-            "VerboseLogging": True, "ErrorsOnlyLogging": False, "DataRootFolder": f"{w / 'interlink-data'}/",
-        })
-        base_env = {"PATH": "/usr/bin:/bin", "HOME": str(w)}
-        self._spawn("interlink", [str(self.bin_dir / "interlink")],
-                    {**base_env, "INTERLINKCONFIGPATH": str(api_config)})
-
-        vk_config = self._write("VirtualKubeletConfig.yaml", {
-            "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(api_port),
-            "VerboseLogging": True, "ErrorsOnlyLogging": False,
-            "ServiceAccount": "virtual-kubelet", "Namespace": "default",
-            "DisableCSR": True, "HTTP": {"Insecure": True}, "KubeletHTTP": {"Insecure": True},
-            "Resources": {"CPU": "16", "Memory": "64Gi", "Pods": "100"},
-        })
-        self._spawn("virtual-kubelet", [str(self.bin_dir / "virtual-kubelet")], {
-            **base_env, "CONFIGPATH": str(vk_config), "NODENAME": self.node,
-            "KUBECONFIG": str(self.control_plane.virtual_kubelet_kubeconfig),
-            "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
-        })
-        t = time.monotonic()
-        self._wait(f"node {self.node} registered", lambda: self.control_plane.admin().request(
-            "GET", f"/api/v1/nodes/{self.node}")[0] == 200, 60)
-        self.timings["registered"] = time.monotonic() - t
-        # Ready only after the first ping through the API server to the plugin (every 30 s).
-        self._wait(f"node {self.node} Ready", self.node_ready, 90)
-        self.timings["ready"] = time.monotonic() - t
+        self._spawn("k8s-plugin", [str(self.plugin_dir / "venv" / "bin" / "python"), "-m", "app.server"],
+                    {**base_env, "PYTHONUNBUFFERED": "1", "CONFIG_FILE_PATH": str(plugin_config)},
+                    cwd=self.plugin_dir / "src")
+        return {"CPU": "16", "Memory": "64Gi", "Pods": "100"}
 
     def pods_submitted(self) -> int:
         """How many pods the Kubernetes plugin was asked to create (its log says so once per pod)."""
@@ -172,15 +135,15 @@ class KubernetesPluginStack(InterlinkStack):
 
     def versions(self) -> dict[str, str]:
         """Commits of the components (the two build stamps) and what the node reports."""
-        versions = super().versions()
+        stamp, node_info = self.build_stamp(), self.node_info()
+        versions = {"interlink_commit": stamp.get("interlink", ""),
+                    "kubelet_version": str(node_info.get("kubeletVersion", ""))}
         assert self.plugin_dir is not None
         try:
             text = (self.plugin_dir / ".versions").read_text()
             stamp = dict(item.split("=", 1) for item in text.split() if "=" in item)
         except OSError:
             stamp = {}
-        versions.pop("slurm_plugin_commit", None)
-        versions.pop("interlink_module_for_plugin", None)
         versions["kubernetes_plugin_commit"] = stamp.get("kubernetes-plugin", "")
         versions["plugin_sdk_commit"] = stamp.get("plugin-sdk", "")
         try:  # the interpreter the plugin's venv was made from (the plugin needs >= 3.12)

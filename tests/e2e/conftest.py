@@ -45,6 +45,7 @@ from kubespawner import KubeSpawner
 
 from hub_fixtures import HubClient
 from testbed import LocalCluster
+from testbed.htcondor import HTCondorStack, htcondor_plugin_missing
 from testbed.interlink import InterlinkStack, interlink_sources_missing
 from testbed.k8s_plugin import KubernetesPluginStack, k8s_plugin_missing
 from testbed.slurm import SlurmCluster, slurm_missing
@@ -114,39 +115,70 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
             slurm.stop()
 
 
-_RUN_COUNTS: dict[str, dict[str, int]] = {"pods": {"slurm-plugin": 0}, "slurm_jobs": {"submitted": 0, "finished": 0}}
-#: Every component any stack of this pytest run reported (each writer adds its own).
-_RUN_COMPONENTS: dict[str, dict[str, str]] = {}
+@pytest.fixture(scope="module")
+def htcondor_stack(cluster: LocalCluster) -> Iterator[HTCondorStack]:
+    """The real interLink HTCondor plugin (upstream handles.py) behind its own interLink
+    API server and virtual kubelet (node ``vk-htcondor``), with the test bed's HTCondor
+    stand-ins (testbed/condor), for one test module. Adds what went through it to
+    build/e2e-stack.json when it stops."""
+    why = htcondor_plugin_missing() or interlink_sources_missing()
+    if why:
+        pytest.skip(why)
+    keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
+    stack = HTCondorStack(cluster.control_plane, cluster.control_plane.workdir / "htcondor", keep=keep,
+                          echo=_echo).start()
+    try:
+        yield stack
+    finally:
+        try:
+            write_stack_report(cluster, stack, STACK_REPORT)
+        finally:
+            stack.stop()
 
 
-def write_stack_report(cluster: LocalCluster, stack: InterlinkStack, path: Path) -> dict[str, Any]:
-    """Each component that ran with its version or commit, and what went through it."""
+#: One report for the whole pytest run, however many modules started a stack.
+_RUN_COUNTS: dict[str, dict[str, int]] = {
+    "pods": {"slurm-plugin": 0, "htcondor-plugin": 0, "kubernetes-plugin": 0},
+    "slurm_jobs": {"submitted": 0, "finished": 0},
+    "htcondor_jobs": {"submitted": 0, "completed": 0, "removed": 0},
+}
+_COMPONENTS: dict[str, dict[str, str]] = {}
+
+
+def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorStack, path: Path) -> dict[str, Any]:
+    """Each component that ran with its version or commit, and what went through each plugin."""
     admin = cluster.control_plane.admin()
     versions = stack.versions()
-    jobs = stack.slurm.job_counts()
-    report = {
-        "components": {
-            "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
-            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
-            "interlink-api-server": {"commit": versions["interlink_commit"]},
-            "interlink-slurm-plugin": {"commit": versions["slurm_plugin_commit"],
-                                       "interlink_module": versions["interlink_module_for_plugin"]},
-            "slurmctld": {"version": stack.slurm.version()},
-            "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
-        },
-        "pods": {"slurm-plugin": stack.pods_submitted()},
-        "slurm_jobs": jobs,
-    }
-    # One report for the whole pytest run, however many modules started a stack.
-    _RUN_COUNTS["pods"]["slurm-plugin"] += report["pods"]["slurm-plugin"]
-    for key in ("submitted", "finished"):
-        _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
-    report.update({"pods": dict(_RUN_COUNTS["pods"]), "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])})
-    _RUN_COMPONENTS.update(report["components"])
-    report["components"] = dict(_RUN_COMPONENTS)
+    _COMPONENTS.update({
+        "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
+        "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
+        "interlink-api-server": {"commit": versions["interlink_commit"]},
+        "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
+    })
+    if isinstance(stack, HTCondorStack):
+        _COMPONENTS["interlink-htcondor-plugin"] = {
+            "commit": versions["htcondor_plugin_commit"],
+            "source": "handles.py unmodified, served by testbed/htcondor_plugin.py "
+                      "(--created-as-ok: create's 201 answered as 200)",
+        }
+        _COMPONENTS["htcondor"] = {"stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
+                                   "condor_rm: run the job on this host, HTCondor's JobStatus codes)"}
+        _RUN_COUNTS["pods"]["htcondor-plugin"] += stack.pods_submitted()
+        for key, count in stack.job_counts().items():
+            _RUN_COUNTS["htcondor_jobs"][key] += count
+    else:
+        _COMPONENTS["interlink-slurm-plugin"] = {"commit": versions["slurm_plugin_commit"],
+                                                 "interlink_module": versions["interlink_module_for_plugin"]}
+        _COMPONENTS["slurmctld"] = {"version": stack.slurm.version()}
+        _RUN_COUNTS["pods"]["slurm-plugin"] += stack.pods_submitted()
+        jobs = stack.slurm.job_counts()
+        for key in ("submitted", "finished"):
+            _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
+    report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
-    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}")
+    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}, "
+          f"HTCondor jobs {json.dumps(report['htcondor_jobs'])}")
     return report
 
 
@@ -174,7 +206,7 @@ def k8s_plugin_stack(cluster: LocalCluster) -> Iterator[KubernetesPluginStack]:
 def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack, path: Path) -> dict[str, Any]:
     """Add the Kubernetes plugin's components and pod count to this run's stack report."""
     versions = stack.versions()
-    _RUN_COMPONENTS.update({
+    _COMPONENTS.update({
         "kube-apiserver": {"version": cluster.control_plane.admin().call("GET", "/version").get("gitVersion", "")},
         "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
         "interlink-api-server": {"commit": versions["interlink_commit"]},
@@ -182,9 +214,8 @@ def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack,
                                         "plugin_sdk": versions["plugin_sdk_commit"],
                                         "python": versions["plugin_python"]},
     })
-    _RUN_COUNTS["pods"]["kubernetes-plugin"] = _RUN_COUNTS["pods"].get("kubernetes-plugin", 0) + stack.pods_submitted()
-    report = {"components": dict(_RUN_COMPONENTS), "pods": dict(_RUN_COUNTS["pods"]),
-              "slurm_jobs": dict(_RUN_COUNTS["slurm_jobs"])}
+    _RUN_COUNTS["pods"]["kubernetes-plugin"] += stack.pods_submitted()
+    report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     _echo(f"stack report {path}: pods {json.dumps(report['pods'])}")
