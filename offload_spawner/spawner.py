@@ -12,6 +12,8 @@ spawner's own I/O in its mixins (every override of a KubeSpawner method calls
   failure of sessions on virtual nodes (``progress``, ``_start``);
 * :class:`~offload_spawner.fresh_login.FreshLoginMixin`: refresh-aware
   ``fresh_auth_state`` and the spawn's login check;
+* :class:`~offload_spawner.job_refresh_spawner.JobRefreshMixin`: the token
+  refresher in the job, where the target opts in (``server_files``, ``get_pod_manifest``);
 * :class:`~offload_spawner.dask_files.DaskFilesMixin`: the server's Dask files
   (``server_files``); these two replace TokenDeliveryMixin's default hooks;
 * :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: the per-server
@@ -40,6 +42,7 @@ from .catalog_check import check_catalog
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
+from .job_refresh_spawner import JobRefreshMixin
 from .manifest import STORAGE_TRAITS, apply_plan_to_pod, apply_storage_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
@@ -89,8 +92,8 @@ def cached_catalog(
 
 
 class OffloadSpawner(
-    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
-    TokenDeliveryMixin, KubeSpawner,
+    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, JobRefreshMixin,
+    DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
