@@ -26,6 +26,7 @@ import yaml
 from .catalog import CatalogError
 from .catalog_help import catalog_schema_document
 from .config_loader import ConfigLoadError, load_config, spawner_config
+from .job_refresh import displayed_files
 from .tokens import redacted
 
 #: What the pod shows where the hub would put this server's API token.
@@ -265,10 +266,10 @@ async def _render(args) -> dict:
     try:
         await spawner._run_apply_user_options(options)  # the hub's own hook runner
         await spawner.load_user_options()
+        pod = await spawner.get_pod_manifest()
     except (SpawnException, HTTPError) as e:
-        message = getattr(e, "message", None) or e.log_message or str(e)
+        message = getattr(e, "jupyterhub_message", None) or getattr(e, "message", None) or e.log_message or str(e)
         raise CliError(f"refused: {message}", 2) from None
-    pod = await spawner.get_pod_manifest()
     async with ApiClient() as client:
         pod_dict = client.sanitize_for_serialization(pod)
     if spawner._uses_catalog():
@@ -279,7 +280,7 @@ async def _render(args) -> dict:
         "pod": pod_dict,
         # The Secret the hub would create with this server (values redacted).
         "secrets": [redacted(delivery.secret)] if delivery is not None else [],
-        "files": await spawner.server_files(),
+        "files": displayed_files(await spawner.server_files()),
         "user_options": options,
     }
     choice = spawner._auto_choice

@@ -97,6 +97,20 @@ def refresher_files(settings: RefreshInJob, token_url: str | None) -> dict[str, 
     }
 
 
+def displayed_files(files: dict[str, str]) -> dict[str, str]:
+    """``files`` for display (``offload-spawner render``): the refresher program
+    by its size, the client secret in its configuration redacted."""
+    shown = dict(files)
+    if PROGRAM_PATH in shown:
+        shown[PROGRAM_PATH] = f"<the token refresher program, {len(shown[PROGRAM_PATH].encode())} bytes>"
+    if CONFIG_PATH in shown:
+        config = json.loads(shown[CONFIG_PATH])
+        if "client_secret" in config:
+            config["client_secret"] = f"<redacted: {len(str(config['client_secret']).encode())} bytes>"
+        shown[CONFIG_PATH] = json.dumps(config, indent=1, sort_keys=True) + "\n"
+    return shown
+
+
 def job_refresh_parts(settings: RefreshInJob) -> JobRefreshParts:
     """The emptyDir for the fresh tokens, BEARER_TOKEN_FILE pointing into it, and
     the command prefix that starts the server through the refresher."""
@@ -133,6 +147,7 @@ __all__ = [
     "job_refresh_parts",
     "program_source",
     "refresher_config",
+    "displayed_files",
     "refresher_files",
     "wrapped_command",
 ]
