@@ -15,8 +15,9 @@ through it (argv form: admin text only, no shell):
 * an emptyDir at :data:`FRESH_DIR`, where the refresher keeps the renewed
   access token (and the rotated refresh token); ``BEARER_TOKEN_FILE`` points
   there instead of at the read-only Secret file;
-* the container's command becomes ``[python, program, config, "--", *command]``
-  (its args stay as they are).
+* the container's command becomes ``[python, program, config, access token
+  file, refresh token file, FRESH_DIR, "--", *command]`` (its args stay as
+  they are).
 
 Pure functions of plain data; the spawner (job_refresh_spawner.py) does the I/O.
 """
@@ -75,15 +76,7 @@ def refresher_config(settings: RefreshInJob, token_url: str | None) -> dict[str,
         )
     if not url.startswith(("https://", "http://")):
         raise JobRefreshError("the token endpoint for the job's refresher is not an http(s) URL")
-    config: dict[str, Any] = {
-        "token_url": url,
-        "client_id": settings.client_id,
-        "access_token_source": posixpath.join(TOKEN_DIR, ACCESS_TOKEN_KEY),
-        "refresh_token_source": posixpath.join(TOKEN_DIR, REFRESH_TOKEN_KEY),
-        "access_token_file": FRESH_ACCESS_TOKEN,
-        "refresh_token_file": FRESH_REFRESH_TOKEN,
-        "refresh_at": settings.refresh_at,
-    }
+    config: dict[str, Any] = {"token_url": url, "client_id": settings.client_id, "refresh_at": settings.refresh_at}
     if settings.client_secret is not None:
         config["client_secret"] = settings.client_secret.get_secret_value()
     return config
@@ -118,7 +111,15 @@ def job_refresh_parts(settings: RefreshInJob) -> JobRefreshParts:
         volumes=[{"name": FRESH_VOLUME, "emptyDir": {}}],
         volume_mounts=[{"name": FRESH_VOLUME, "mountPath": FRESH_DIR}],
         env=[{"name": BEARER_TOKEN_FILE_ENV, "value": FRESH_ACCESS_TOKEN}],
-        command_prefix=[settings.python, PROGRAM_PATH, CONFIG_PATH, "--"],
+        command_prefix=[
+            settings.python,
+            PROGRAM_PATH,
+            CONFIG_PATH,
+            posixpath.join(TOKEN_DIR, ACCESS_TOKEN_KEY),
+            posixpath.join(TOKEN_DIR, REFRESH_TOKEN_KEY),
+            FRESH_DIR,
+            "--",
+        ],
     )
 
 

@@ -6,14 +6,17 @@ Secret never reaches it. For targets that opt in (``tokens.refresh_in_job``),
 the spawner ships this file in the server's Secret and starts the server
 through it::
 
-    python3 job_token_refresher.py CONFIG.json -- jupyterhub-singleuser ...
+    python3 job_token_refresher.py CONFIG.json ACCESS_TOKEN REFRESH_TOKEN FRESH_DIR -- jupyterhub-singleuser ...
 
-It copies the delivered access token to a writable file (the one
-``BEARER_TOKEN_FILE`` names), starts the command (argv, no shell), and in a
+ACCESS_TOKEN and REFRESH_TOKEN are the delivered (read-only) token files,
+FRESH_DIR a writable directory. The paths are arguments, not configuration, so
+that whatever maps container paths for the job (a container runtime's binds)
+sees them. It copies the delivered access token to ``FRESH_DIR/access_token``
+(the file ``BEARER_TOKEN_FILE`` names), starts the command (argv, no shell), and in a
 thread renews the token with the OAuth refresh grant (RFC 6749 section 6) when
 a fraction (``refresh_at``) of its lifetime has passed, writing the file
 atomically (a temporary file renamed over it). A refresh token the provider
-rotates is kept (in memory and in its own file). Token values are never
+rotates is kept (in memory and in ``FRESH_DIR/refresh_token``). Token values are never
 printed: the output names files, times and the provider's error code only.
 When the provider refuses the refresh (``invalid_grant``, ``invalid_client``,
 ...) it says so once and stops refreshing; the command runs on. Network
@@ -25,10 +28,8 @@ It runs in the user's image, where offload_spawner is not installed: it must
 only use the Python standard library (tests run it with ``python -I -S``).
 
 CONFIG.json (written by offload_spawner.job_refresh): ``token_url``,
-``client_id``, optionally ``client_secret`` (HTTP Basic), ``access_token_source``
-and ``refresh_token_source`` (the delivered files), ``access_token_file`` and
-``refresh_token_file`` (the fresh copies), ``refresh_at`` (0 < f < 1),
-``retry_max`` (seconds) and ``timeout`` (seconds per request).
+``client_id``, optionally ``client_secret`` (HTTP Basic), ``refresh_at``
+(0 < f < 1), ``retry_max`` (seconds) and ``timeout`` (seconds per request).
 """
 
 from __future__ import annotations
@@ -211,8 +212,7 @@ class Refresher:
             return False
         self.access, self.refresh = access, refresh
         write_atomically(self.config["access_token_file"], access + "\n")
-        if self.config.get("refresh_token_file"):
-            write_atomically(self.config["refresh_token_file"], refresh + "\n")
+        write_atomically(self.config["refresh_token_file"], refresh + "\n")
         self.exp, self.start = expiry(access, time.time())
         when = f"expires at {utc(self.exp)}" if self.exp is not None else "has no known expiry"
         say(f"the delivered access token {when}; keeping {self.config['access_token_file']} fresh")
@@ -228,8 +228,7 @@ class Refresher:
         rotated = answer.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self.refresh:
             self.refresh = rotated
-            if self.config.get("refresh_token_file"):
-                write_atomically(self.config["refresh_token_file"], rotated + "\n")
+            write_atomically(self.config["refresh_token_file"], rotated + "\n")
         self.exp, self.start = expiry(access, obtained, answer.get("expires_in"))
 
     def run(self) -> bool:
@@ -278,7 +277,7 @@ def load_config(path: str) -> dict[str, Any]:
         config = json.load(f)
     if not isinstance(config, dict):
         raise ValueError("the configuration is not a JSON object")
-    for key in ("token_url", "client_id", "access_token_source", "refresh_token_source", "access_token_file"):
+    for key in ("token_url", "client_id"):
         if not isinstance(config.get(key), str) or not config[key]:
             raise ValueError(f"the configuration has no {key}")
     if urllib.parse.urlsplit(config["token_url"]).scheme not in ("https", "http"):
@@ -315,13 +314,20 @@ def main(argv: list[str]) -> int:
         own, command = argv[:split], argv[split + 1 :]
     else:
         own, command = argv, []
-    if len(own) != 1:
-        say("usage: job_token_refresher.py CONFIG.json [-- COMMAND ARGS...]")
+    if len(own) != 4:
+        say("usage: job_token_refresher.py CONFIG.json ACCESS_TOKEN REFRESH_TOKEN FRESH_DIR [-- COMMAND ARGS...]")
         return CONFIG_EXIT
     stop = threading.Event()
     refresher: Refresher | None = None
     try:
-        refresher = Refresher(load_config(own[0]), stop)
+        config = load_config(own[0])
+        config.update(
+            access_token_source=own[1],
+            refresh_token_source=own[2],
+            access_token_file=os.path.join(own[3], "access_token"),
+            refresh_token_file=os.path.join(own[3], "refresh_token"),
+        )
+        refresher = Refresher(config, stop)
         if not refresher.prepare():
             refresher = None
     except (OSError, ValueError) as e:

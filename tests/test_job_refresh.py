@@ -26,6 +26,9 @@ from test_cli_tokens import RENDER, auth_state_file, no_token_in  # noqa: F401 -
 
 HUB_TOKEN_URL = "https://iam.example.org/token"
 SECRET = "job-client-secret-value"
+#: the delivered token files and the writable directory, as the refresher's arguments
+TOKEN_PATHS = ["/var/run/secrets/offload-spawner/access_token", "/var/run/secrets/offload-spawner/refresh_token",
+               "/var/run/offload-spawner-fresh"]
 GOOD = {"refresh_token": True, "refresh_in_job": {"client_id": "jobs"}}
 
 
@@ -74,15 +77,7 @@ def test_the_client_secret_is_never_shown():
 
 def test_refresher_config_uses_the_hubs_token_endpoint_unless_one_is_named():
     config = refresher_config(RefreshInJob(client_id="jobs"), HUB_TOKEN_URL)
-    assert config == {
-        "token_url": HUB_TOKEN_URL,
-        "client_id": "jobs",
-        "access_token_source": "/var/run/secrets/offload-spawner/access_token",
-        "refresh_token_source": "/var/run/secrets/offload-spawner/refresh_token",
-        "access_token_file": "/var/run/offload-spawner-fresh/access_token",
-        "refresh_token_file": "/var/run/offload-spawner-fresh/refresh_token",
-        "refresh_at": 0.75,
-    }
+    assert config == {"token_url": HUB_TOKEN_URL, "client_id": "jobs", "refresh_at": 0.75}
     named = RefreshInJob(client_id="jobs", token_url="https://site-iam.example.org/token")
     assert refresher_config(named, HUB_TOKEN_URL)["token_url"] == "https://site-iam.example.org/token"
     with pytest.raises(JobRefreshError, match="no token_url"):
@@ -108,7 +103,7 @@ def test_displayed_files_redact_the_client_secret():
 
 def test_the_command_is_wrapped_in_argv_form():
     parts = job_refresh_parts(RefreshInJob(client_id="jobs", python="/opt/conda/bin/python"))
-    prefix = ["/opt/conda/bin/python", PROGRAM_PATH, CONFIG_PATH, "--"]
+    prefix = ["/opt/conda/bin/python", PROGRAM_PATH, CONFIG_PATH, *TOKEN_PATHS, "--"]
     assert parts.command_prefix == prefix
     # KubeSpawner puts the server's cmd into args: Kubernetes runs command + args.
     assert wrapped_command(parts.command_prefix, None, ["jupyterhub-singleuser"]) == prefix
@@ -150,7 +145,7 @@ def test_render_a_server_that_renews_its_token(contract_file, auth_state_file): 
     pod = out["pod"]
     kubernetes_validate.validate(pod, desired_version="1.34", strict=True)
     container = pod["spec"]["containers"][0]
-    assert container["command"] == ["python3", PROGRAM_PATH, CONFIG_PATH, "--"]
+    assert container["command"] == ["python3", PROGRAM_PATH, CONFIG_PATH, *TOKEN_PATHS, "--"]
     assert container["args"][0] == "jupyterhub-singleuser"
     env = {e["name"]: e for e in container["env"]}
     assert env["BEARER_TOKEN_FILE"] == {"name": "BEARER_TOKEN_FILE", "value": FRESH_ACCESS_TOKEN}

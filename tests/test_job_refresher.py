@@ -51,16 +51,8 @@ class Job:
         for key in ("access_token", "refresh_token"):
             (delivered / key).write_text(tokens[key])
             (delivered / key).chmod(0o444)  # as a Secret volume delivers them
-        self.config = {
-            "token_url": token_url,
-            "client_id": client_id,
-            "access_token_source": str(delivered / "access_token"),
-            "refresh_token_source": str(delivered / "refresh_token"),
-            "access_token_file": str(self.fresh / "access_token"),
-            "refresh_token_file": str(self.fresh / "refresh_token"),
-            "refresh_at": 0.5,
-            **config,
-        }
+        self.paths = [str(delivered / "access_token"), str(delivered / "refresh_token"), str(self.fresh)]
+        self.config = {"token_url": token_url, "client_id": client_id, "refresh_at": 0.5, **config}
         if config.get("client_secret"):
             self.secret_values.add(config["client_secret"])
         self.config_path = tmp_path / "refresher.json"
@@ -69,7 +61,7 @@ class Job:
         self.proc: subprocess.Popen | None = None
 
     def start(self, *command: str) -> Job:
-        argv = [sys.executable, "-I", "-S", str(PROGRAM), str(self.config_path)]
+        argv = [sys.executable, "-I", "-S", str(PROGRAM), str(self.config_path), *self.paths]
         if command:
             argv += ["--", *command]
         with self.output.open("wb") as out:
@@ -233,7 +225,7 @@ def test_the_command_runs_beside_the_refresher_and_sees_the_file_change(idp, tmp
         "    time.sleep(0.05)\n"
         "sys.exit(9)\n"
     )
-    jobs.append(job.start(sys.executable, "-I", "-c", waiter, job.config["access_token_source"]))
+    jobs.append(job.start(sys.executable, "-I", "-c", waiter, job.paths[0]))
     assert job.wait_exit() == 7  # the command's own status
     job.assert_no_secret_printed()
 
@@ -263,24 +255,24 @@ def test_an_unreachable_provider_is_retried_without_printing_tokens(tmp_path, jo
 
 def test_an_unusable_configuration_is_refused_clearly(tmp_path):
     config = tmp_path / "refresher.json"
-    config.write_text(json.dumps({"token_url": "file:///etc/passwd", "client_id": "x", "access_token_source": "a",
-                                  "refresh_token_source": "b", "access_token_file": "c"}))
-    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config)], capture_output=True, text=True,
-                       timeout=PATIENCE)
+    config.write_text(json.dumps({"token_url": "file:///etc/passwd", "client_id": "x"}))
+    (tmp_path / "a").write_text("access")
+    (tmp_path / "b").write_text("refresh")
+    (tmp_path / "c").mkdir()
+    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), *(str(tmp_path / n) for n in "abc")],
+                       capture_output=True, text=True, timeout=PATIENCE)
     assert r.returncode == job_token_refresher.CONFIG_EXIT
     assert "token_url must be an http(s) URL" in r.stderr
     assert "Traceback" not in r.stderr
-    assert not (tmp_path / "c").exists()
+    assert not list((tmp_path / "c").iterdir())
 
 
 def test_without_delivered_tokens_the_command_still_runs(tmp_path):
     config = tmp_path / "refresher.json"
-    config.write_text(json.dumps({"token_url": "http://127.0.0.1:9/token", "client_id": "x",
-                                  "access_token_source": str(tmp_path / "none"),
-                                  "refresh_token_source": str(tmp_path / "none2"),
-                                  "access_token_file": str(tmp_path / "fresh")}))
-    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), "--", sys.executable, "-c",
-                        "raise SystemExit(5)"], capture_output=True, text=True, timeout=PATIENCE)
+    config.write_text(json.dumps({"token_url": "http://127.0.0.1:9/token", "client_id": "x"}))
+    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), str(tmp_path / "none"),
+                        str(tmp_path / "none2"), str(tmp_path), "--", sys.executable, "-c", "raise SystemExit(5)"],
+                       capture_output=True, text=True, timeout=PATIENCE)
     assert r.returncode == 5
     assert "no access token was delivered to this job" in r.stderr
 
