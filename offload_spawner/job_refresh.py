@@ -131,7 +131,10 @@ def wrapped_command(prefix: list[str], command: list[str] | None, args: list[str
     the program it starts (KubeSpawner puts the server's cmd into ``args``).
     """
     if not command and not args:
-        raise JobRefreshError("the server's container has neither command nor args for the refresher to start")
+        raise JobRefreshError(
+            "the server's container has no command for the refresher to start: set the spawner's cmd "
+            "(singleuser.cmd in Zero-to-JupyterHub, default jupyterhub-singleuser)"
+        )
     return [*prefix, *(command or [])]
 
 
@@ -145,10 +148,10 @@ __all__ = [
     "REFRESHER_DIR",
     "JobRefreshError",
     "JobRefreshParts",
+    "displayed_files",
     "job_refresh_parts",
     "program_source",
     "refresher_config",
-    "displayed_files",
     "refresher_files",
     "wrapped_command",
 ]

@@ -18,11 +18,8 @@ from .catalog import RefreshInJob
 from .job_refresh import JobRefreshError, job_refresh_parts, refresher_files, wrapped_command
 from .spawn_errors import spawn_error
 
-#: What a user sees when the refresher cannot be set up (the details go to the hub log).
-SETUP_FAILED = (
-    "This server cannot be started: the hub cannot set up the renewal of its access token on this site. "
-    "Please tell the hub's admins."
-)
+#: What a user sees when the refresher cannot be set up, before the reason (configuration text, no secret).
+SETUP_FAILED = "This server cannot be started: the hub cannot set up the renewal of its access token on this site"
 
 
 class JobRefreshMixin:
@@ -44,7 +41,7 @@ class JobRefreshMixin:
             return {**files, **refresher_files(settings, hub_token_url)}
         except JobRefreshError as e:
             self.log.error("The token refresher of %s cannot be set up: %s", self.pod_name, e)  # type: ignore[attr-defined]
-            raise spawn_error(SETUP_FAILED, "config", 500) from None
+            raise spawn_error(f"{SETUP_FAILED} ({e}). Please tell the hub's admins.", "config", 500) from None
 
     async def get_pod_manifest(self) -> Any:
         pod = await super().get_pod_manifest()  # type: ignore[misc]
@@ -57,7 +54,7 @@ class JobRefreshMixin:
             container.command = wrapped_command(parts.command_prefix, container.command, container.args)
         except JobRefreshError as e:
             self.log.error("The token refresher of %s cannot be set up: %s", self.pod_name, e)  # type: ignore[attr-defined]
-            raise spawn_error(SETUP_FAILED, "config", 500) from None
+            raise spawn_error(f"{SETUP_FAILED} ({e}). Please tell the hub's admins.", "config", 500) from None
         ours = {e["name"] for e in parts.env}
         kept = [e for e in container.env or [] if (e.name if isinstance(e, V1EnvVar) else e["name"]) not in ours]
         container.env = kept + [get_k8s_model(V1EnvVar, e) for e in parts.env]

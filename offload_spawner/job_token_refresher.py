@@ -35,6 +35,7 @@ CONFIG.json (written by offload_spawner.job_refresh): ``token_url``,
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -55,7 +56,9 @@ REFUSED_EXIT = 3
 CONFIG_EXIT = 2
 #: The OAuth error codes that mean "this refresh token will never work again"
 #: (RFC 6749 section 5.2): retrying cannot help.
-REFUSALS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
+REFUSALS = frozenset(
+    {"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
+)
 #: Shortest wait between two refreshes, seconds (a provider issuing nearly
 #: expired tokens must not make this a busy loop).
 MIN_DELAY = 1.0
@@ -116,10 +119,8 @@ def write_atomically(path: str, text: str) -> None:
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -219,7 +220,8 @@ class Refresher:
         return True
 
     def refresh_once(self) -> None:
-        assert self.refresh is not None
+        if self.refresh is None:
+            raise Refused("no refresh token")
         obtained = time.time()
         answer = token_request(self.config, self.refresh)
         access = answer["access_token"]

@@ -199,7 +199,8 @@ class OidcProvider:
         public), without a hub: what a client gets when a user logs in to it."""
         client = next((c for c in self.extra_clients if c["client_id"] == client_id), None)
         if client_id is None or client_id == self.client_id:
-            client = {"client_id": self.client_id, "client_secret": self.client_secret, "redirect_uris": self.redirect_uris}
+            client = {"client_id": self.client_id, "client_secret": self.client_secret,
+                      "redirect_uris": self.redirect_uris}
         if client is None:
             raise OidcProviderError(f"no client {client_id!r} at this provider")
         redirect_uri = (client.get("redirect_uris") or self.redirect_uris)[0]

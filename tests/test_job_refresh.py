@@ -108,7 +108,7 @@ def test_the_command_is_wrapped_in_argv_form():
     # KubeSpawner puts the server's cmd into args: Kubernetes runs command + args.
     assert wrapped_command(parts.command_prefix, None, ["jupyterhub-singleuser"]) == prefix
     assert wrapped_command(parts.command_prefix, ["tini", "--"], ["start.sh"]) == [*prefix, "tini", "--"]
-    with pytest.raises(JobRefreshError, match="neither command nor args"):
+    with pytest.raises(JobRefreshError, match="no command for the refresher to start: set the spawner's cmd"):
         wrapped_command(parts.command_prefix, None, None)
     assert parts.env == [{"name": "BEARER_TOKEN_FILE", "value": FRESH_ACCESS_TOKEN}]
     assert parts.volumes == [{"name": "offload-fresh-tokens", "emptyDir": {}}]
@@ -129,9 +129,10 @@ def test_the_program_imports_only_the_standard_library():
 # --- the pod, through `offload-spawner render` (the real spawner's get_pod_manifest) ------------
 
 
-def _opt_in(contract_file, tokens: dict) -> None:
+def _opt_in(contract_file, tokens: dict, cmd: list[str] | None = ["jupyterhub-singleuser"]) -> None:  # noqa: B006
     contract_file.write_text(contract_file.read_text()
-                             + f'\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {tokens!r}\n')
+                             + f'\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {tokens!r}\n'
+                             + f"c.OffloadSpawner.cmd = {cmd!r}\n")
 
 
 def test_render_a_server_that_renews_its_token(contract_file, auth_state_file):  # noqa: F811
@@ -146,7 +147,7 @@ def test_render_a_server_that_renews_its_token(contract_file, auth_state_file): 
     kubernetes_validate.validate(pod, desired_version="1.34", strict=True)
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python3", PROGRAM_PATH, CONFIG_PATH, *TOKEN_PATHS, "--"]
-    assert container["args"][0] == "jupyterhub-singleuser"
+    assert container["args"][0] == "jupyterhub-singleuser"  # KubeSpawner's cmd + args, unchanged
     env = {e["name"]: e for e in container["env"]}
     assert env["BEARER_TOKEN_FILE"] == {"name": "BEARER_TOKEN_FILE", "value": FRESH_ACCESS_TOKEN}
     assert [e["name"] for e in container["env"]].count("BEARER_TOKEN_FILE") == 1
@@ -168,7 +169,18 @@ def test_render_without_a_token_endpoint_is_refused(contract_file, auth_state_fi
     _opt_in(contract_file, {"refresh_token": True, "refresh_in_job": {"client_id": "jobs"}})
     r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(auth_state_file))
     assert r.returncode == 2, r.stdout
-    assert "cannot set up the renewal of its access token" in r.stderr
+    assert "cannot set up the renewal of its access token on this site (tokens.refresh_in_job has no token_url" in (
+        r.stderr
+    )
+
+
+def test_render_without_a_command_to_wrap_is_refused(contract_file, auth_state_file):  # noqa: F811
+    # Without the spawner's cmd the image's own CMD runs, which the refresher cannot know.
+    _opt_in(contract_file, {"refresh_token": True, "refresh_in_job": {"client_id": "j", "token_url": HUB_TOKEN_URL}},
+            cmd=None)
+    r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(auth_state_file))
+    assert r.returncode == 2, r.stdout
+    assert "no command for the refresher to start: set the spawner's cmd" in r.stderr
 
 
 def test_targets_without_the_setting_are_unchanged(contract_file, auth_state_file):  # noqa: F811

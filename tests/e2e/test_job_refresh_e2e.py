@@ -11,6 +11,7 @@ provider issuing short-lived tokens. The Secret keeps the delivered token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 
@@ -93,7 +94,9 @@ async def test_the_jobs_token_file_is_renewed_while_the_secret_is_not(refresh_hu
         raise AssertionError(f"token files seen: {len(seen)}; {_job_output(interlink_stack, pod)}") from None
     assert seen[0] == delivered
     for token in seen[1:]:
-        r = requests.get(f"{idp.issuer}/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        r = await asyncio.to_thread(
+            requests.get, f"{idp.issuer}/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert r.status_code == 200, r.text
         assert r.json()["sub"] == "carol"
 
