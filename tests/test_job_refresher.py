@@ -176,7 +176,7 @@ def test_a_refused_refresh_stops_the_refresher_with_a_clear_message(idp, tmp_pat
         idp.restore("alice")
     text = job.text()
     assert "refused to renew the access token (invalid_grant); no more refreshes" in text
-    assert "log in to the hub again" in text
+    assert "start it again after logging in to the hub again" in text
     assert job.token() == seen[-1]  # the last good token stays in place
     job.assert_no_secret_printed()
 
