@@ -43,7 +43,6 @@ CONFIG_PATH = posixpath.join(REFRESHER_DIR, "refresher.json")
 FRESH_DIR = "/var/run/offload-spawner-fresh"
 FRESH_VOLUME = "offload-fresh-tokens"
 FRESH_ACCESS_TOKEN = posixpath.join(FRESH_DIR, ACCESS_TOKEN_KEY)
-FRESH_REFRESH_TOKEN = posixpath.join(FRESH_DIR, REFRESH_TOKEN_KEY)
 
 
 class JobRefreshError(ValueError):
@@ -142,7 +141,6 @@ __all__ = [
     "CONFIG_PATH",
     "FRESH_ACCESS_TOKEN",
     "FRESH_DIR",
-    "FRESH_REFRESH_TOKEN",
     "FRESH_VOLUME",
     "PROGRAM_PATH",
     "REFRESHER_DIR",
