@@ -73,7 +73,14 @@ async def test_the_jobs_token_file_is_renewed_while_the_secret_is_not(refresh_hu
                                 "id_token": "x", "scope": []})
     r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
     assert r.status_code in (201, 202), r.text
-    await hub.wait_ready("carol", timeout=150)
+    try:
+        await hub.wait_ready("carol", timeout=150)
+    except AssertionError:
+        outputs = "\n".join(
+            f"== {f}:\n{f.read_text(errors='replace')[-3000:]}"
+            for folder in interlink_stack.job_dirs() for f in sorted(folder.glob("*.out"))
+        )
+        raise AssertionError(f"the server did not start; the jobs wrote:\n{outputs}") from None
     pod = await admin.pod(hub.pod_name("carol"))
     assert pod["spec"]["nodeName"] == DEFAULT_NODE
     job_dir = interlink_stack.data_root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
