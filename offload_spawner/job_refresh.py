@@ -11,7 +11,12 @@ configuration as files of the server's Secret, and starts the server's command
 through it (argv form: admin text only, no shell):
 
 * files under :data:`REFRESHER_DIR`: the program and ``refresher.json``
-  (token endpoint, client id, the client secret only when the admin set one);
+  (token endpoint, client id, the client secret only when the admin set one),
+  each under its Secret key's name (:func:`in_container`): interLink's SLURM
+  plugin ignores a Secret volume's ``items`` and binds every key of the
+  Secret under its own name (interlink-slurm-plugin/pkg/slurm/prepare.go,
+  mountDataSimpleVolume), so only a file named as its key is found at the
+  same path there and on a kubelet;
 * an emptyDir at :data:`FRESH_DIR`, where the refresher keeps the renewed
   access token (and the rotated refresh token); ``BEARER_TOKEN_FILE`` points
   there instead of at the read-only Secret file;
@@ -32,13 +37,24 @@ from importlib import resources
 from typing import Any
 
 from .catalog import RefreshInJob
-from .server_secret import ACCESS_TOKEN_KEY, REFRESH_TOKEN_KEY, TOKEN_DIR
+from .server_secret import ACCESS_TOKEN_KEY, REFRESH_TOKEN_KEY, TOKEN_DIR, file_key
 from .tokens import BEARER_TOKEN_FILE_ENV
 
 #: Where the program and its configuration are mounted (from the server's Secret).
 REFRESHER_DIR = "/var/run/offload-spawner-refresher"
+#: Their paths as server files (what the Secret's keys are made from).
 PROGRAM_PATH = posixpath.join(REFRESHER_DIR, "job_token_refresher.py")
 CONFIG_PATH = posixpath.join(REFRESHER_DIR, "refresher.json")
+
+
+def in_container(path: str) -> str:
+    """Where the server file ``path`` under REFRESHER_DIR is found in the container:
+    under its Secret key's name (see the module doc)."""
+    return posixpath.join(REFRESHER_DIR, file_key(path))
+
+
+PROGRAM_FILE = in_container(PROGRAM_PATH)
+CONFIG_FILE = in_container(CONFIG_PATH)
 #: The writable directory (an emptyDir) holding the renewed tokens.
 FRESH_DIR = "/var/run/offload-spawner-fresh"
 FRESH_VOLUME = "offload-fresh-tokens"
@@ -112,14 +128,19 @@ def job_refresh_parts(settings: RefreshInJob) -> JobRefreshParts:
         env=[{"name": BEARER_TOKEN_FILE_ENV, "value": FRESH_ACCESS_TOKEN}],
         command_prefix=[
             settings.python,
-            PROGRAM_PATH,
-            CONFIG_PATH,
+            PROGRAM_FILE,
+            CONFIG_FILE,
             posixpath.join(TOKEN_DIR, ACCESS_TOKEN_KEY),
             posixpath.join(TOKEN_DIR, REFRESH_TOKEN_KEY),
             FRESH_DIR,
             "--",
         ],
     )
+
+
+def key_named(items: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A Secret volume's ``items`` with every file named as its key (see the module doc)."""
+    return [{**item, "path": item["key"]} for item in items]
 
 
 def wrapped_command(prefix: list[str], command: list[str] | None, args: list[str] | None) -> list[str]:
@@ -138,16 +159,20 @@ def wrapped_command(prefix: list[str], command: list[str] | None, args: list[str
 
 
 __all__ = [
+    "CONFIG_FILE",
     "CONFIG_PATH",
     "FRESH_ACCESS_TOKEN",
     "FRESH_DIR",
     "FRESH_VOLUME",
+    "PROGRAM_FILE",
     "PROGRAM_PATH",
     "REFRESHER_DIR",
     "JobRefreshError",
     "JobRefreshParts",
     "displayed_files",
+    "in_container",
     "job_refresh_parts",
+    "key_named",
     "program_source",
     "refresher_config",
     "refresher_files",

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes_asyncio.client.models import V1EnvVar, V1Volume, V1VolumeMount
+from kubernetes_asyncio.client.models import V1EnvVar, V1KeyToPath, V1Volume, V1VolumeMount
 from kubespawner.utils import get_k8s_model
 
 from .catalog import RefreshInJob
-from .job_refresh import JobRefreshError, job_refresh_parts, refresher_files, wrapped_command
+from .job_refresh import (
+    REFRESHER_DIR,
+    JobRefreshError,
+    job_refresh_parts,
+    key_named,
+    refresher_files,
+    wrapped_command,
+)
 from .spawn_errors import spawn_error
 
 #: What a user sees when the refresher cannot be set up, before the reason (configuration text, no secret).
@@ -55,6 +62,7 @@ class JobRefreshMixin:
         except JobRefreshError as e:
             self.log.error("The token refresher of %s cannot be set up: %s", self.pod_name, e)  # type: ignore[attr-defined]
             raise spawn_error(f"{SETUP_FAILED} ({e}). Please tell the hub's admins.", "config", 500) from None
+        self._name_refresher_files_as_keys(pod)
         ours = {e["name"] for e in parts.env}
         kept = [e for e in container.env or [] if (e.name if isinstance(e, V1EnvVar) else e["name"]) not in ours]
         container.env = kept + [get_k8s_model(V1EnvVar, e) for e in parts.env]
@@ -63,6 +71,20 @@ class JobRefreshMixin:
             get_k8s_model(V1VolumeMount, m) for m in parts.volume_mounts
         ]
         return pod
+
+    @staticmethod
+    def _name_refresher_files_as_keys(pod: Any) -> None:
+        """The Secret volume mounted at REFRESHER_DIR places each file under its key's name."""
+        mounted = {m.name for c in pod.spec.containers for m in c.volume_mounts or [] if m.mount_path == REFRESHER_DIR}
+        for volume in pod.spec.volumes or []:
+            secret = volume.secret
+            if volume.name not in mounted or secret is None:
+                continue
+            if isinstance(secret, dict):  # get_k8s_model keeps nested dicts as they are
+                secret["items"] = key_named(list(secret.get("items") or []))
+            elif secret.items:
+                items = [{"key": i.key, "path": i.path} for i in secret.items]
+                secret.items = [get_k8s_model(V1KeyToPath, i) for i in key_named(items)]
 
 
 __all__ = ["SETUP_FAILED", "JobRefreshMixin"]

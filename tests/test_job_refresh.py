@@ -10,8 +10,10 @@ import pytest
 
 from offload_spawner.catalog import CatalogError, RefreshInJob, TokenPolicy, build_catalog
 from offload_spawner.job_refresh import (
+    CONFIG_FILE,
     CONFIG_PATH,
     FRESH_ACCESS_TOKEN,
+    PROGRAM_FILE,
     PROGRAM_PATH,
     JobRefreshError,
     displayed_files,
@@ -103,7 +105,7 @@ def test_displayed_files_redact_the_client_secret():
 
 def test_the_command_is_wrapped_in_argv_form():
     parts = job_refresh_parts(RefreshInJob(client_id="jobs", python="/opt/conda/bin/python"))
-    prefix = ["/opt/conda/bin/python", PROGRAM_PATH, CONFIG_PATH, *TOKEN_PATHS, "--"]
+    prefix = ["/opt/conda/bin/python", PROGRAM_FILE, CONFIG_FILE, *TOKEN_PATHS, "--"]
     assert parts.command_prefix == prefix
     # KubeSpawner puts the server's cmd into args: Kubernetes runs command + args.
     assert wrapped_command(parts.command_prefix, None, ["jupyterhub-singleuser"]) == prefix
@@ -146,7 +148,7 @@ def test_render_a_server_that_renews_its_token(contract_file, auth_state_file): 
     pod = out["pod"]
     kubernetes_validate.validate(pod, desired_version="1.34", strict=True)
     container = pod["spec"]["containers"][0]
-    assert container["command"] == ["python3", PROGRAM_PATH, CONFIG_PATH, *TOKEN_PATHS, "--"]
+    assert container["command"] == ["python3", PROGRAM_FILE, CONFIG_FILE, *TOKEN_PATHS, "--"]
     assert container["args"][0] == "jupyterhub-singleuser"  # KubeSpawner's cmd + args, unchanged
     env = {e["name"]: e for e in container["env"]}
     assert env["BEARER_TOKEN_FILE"] == {"name": "BEARER_TOKEN_FILE", "value": FRESH_ACCESS_TOKEN}
@@ -154,6 +156,12 @@ def test_render_a_server_that_renews_its_token(contract_file, auth_state_file): 
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/var/run/offload-spawner-fresh"]["name"] == "offload-fresh-tokens"
     assert mounts["/var/run/offload-spawner-refresher"]["readOnly"] is True
+    # Each file under its Secret key's name, where interLink's SLURM plugin also puts it (it ignores items).
+    [refresher_volume] = [v for v in pod["spec"]["volumes"]
+                          if v["name"] == mounts["/var/run/offload-spawner-refresher"]["name"]]
+    items = refresher_volume["secret"]["items"]
+    assert {i["path"] for i in items} == {PROGRAM_FILE.rsplit("/", 1)[1], CONFIG_FILE.rsplit("/", 1)[1]}
+    assert all(i["path"] == i["key"] for i in items)
     assert mounts["/var/run/secrets/offload-spawner"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["offload-fresh-tokens"] == {"name": "offload-fresh-tokens", "emptyDir": {}}
