@@ -112,8 +112,17 @@ class InterlinkStack:
         node: str = DEFAULT_NODE,
         bin_dir: Path | None = None,
         keep: bool = False,
+        shared_fs: bool = False,
         echo: Callable[[str], None] = log,
     ) -> None:
+        """``shared_fs``: run the SLURM plugin with ``SHARED_FS=true`` (its host and
+        the compute nodes share a filesystem): the plugin then writes the pod's
+        Secret and ConfigMap files into the job's directory itself. Without it this
+        plugin version writes none: prepareMounts collects the files' writes in the
+        package's ``prefix`` and produceSLURMScript empties ``prefix`` before
+        writing the script (interlink-slurm-plugin/pkg/slurm/prepare.go), so the
+        job's binds name files that do not exist."""
+        self.shared_fs = shared_fs
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="offload-interlink-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +221,8 @@ class InterlinkStack:
             "EnableProbes": False,
         })
         self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
-                    {**base_env, "SLURMCONFIGPATH": str(plugin_config)})
+                    {**base_env, "SLURMCONFIGPATH": str(plugin_config),
+                     **({"SHARED_FS": "true"} if self.shared_fs else {})})
 
         api_config = self._write("InterLinkConfig.yaml", {
             "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(api_port),
