@@ -92,17 +92,17 @@ async def test_the_jobs_token_file_is_renewed_while_the_secret_is_not(refresh_hu
     seen: list[str] = []
 
     def renewed_twice() -> bool:
+        # The server takes longer to start than a token lives: the file may hold a renewed token already.
         token = fresh.read_text().strip() if fresh.exists() else ""
-        if token and (not seen or token != seen[-1]):
+        if token and token != delivered and (not seen or token != seen[-1]):
             seen.append(token)
-        return len(seen) >= 3
+        return len(seen) >= 2
 
     try:
         await _until("the job's token file renewed twice", renewed_twice, 120)
     except AssertionError:
         raise AssertionError(f"token files seen: {len(seen)}; {_job_output(interlink_stack, pod)}") from None
-    assert seen[0] == delivered
-    for token in seen[1:]:
+    for token in seen:
         r = await asyncio.to_thread(
             requests.get, f"{idp.issuer}/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
