@@ -200,3 +200,12 @@ def test_targets_without_the_setting_are_unchanged(contract_file, auth_state_fil
     assert {e["name"]: e for e in container["env"]}["BEARER_TOKEN_FILE"]["value"] == (
         "/var/run/secrets/offload-spawner/access_token"
     )
+
+
+def test_check_refuses_refresh_in_job_without_the_refresh_token(contract_file):
+    _opt_in(contract_file, {"refresh_in_job": {"client_id": "jobs", "token_url": HUB_TOKEN_URL}})
+    r = run("check", "-f", str(contract_file))
+    assert r.returncode == 1
+    assert "offload_targets.leonardo.tokens" in r.stderr
+    assert "refresh_in_job needs refresh_token: true" in r.stderr
+    assert r.stdout == ""
