@@ -329,14 +329,18 @@ def main(argv: list[str]) -> int:
             access_token_file=os.path.join(own[3], "access_token"),
             refresh_token_file=os.path.join(own[3], "refresh_token"),
         )
-        refresher = Refresher(config, stop)
-        if not refresher.prepare():
-            refresher = None
     except (OSError, ValueError) as e:
         say(f"the refresher's configuration {own[0]} is unusable ({e}); the access token will not be renewed")
         if not command:
             return CONFIG_EXIT
-        refresher = None
+    else:
+        refresher = Refresher(config, stop)
+        try:
+            if not refresher.prepare():
+                refresher = None
+        except OSError as e:
+            say(f"cannot write into {own[3]} ({e.strerror or type(e).__name__}); the access token will not be renewed")
+            refresher = None
     if command:
         return run_command(command, refresher, stop)
     if refresher is None:

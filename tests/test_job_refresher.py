@@ -291,3 +291,16 @@ def test_expiry_from_a_jwt_or_from_expires_in():
     assert job_token_refresher.expiry(jwt({"exp": 200, "iat": 100}), 150.0) == (200.0, 100.0)
     assert job_token_refresher.expiry("opaque", 10.0, 60) == (70.0, 10.0)
     assert job_token_refresher.expiry("opaque", 10.0) == (None, 10.0)
+
+
+def test_an_unwritable_directory_is_said_and_the_command_still_runs(tmp_path):
+    config = tmp_path / "refresher.json"
+    config.write_text(json.dumps({"token_url": "http://127.0.0.1:9/token", "client_id": "x"}))
+    (tmp_path / "a").write_text("access-token-value")
+    (tmp_path / "r").write_text("refresh-token-value")
+    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), str(tmp_path / "a"),
+                        str(tmp_path / "r"), str(tmp_path / "missing-dir"), "--", sys.executable, "-c",
+                        "raise SystemExit(4)"], capture_output=True, text=True, timeout=PATIENCE)
+    assert r.returncode == 4
+    assert "cannot write into" in r.stderr and "the access token will not be renewed" in r.stderr
+    assert "token-value" not in r.stderr
