@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    SecretStr,
     ValidationError,
     create_model,
     field_validator,
@@ -123,6 +124,37 @@ class HubTokenChannels(_Model):
         return self
 
 
+class RefreshInJob(_Model):
+    """The job renews its own access token (see offload_spawner.job_refresh): for
+    remote targets, where a rotated Secret never reaches a running job."""
+
+    client_id: Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,255}", "OAuth client id")] = Field(
+        description=(
+            "The OAuth client the job's refresh requests name. The identity provider must accept the user's "
+            "refresh token from it: providers bind a refresh token to the client it was issued to (the hub's)."
+        )
+    )
+    client_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "The secret of client_id, sent to the remote site in the server's Secret (the refresher's "
+            "configuration file). Leave unset for a public client. Setting it hands that client's credentials to "
+            "the site and to everything running in the server; never the hub's own client secret unless you "
+            "accept that (docs/security.md)."
+        ),
+    )
+    token_url: Annotated[str, _pattern(r"https?://[^\s{}\"'<>]+", "http(s) URL")] | None = Field(
+        None, description="The token endpoint the job calls. Default: the hub authenticator's token_url."
+    )
+    refresh_at: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.75, description="Renew the access token when this fraction of its lifetime has passed."
+    )
+    python: Annotated[str, _pattern(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]{0,254}", "program name or absolute path")] = Field(
+        "python3",
+        description="The Python 3 interpreter in the server's image that runs the refresher (standard library only).",
+    )
+
+
 class TokenPolicy(_Model):
     """Which of the user's tokens a server receives, and how (see offload_spawner.tokens)."""
 
@@ -145,6 +177,23 @@ class TokenPolicy(_Model):
         "Secret; they run on the target's site). 'hub_token' (JUPYTERHUB_API_TOKEN, the hub's API as the user) "
         "only when named here.",
     )
+    refresh_in_job: RefreshInJob | None = Field(
+        None,
+        description="Run a refresher in the server's container that renews the access token file (BEARER_TOKEN_FILE) "
+        "before it expires. Needs access_token.file and refresh_token: true.",
+    )
+
+    @model_validator(mode="after")
+    def _refresh_in_job_inputs(self) -> TokenPolicy:
+        if self.refresh_in_job is not None:
+            missing = []
+            if not self.access_token.file:
+                missing.append("access_token.file: true (the refresher renews the token file)")
+            if not self.refresh_token:
+                missing.append("refresh_token: true (the refresher needs the refresh token)")
+            if missing:
+                raise ValueError("refresh_in_job needs " + " and ".join(missing))
+        return self
 
 
 class PodShapeSettings(_Model):

@@ -29,6 +29,7 @@ from .catalog import CatalogError
 from .catalog_check import check_catalog
 from .catalog_help import catalog_schema_document
 from .config_loader import ConfigLoadError, load_config, spawner_config
+from .job_refresh import displayed_files
 from .summary import summarize
 from .tokens import redacted
 
@@ -288,10 +289,10 @@ async def _render(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await spawner._run_apply_user_options(options)  # the hub's own hook runner
         await spawner.load_user_options()
+        pod = await spawner.get_pod_manifest()
     except (SpawnException, HTTPError) as e:
-        message = getattr(e, "message", None) or e.log_message or str(e)
+        message = getattr(e, "jupyterhub_message", None) or getattr(e, "message", None) or e.log_message or str(e)
         raise CliError(f"refused: {message}", 2) from None
-    pod = await spawner.get_pod_manifest()
     async with ApiClient() as client:
         pod_dict = client.sanitize_for_serialization(pod)
     if spawner._uses_catalog():
@@ -302,7 +303,7 @@ async def _render(args: argparse.Namespace) -> dict[str, Any]:
         "pod": pod_dict,
         # The Secret the hub would create with this server (values redacted).
         "secrets": [redacted(delivery.secret)] if delivery is not None else [],
-        "files": await spawner.server_files(),
+        "files": displayed_files(await spawner.server_files()),
         "user_options": options,
     }
     choice = spawner._auto_choice

@@ -12,9 +12,12 @@ spawner's own I/O in its mixins (every override of a KubeSpawner method calls
   failure of sessions on virtual nodes (``progress``, ``_start``);
 * :class:`~offload_spawner.fresh_login.FreshLoginMixin`: refresh-aware
   ``fresh_auth_state`` and the spawn's login check;
+* :class:`~offload_spawner.job_refresh_spawner.JobRefreshMixin`: the token
+  refresher in the job, where the target opts in (its files, ``get_pod_manifest``);
 * :class:`~offload_spawner.dask_files.DaskFilesMixin`: the server's Dask files
-  (``server_files``); OffloadSpawner names these two as its answers to
-  TokenDeliveryMixin's hooks;
+  (``server_files``); OffloadSpawner answers TokenDeliveryMixin's two hooks
+  with FreshLoginMixin's ``fresh_auth_state`` and its own ``server_files``
+  (the Dask files and the refresher's);
 * :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: the per-server
   token Secret (``get_pod_manifest``, ``_make_create_pod_request``, ``poll``,
   ``stop``), last before KubeSpawner.
@@ -47,6 +50,7 @@ from .dask_config import DaskServerConfig
 from .dask_files import DaskFilesMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
+from .job_refresh_spawner import JobRefreshMixin
 from .manifest import STORAGE_TRAITS, apply_plan_to_pod, apply_storage_to_pod, plan_traits
 from .menu import Menu, build_menu
 from .metrics import SpawnMetricsMixin, note_auto_choice, observe_targets
@@ -100,8 +104,8 @@ def cached_catalog(
 
 
 class OffloadSpawner(
-    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
-    TokenDeliveryMixin, KubeSpawner,
+    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, JobRefreshMixin,
+    DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
@@ -488,7 +492,12 @@ class OffloadSpawner(
     #: TokenDeliveryMixin asks these two hooks what the Secret delivers (its own
     #: defaults read the stored auth_state and deliver no file); answered by:
     fresh_auth_state = FreshLoginMixin.fresh_auth_state  # tokens, refreshed for the target's start
-    server_files = DaskFilesMixin.server_files  # the server's Dask configuration
+
+    async def server_files(self) -> dict[str, str]:
+        """The files of this server's Secret: its Dask configuration
+        (DaskFilesMixin) and, where the target opts in, the job's token
+        refresher (JobRefreshMixin)."""
+        return {**await DaskFilesMixin.server_files(self), **self.job_refresher_files()}
 
     async def load_user_options(self) -> None:
         """Called by KubeSpawner at the start of ``_start``: prepare this spawn

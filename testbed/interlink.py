@@ -302,10 +302,19 @@ class InterlinkStack(InterlinkChain):
         node: str = DEFAULT_NODE,
         bin_dir: Path | None = None,
         keep: bool = False,
+        shared_fs: bool = False,
         echo: Callable[[str], None] = log,
     ) -> None:
+        """``shared_fs``: run the SLURM plugin with ``SHARED_FS=true`` (its host and
+        the compute nodes share a filesystem): the plugin then writes the pod's
+        Secret and ConfigMap files into the job's directory itself. Without it this
+        plugin version writes none: prepareMounts collects the files' writes in the
+        package's ``prefix`` and produceSLURMScript empties ``prefix`` before
+        writing the script (interlink-slurm-plugin/pkg/slurm/prepare.go), so the
+        job's binds name files that do not exist."""
         super().__init__(control_plane, workdir, node=node, bin_dir=bin_dir, keep=keep, echo=echo)
         self.slurm = slurm
+        self.shared_fs = shared_fs
 
     @property
     def data_root(self) -> Path:
@@ -329,7 +338,8 @@ class InterlinkStack(InterlinkChain):
             "EnableProbes": False,
         })
         self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
-                    {**base_env, "SLURMCONFIGPATH": str(plugin_config)})
+                    {**base_env, "SLURMCONFIGPATH": str(plugin_config),
+                     **({"SHARED_FS": "true"} if self.shared_fs else {})})
         return {
             "CPU": str(slurm.cpus), "Memory": f"{slurm.memory_mb}Mi", "Pods": "100",
             "Accelerators": [{"ResourceType": "nvidia.com/gpu", "Model": GPU_TYPE, "Available": str(GPU_COUNT)}],

@@ -12,7 +12,8 @@ the demo::
 
 What it is: issuer ``http://127.0.0.1:<port>`` with OIDC discovery, routes
 ``/authorize /token /userinfo /jwks``, one confidential client, JWT access
-tokens (with ``exp``) of a configurable lifetime, refresh tokens
+tokens (with ``exp``) of a configurable lifetime, more clients on demand
+(``extra_clients``; one without a secret is public), refresh tokens
 (``offline_access``), the ``groups`` claim (scope ``profile``) and the
 ``wlcg.groups`` claim with leading slashes (scope ``wlcg.groups``), and a
 username + password form (consent granted automatically). The redirect URI's
@@ -34,7 +35,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
@@ -77,6 +78,7 @@ class OidcProvider:
         access_token_ttl: int = 3600,
         refresh_token_ttl: int = 86400,
         rotate_refresh_token: bool = False,
+        extra_clients: list[dict[str, Any]] | None = None,
         port: int | None = None,
         workdir: Path | None = None,
     ) -> None:
@@ -87,6 +89,8 @@ class OidcProvider:
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
         self.rotate_refresh_token = rotate_refresh_token
+        #: more clients, {"client_id", optional "client_secret" (none: a public client), "redirect_uris"}
+        self.extra_clients = list(extra_clients or [])
         self.port = port
         self._admin_token = secrets.token_urlsafe(24)
         self._workdir = workdir
@@ -119,6 +123,7 @@ class OidcProvider:
                     "access_token_ttl": self.access_token_ttl,
                     "refresh_token_ttl": self.refresh_token_ttl,
                     "rotate_refresh_token": self.rotate_refresh_token,
+                    "extra_clients": self.extra_clients,
                     "admin_token": self._admin_token,
                 }
             )
@@ -185,6 +190,52 @@ class OidcProvider:
     def authenticator_config(self) -> dict[str, str]:
         """``c.IAMOAuthenticator`` settings for a hub logging in here (tests, demo)."""
         return {"issuer": self.issuer, "client_id": self.client_id, "client_secret": self.client_secret}
+
+    def login_tokens(
+        self, username: str, password: str, *, client_id: str | None = None, timeout: float = 30
+    ) -> dict[str, Any]:
+        """The token answer of an authorization-code login of ``username`` as
+        ``client_id`` (default: the main client; an ``extra_clients`` one may be
+        public), without a hub: what a client gets when a user logs in to it."""
+        client = next((c for c in self.extra_clients if c["client_id"] == client_id), None)
+        if client_id is None or client_id == self.client_id:
+            client = {"client_id": self.client_id, "client_secret": self.client_secret,
+                      "redirect_uris": self.redirect_uris}
+        if client is None:
+            raise OidcProviderError(f"no client {client_id!r} at this provider")
+        redirect_uri = (client.get("redirect_uris") or self.redirect_uris)[0]
+        s = requests.Session()
+        params = {"client_id": client["client_id"], "redirect_uri": redirect_uri, "response_type": "code",
+                  "scope": " ".join(DEFAULT_SCOPES), "state": secrets.token_urlsafe(8)}
+        r = s.get(f"{self.issuer}/authorize", params=params, timeout=timeout, allow_redirects=False)
+        code = None
+        for _ in range(10):
+            location = r.headers.get("location")
+            if location is None:
+                parser = _FormParser()
+                parser.feed(r.text)
+                if parser.action is None or "username" not in parser.inputs:
+                    raise OidcProviderError(f"no login form at {r.url} (HTTP {r.status_code})")
+                data = {**parser.inputs, "username": username, "password": password}
+                r = s.post(urljoin(r.url, parser.action), data=data, timeout=timeout, allow_redirects=False)
+                continue
+            location = urljoin(r.url, location)
+            if location.startswith(redirect_uri):
+                code = parse_qs(urlsplit(location).query).get("code", [None])[0]
+                break
+            r = s.get(location, timeout=timeout, allow_redirects=False)
+        if code is None:
+            raise OidcProviderError(f"the provider did not log {username} in to {client['client_id']}")
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        auth = None
+        if client.get("client_secret"):
+            auth = (client["client_id"], client["client_secret"])
+        else:
+            form["client_id"] = client["client_id"]
+        r = requests.post(f"{self.issuer}/token", data=form, auth=auth, timeout=timeout)
+        if r.status_code != 200:
+            raise OidcProviderError(f"the code grant for {client['client_id']} failed: HTTP {r.status_code}")
+        return r.json()
 
     @property
     def discovery_url(self) -> str:

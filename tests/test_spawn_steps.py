@@ -16,8 +16,8 @@ from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from offload_spawner.cli import CliUser
-from offload_spawner.dask_files import DaskFilesMixin
 from offload_spawner.fresh_login import FreshLoginMixin
+from offload_spawner.job_refresh_spawner import JobRefreshMixin
 from offload_spawner.prepared_spawn import PreparedSpawn
 from offload_spawner.spawn_errors import refusal
 from offload_spawner.spawner import OffloadSpawner
@@ -125,7 +125,9 @@ async def test_a_new_spawn_never_sees_the_last_ones_preparation():
 def test_the_hooks_token_delivery_asks_are_answered_by_name_in_the_spawner():
     # In OffloadSpawner's own class body, not by the order of its bases.
     assert vars(OffloadSpawner)["fresh_auth_state"] is FreshLoginMixin.fresh_auth_state
-    assert vars(OffloadSpawner)["server_files"] is DaskFilesMixin.server_files
+    # server_files: the Dask files and the job refresher's, joined in the class body.
+    assert "server_files" in vars(OffloadSpawner)
+    assert "server_files" not in vars(JobRefreshMixin)
 
 
 def _assignments_to_self(attribute: str) -> list[str]:

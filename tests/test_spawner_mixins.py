@@ -15,6 +15,7 @@ from offload_spawner.admission import AdmissionMixin
 from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
 from offload_spawner.fresh_login import FreshLoginMixin
+from offload_spawner.job_refresh_spawner import JobRefreshMixin
 from offload_spawner.metrics import SpawnMetricsMixin
 from offload_spawner.remote_session import RemoteSessionMixin
 from offload_spawner.spawner import OffloadSpawner
@@ -53,11 +54,12 @@ def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
         OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
+        JobRefreshMixin, DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
     )
-    # The refresh-aware auth_state and the Dask files replace TokenDeliveryMixin's default hooks.
+    # The refresh-aware auth_state and the spawner's own server_files (the Dask files and the
+    # job refresher's) replace TokenDeliveryMixin's default hooks, by name, not by base order.
     assert OffloadSpawner.fresh_auth_state is FreshLoginMixin.fresh_auth_state
-    assert OffloadSpawner.server_files is DaskFilesMixin.server_files
+    assert "server_files" in vars(OffloadSpawner)
 
 
 def test_mixins_add_no_config_section():

@@ -6,6 +6,7 @@
 // CONFIG: {
 //   "port": 18080,                   // the issuer is http://127.0.0.1:<port>
 //   "client": {"client_id": "...", "client_secret": "...", "redirect_uris": ["http://127.0.0.1:8000/hub/oauth_callback"]},
+//   "extra_clients": [{"client_id": "jobs"}],   // more clients; one without client_secret is public
 //   "users": {"alice": {"password": "...", "groups": ["cms"], "wlcg_groups": ["/cms", "/cms/higgs"], "email": "..."}},
 //   "access_token_ttl": 3600, "refresh_token_ttl": 86400, "rotate_refresh_token": false,
 //   "admin_token": "..."              // guards /admin/* (test control)
@@ -84,15 +85,17 @@ const RESOURCE = 'https://wlcg.cern.ch/jwt/v1/any';
 const SCOPES = 'openid profile email offline_access wlcg wlcg.groups';
 
 const provider = new Provider(`http://${host}:${config.port}`, {
-  clients: [{
-    client_id: config.client.client_id,
-    client_secret: config.client.client_secret,
-    redirect_uris: config.client.redirect_uris,
+  clients: [config.client, ...(config.extra_clients || [])].map((client) => ({
+    client_id: client.client_id,
+    // A client without a secret is a public one (token_endpoint_auth_method none).
+    ...(client.client_secret ? { client_secret: client.client_secret } : {}),
+    redirect_uris: client.redirect_uris || config.client.redirect_uris,
     application_type: 'native',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    token_endpoint_auth_method: config.client.token_endpoint_auth_method || 'client_secret_basic',
-  }],
+    token_endpoint_auth_method: client.token_endpoint_auth_method
+      || (client.client_secret ? 'client_secret_basic' : 'none'),
+  })),
   jwks: { keys: [signingJwk] },
   cookies: { keys: [randomUUID()] },
   routes: {

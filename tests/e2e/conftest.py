@@ -89,10 +89,11 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
+def interlink_stack(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[InterlinkStack]:
     """A real SLURM cluster and the real interLink stack (virtual kubelet, API server,
     SLURM plugin) registering node ``vk-slurm`` on the test bed, for one test module
     (the other modules' tests count the test bed's nodes and must not see it).
+    A module with ``INTERLINK_SHARED_FS = True`` gets the plugin with SHARED_FS=true.
     Adds what went through it to build/e2e-stack.json when it stops."""
     why = slurm_missing() or interlink_sources_missing()
     if why:
@@ -101,7 +102,10 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
     workdir = cluster.control_plane.workdir
     slurm = SlurmCluster(workdir / "slurm", keep=keep, echo=_echo).start()
     try:
-        stack = InterlinkStack(cluster.control_plane, slurm, workdir / "interlink", keep=keep, echo=_echo).start()
+        shared_fs = bool(getattr(request.module, "INTERLINK_SHARED_FS", False))
+        stack = InterlinkStack(
+            cluster.control_plane, slurm, workdir / "interlink", keep=keep, shared_fs=shared_fs, echo=_echo
+        ).start()
     except BaseException:
         slurm.stop()
         raise
