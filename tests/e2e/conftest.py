@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 
 from testbed import LocalCluster
-from testbed.interlink import InterlinkStack, interlink_sources_missing
+from testbed.interlink import DEFAULT_NODE, InterlinkStack, interlink_sources_missing
 from testbed.slurm import SlurmCluster, slurm_missing
 
 NAMESPACE = "jhub"
@@ -86,12 +86,14 @@ def cluster() -> Iterator[LocalCluster]:
         bed.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
     """A real SLURM cluster and the real interLink stack (virtual kubelet, API server,
-    SLURM plugin) registering node ``vk-slurm`` on the test bed, for one test module
-    (the other modules' tests count the test bed's nodes and must not see it).
-    Adds what went through it to build/e2e-stack.json when it stops."""
+    SLURM plugin) registering node ``vk-slurm`` on the test bed. Started once, by the
+    first test that asks for it (~30 s until the virtual kubelet's first ping), and
+    kept for the rest of the session: tests that list the test bed's nodes leave
+    ``vk-slurm`` out (``testbed_nodes``). Writes what went through it to
+    build/e2e-stack.json when it stops."""
     why = slurm_missing() or interlink_sources_missing()
     if why:
         pytest.skip(why)
@@ -111,6 +113,12 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
         finally:
             stack.stop()
             slurm.stop()
+
+
+def testbed_nodes(names: Iterable[str]) -> set[str]:
+    """The test bed's own nodes among ``names``: without the real interLink stack's
+    node, which is there once a test of this session has started the stack."""
+    return set(names) - {DEFAULT_NODE}
 
 
 _RUN_COUNTS: dict[str, dict[str, int]] = {"pods": {"slurm-plugin": 0}, "slurm_jobs": {"submitted": 0, "finished": 0}}
