@@ -211,8 +211,13 @@ class InterlinkStack:
             "Tsocks": False, "BashPath": "/bin/bash", "VerboseLogging": True, "ErrorsOnlyLogging": False,
             "EnableProbes": False,
         })
+        # SHARED_FS: the jobs run on this machine, so the plugin writes Secret/ConfigMap
+        # volume files straight into the job folder (prepare.go, mountDataSimpleVolume).
+        # Without it those files would be written by commands prepareMounts adds to the
+        # job script's prefix, which produceSLURMScript resets at this plugin commit:
+        # the files would never exist in the job.
         self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
-                    {**base_env, "SLURMCONFIGPATH": str(plugin_config)})
+                    {**base_env, "SLURMCONFIGPATH": str(plugin_config), "SHARED_FS": "true"})
 
         api_config = self._write("InterLinkConfig.yaml", {
             "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(api_port),
