@@ -38,8 +38,8 @@ def _real_slurm_missing() -> str | None:
     """Why the SLURM target cannot run on the real interLink stack here, or None."""
     if os.environ.get("DEMO_SLURM") == "imitation":
         return "DEMO_SLURM=imitation"
-    from testbed.interlink import interlink_sources_missing  # noqa: E402
-    from testbed.slurm import slurm_missing  # noqa: E402
+    from testbed.interlink import interlink_sources_missing
+    from testbed.slurm import slurm_missing
 
     return slurm_missing() or interlink_sources_missing()
 
@@ -66,9 +66,9 @@ def main() -> int:
         slurm_env: dict[str, str] = {}
         slurm_conf = ""
         if why_not_real is None:
-            from testbed.controlplane import free_ports  # noqa: E402
-            from testbed.interlink import InterlinkStack  # noqa: E402
-            from testbed.slurm import SlurmCluster  # noqa: E402
+            from testbed.controlplane import free_ports
+            from testbed.interlink import InterlinkStack
+            from testbed.slurm import SlurmCluster
 
             workdir = cluster.control_plane.workdir
             slurm = real_slurm.enter_context(SlurmCluster(workdir / "slurm"))

@@ -135,8 +135,8 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
                     180, "carol's JupyterLab", proc, log)
     assert lab.url.startswith(f"{hub}/user/carol/lab")
     if slurm_conf:  # carol's server is a job of the real SLURM
-        squeue = subprocess.run(["squeue", "-h", "-o", "%T|%P|%C"], env=dict(os.environ, SLURM_CONF=slurm_conf.group(1)),
-                                capture_output=True, text=True, check=True, timeout=60)
+        squeue = subprocess.run(["squeue", "-h", "-o", "%T|%P|%C"], capture_output=True, text=True, check=True,
+                                env=dict(os.environ, SLURM_CONF=slurm_conf.group(1)), timeout=60)
         assert squeue.stdout.split() == ["RUNNING|boost_usr_prod|2"], squeue
 
     # Ctrl-C: the demo stops the hub (and carol's server), the provider and the test bed.
