@@ -92,7 +92,7 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
     SLURM plugin) registering node ``vk-slurm`` on the test bed. Started once, by the
     first test that asks for it (~30 s until the virtual kubelet's first ping), and
     kept for the rest of the session: tests that list the test bed's nodes leave
-    ``vk-slurm`` out (``testbed_nodes``). Writes what went through it to
+    ``vk-slurm`` out (``nodes_of_the_test_bed``). Writes what went through it to
     build/e2e-stack.json when it stops."""
     why = slurm_missing() or interlink_sources_missing()
     if why:
@@ -115,7 +115,7 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
             slurm.stop()
 
 
-def testbed_nodes(names: Iterable[str]) -> set[str]:
+def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:
     """The test bed's own nodes among ``names``: without the real interLink stack's
     node, which is there once a test of this session has started the stack."""
     return set(names) - {DEFAULT_NODE}

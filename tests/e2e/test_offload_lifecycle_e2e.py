@@ -4,9 +4,11 @@ A real hub spawns onto virtual nodes. The queued session runs on the real
 interLink stack (interLink's virtual kubelet, API server and SLURM plugin in
 front of a real SLURM): its job waits in SLURM's queue (PENDING) while the
 partition is down. The plugin answers an empty Waiting state for it
-(interlink-slurm-plugin ``pkg/slurm/Status.go``, case ``PD``), and the pod, as
-seen in Kubernetes, keeps interLink's "Remote pod submitted" Waiting state with
-the ``JobID`` annotation until the job runs. A held job with
+(interlink-slurm-plugin ``pkg/slurm/Status.go``, case ``PD``); the pod, as
+seen in Kubernetes, shows interLink's "Remote pod submitted" Waiting state
+with the ``JobID`` annotation, and that empty Waiting state once the virtual
+kubelet has taken the plugin's answer (either may be what a user's spawn page
+reads while the job waits). A held job with
 its reason stays on the test bed's imitation (``testbed/virtual_kubelet.py``):
 the SLURM plugin reports a held job as PENDING without any reason, and
 interLink's HTCondor plugin does not run here. The tests read the hub's own
@@ -137,16 +139,18 @@ async def test_a_queued_session_reports_the_queue_and_stop_ends_the_remote_job(s
             # SLURM's own view: the job waits in the queue because the partition is down.
             job = slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%r").stdout.strip()
             assert job == "PENDING|PartitionDown", job
-            waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting") or {}
-            assert waiting.get("reason") == SUBMITTED_REASON, pod["status"]
+            waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting")
+            assert waiting is not None and waiting.get("reason", "") in (SUBMITTED_REASON, ""), pod["status"]
             slurm.run("scontrol", "update", f"PartitionName={PARTITION}", "State=UP")
             r = await spawn
             assert r.status_code in (201, 202), r.text
             await hub.wait_ready("carol", timeout=150)
     finally:
         slurm.run("scontrol", "update", f"PartitionName={PARTITION}", "State=UP", check=False)
-    # As interLink reports it: submitted to the plugin (also while SLURM queues the job), then running.
-    assert [h for h in history if h[1] is not None] == [("Pending", SUBMITTED_REASON, SUBMITTED_MESSAGE)], history
+    # As interLink reports it: submitted to the plugin, perhaps SLURM's PD (an empty Waiting), then running.
+    submitted, queued_state = ("Pending", SUBMITTED_REASON, SUBMITTED_MESSAGE), ("Pending", "", "")
+    waits = [h for h in history if h[1] is not None]
+    assert waits[0] == submitted and set(waits) <= {submitted, queued_state}, history
     assert history[-1][0] == "Running", history
     assert slurm.run("squeue", "-h", "-j", jid, "-o", "%T").stdout.strip() == "RUNNING"
 
