@@ -39,7 +39,6 @@ from jupyterhub.tests.utils import async_requests, public_url
 
 from log_capture import all_logs_at_debug, leaked
 from test_tokens import jwt
-
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 
@@ -239,8 +238,9 @@ async def test_on_the_real_interlink_stack_the_job_keeps_the_token_it_started_wi
         job_dir = interlink_stack.data_root / f"{NAMESPACE}-{pod['metadata']['uid']}"
         # The SLURM plugin wrote the Secret volume's files into the job's folder and bound them
         # (the singularity stand-in shows a bound path as the host path it binds).
-        assert Path(seen["BEARER_TOKEN_FILE"]).is_file(), (seen["BEARER_TOKEN_FILE"], sorted(job_dir.rglob("*")))
         assert seen["BEARER_TOKEN_FILE"].startswith(f"{job_dir}/"), seen["BEARER_TOKEN_FILE"]
+        bearer_file = await asyncio.to_thread(Path(seen["BEARER_TOKEN_FILE"]).is_file)
+        assert bearer_file, (seen["BEARER_TOKEN_FILE"], sorted(job_dir.rglob("*")))
         assert await read_file(hub, "carol", api, "probe-bearer") == first
 
         # The rotation replaces the Secret in Kubernetes ...
