@@ -87,6 +87,21 @@ if os.environ.get("DEMO_TESTBED"):
     c.OffloadSpawner.start_timeout = 120
     c.OffloadSpawner.http_timeout = 120
     c.JupyterHub.hub_ip = "127.0.0.1"
+    if os.environ.get("DEMO_SLURM_NODE"):
+        # The SLURM target on the real interLink stack (demo/run.py started it): a job
+        # of the real SLURM on this machine. interLink's virtual kubelet reports pod IP
+        # 127.0.0.1 for it, so servers listen there (the test bed's imitation moves the
+        # others to their own pod IPs), on a port no other process here uses.
+        leonardo = c.OffloadSpawner.offload_targets["leonardo"]
+        leonardo["node"] = os.environ["DEMO_SLURM_NODE"]
+        # What the one-node SLURM has: this machine's cores, its RealMemory, the two
+        # count-only a100 GPUs of its gres.conf (requested by --gres, no plugin flavor).
+        leonardo["limits"] = {"cores": int(os.environ["DEMO_SLURM_CPUS"]),
+                              "memory": f"{os.environ['DEMO_SLURM_MEMORY_MB']}M",
+                              "accelerators": {"nvidia.com/gpu": 2}}
+        leonardo["slurm"] = {k: v for k, v in leonardo["slurm"].items() if k != "flavor"}
+        c.OffloadSpawner.ip = "127.0.0.1"
+        c.OffloadSpawner.port = int(os.environ["DEMO_SERVER_PORT"])
 c.OffloadSpawner.profile_list = [
     {
         "display_name": "Analysis",

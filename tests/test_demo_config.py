@@ -42,3 +42,20 @@ def test_the_demo_lands_in_jupyterlab_only_on_the_test_bed(monkeypatch, testbed)
         monkeypatch.delenv("DEMO_TESTBED", raising=False)
     config = spawner_config(load_config(DEMO_CONFIG), OffloadSpawner)
     assert config.get("default_url") == ("/lab" if testbed else None)
+
+
+def test_with_the_real_interlink_stack_the_slurm_target_is_its_node(monkeypatch):
+    """demo/run.py passes the real stack's node and SLURM's size: the SLURM target moves
+    there, offers what that SLURM has, and asks for GPUs with --gres (the test bed's
+    plugin has no flavors)."""
+    for name, value in {"DEMO_TESTBED": "1", "DEMO_SLURM_NODE": "vk-slurm", "DEMO_SLURM_CPUS": "2",
+                        "DEMO_SLURM_MEMORY_MB": "8192", "DEMO_SERVER_PORT": "40123"}.items():
+        monkeypatch.setenv(name, value)
+    catalog = demo_catalog()
+    leonardo = catalog.offload_targets["leonardo"]
+    assert leonardo.node == "vk-slurm"
+    assert leonardo.slurm.flavor is None and leonardo.can_request_gpus
+    assert leonardo.limits.cores == 2 and leonardo.limits.accelerators == {"nvidia.com/gpu": 2}
+    assert catalog_warnings(catalog) == []
+    config = spawner_config(load_config(DEMO_CONFIG), OffloadSpawner)
+    assert (config["ip"], config["port"]) == ("127.0.0.1", 40123)

@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from kubespawner import KubeSpawner
 from hub_fixtures import HubClient
 from testbed import LocalCluster
 from testbed.htcondor import HTCondorStack, htcondor_plugin_missing
-from testbed.interlink import InterlinkStack, interlink_sources_missing
+from testbed.interlink import DEFAULT_NODE, InterlinkStack, interlink_sources_missing
 from testbed.k8s_plugin import KubernetesPluginStack, k8s_plugin_missing
 from testbed.slurm import SlurmCluster, slurm_missing
 
@@ -88,13 +88,14 @@ def cluster() -> Iterator[LocalCluster]:
         bed.stop()
 
 
-@pytest.fixture(scope="module")
-def interlink_stack(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[InterlinkStack]:
+@pytest.fixture(scope="session")
+def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
     """A real SLURM cluster and the real interLink stack (virtual kubelet, API server,
-    SLURM plugin) registering node ``vk-slurm`` on the test bed, for one test module
-    (the other modules' tests count the test bed's nodes and must not see it).
-    A module with ``INTERLINK_SHARED_FS = True`` gets the plugin with SHARED_FS=true.
-    Adds what went through it to build/e2e-stack.json when it stops."""
+    SLURM plugin with ``SHARED_FS=true``, as the jobs run on this machine) registering node ``vk-slurm`` on the test bed. Started once, by the
+    first test that asks for it (~30 s until the virtual kubelet's first ping), and
+    kept for the rest of the session: tests that list the test bed's nodes leave
+    ``vk-slurm`` out (``nodes_of_the_test_bed``). Writes what went through it to
+    build/e2e-stack.json when it stops."""
     why = slurm_missing() or interlink_sources_missing()
     if why:
         pytest.skip(why)
@@ -102,9 +103,8 @@ def interlink_stack(cluster: LocalCluster, request: pytest.FixtureRequest) -> It
     workdir = cluster.control_plane.workdir
     slurm = SlurmCluster(workdir / "slurm", keep=keep, echo=_echo).start()
     try:
-        shared_fs = bool(getattr(request.module, "INTERLINK_SHARED_FS", False))
         stack = InterlinkStack(
-            cluster.control_plane, slurm, workdir / "interlink", keep=keep, shared_fs=shared_fs, echo=_echo
+            cluster.control_plane, slurm, workdir / "interlink", keep=keep, shared_fs=True, echo=_echo
         ).start()
     except BaseException:
         slurm.stop()
@@ -138,6 +138,12 @@ def htcondor_stack(cluster: LocalCluster) -> Iterator[HTCondorStack]:
             write_stack_report(cluster, stack, STACK_REPORT)
         finally:
             stack.stop()
+
+
+def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:
+    """The test bed's own nodes among ``names``: without the real interLink stack's
+    node, which is there once a test of this session has started the stack."""
+    return set(names) - {DEFAULT_NODE}
 
 
 #: One report for the whole pytest run, however many modules started a stack.

@@ -1,4 +1,6 @@
-"""Dask offloading on the test bed's real control plane.
+"""Dask offloading on the test bed's real control plane: on the HTCondor target
+(the test bed's imitation of interLink) and on a SLURM target through the real
+interLink stack and a real SLURM (the session-wide ``interlink_stack`` fixture).
 
 The server's Dask file is read back with Dask's own config machinery, the
 DaskCluster comes from dask-kubernetes' KubeCluster, and its scheduler and
@@ -29,6 +31,7 @@ from offload_spawner.catalog import INTERLINK_TOLERATION, build_catalog
 from offload_spawner.dask_config import dask_config
 from offload_spawner.limits import target_ceiling, user_ceiling
 from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from testbed.interlink import DEFAULT_NODE
 
 NAMESPACE = "jhub"
 POD = "jupyter-dask-e2e"
@@ -72,10 +75,41 @@ def _collection(obj: dict[str, Any]) -> str:
 
 
 async def test_dask_pods_from_the_servers_config_land_on_the_virtual_node(cluster, admin, tmp_path):
-    catalog = build_catalog(offload_targets={"naples": NAPLES})
-    target = catalog.offload_targets["naples"]
+    """On the HTCondor target (the test bed's imitation: interLink's HTCondor plugin does not run here)."""
+    await _run_dask_pods(admin, tmp_path, "naples", NAPLES, finish_timeout=30)
+
+
+async def test_dask_pods_on_the_real_slurm_stack_read_their_tokens_from_the_secret(admin, tmp_path, interlink_stack):
+    """The same pods through the real interLink stack: interLink's virtual kubelet resolves
+    the Secret references (interLink ``pkg/virtualkubelet/execute.go``) into the env file
+    of each SLURM job, and the check runs in the job. One core each, one after the other
+    if SLURM's two cores are taken."""
+    await _run_dask_pods(admin, tmp_path, "slurm-dask", SLURM_DASK, finish_timeout=180,
+                         job_output=lambda pod: _slurm_job_output(interlink_stack, pod))
+
+
+SLURM_DASK = {
+    "display_name": "Local SLURM Dask (interLink)", "backend": "slurm", "node": DEFAULT_NODE, "offload": "dask",
+    "slurm": {"partition": "boost_usr_prod"}, "limits": {"cores": 2, "memory": "4G"},
+    "hub_api_url": "https://hub.example.org/hub/api",
+    "dask": {"worker_cores": 1, "worker_memory": "1G", "scheduler_memory": "1G"},
+}
+
+
+def _slurm_job_output(stack, pod: dict[str, Any]) -> str:
+    folder = stack.data_root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
+    return "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-2000:]}"
+                     for f in sorted(folder.glob("*.out"))) or f"nothing in {folder}"
+
+
+async def _run_dask_pods(admin, tmp_path, slug: str, settings: dict[str, Any], *, finish_timeout: float,
+                         job_output=None) -> None:
+    """The scheduler and worker pods the dask-kubernetes operator builds from the server's
+    Dask file, each running CHECK_ENV once, land on the target's node and succeed."""
+    catalog = build_catalog(offload_targets={slug: settings})
+    target = catalog.offload_targets[slug]
     result = dask_config(
-        target_slug="naples", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        target_slug=slug, target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
         image="ghcr.io/org/offload:1.0", namespace=NAMESPACE, pod_name=POD, user_name="dask-e2e",
         hub_api_url=target.hub_api_url,
     )
@@ -98,18 +132,24 @@ async def test_dask_pods_from_the_servers_config_land_on_the_virtual_node(cluste
             pod["spec"]["restartPolicy"] = "Never"  # a Deployment's pods restart; this check runs once
             await admin.create_pod(pod)
         for role in pods:
-            done = await admin.wait_pod(f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=30)
+            done = await admin.wait_pod(f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished",
+                                        timeout=finish_timeout)
             # the real kube-scheduler bound it to the virtual node ...
-            assert done["spec"]["nodeName"] == "vk-naples"
+            assert done["spec"]["nodeName"] == target.node
             assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
             assert done["metadata"]["labels"]["dask.org/component"] == role
-            assert done["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
+            assert done["metadata"]["labels"]["offload-spawner.io/target"] == slug
             # ... and the tokens reached the process from the Secret, by reference only
             log = done["metadata"]["annotations"].get("testbed.offload-spawner.io/log", "")
-            assert done["status"]["phase"] == "Succeeded", Path(log).read_text() if log else done["status"]
+            why = job_output(done) if job_output else (Path(log).read_text() if log else done["status"])
+            assert done["status"]["phase"] == "Succeeded", why
             env = done["spec"]["containers"][0]["env"]
             assert FAKE_HUB_TOKEN not in str(env) and FAKE_ACCESS_TOKEN not in str(env)
     finally:
+        for role in pods:
+            await admin.delete_pod(f"{name}-{role}")
+        for role in pods:  # a virtual kubelet deletes the pod once its remote job is gone
+            await admin.wait_pod(f"{name}-{role}", lambda p: p is None, "deleted", timeout=90)
         await admin.core.delete_namespaced_secret(secret, NAMESPACE)
 
 

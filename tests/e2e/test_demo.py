@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from testbed.interlink import interlink_sources_missing
 from testbed.oidc import free_port, login_through_hub
+from testbed.slurm import slurm_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo"
@@ -59,13 +61,15 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 @pytest.fixture
-def demo(tmp_path):
+def demo(request, tmp_path):
+    """The demo as `make demo` starts it; a test module may add environment (``DEMO_ENV``)."""
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "demo" / "run.py")],
-            cwd=ROOT, env=dict(os.environ, DEMO_PORT=str(port), PYTHONUNBUFFERED="1"),
+            cwd=ROOT, env=dict(os.environ, DEMO_PORT=str(port), PYTHONUNBUFFERED="1",
+                               **getattr(request.module, "DEMO_ENV", {})),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -105,7 +109,15 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
     assert len({frozenset(t) for t in targets.values()}) >= 3
     # Availability is shown: the demo hub may read the sites' nodes, which publish capacity.
     assert 'data-availability="leonardo" data-status="up"' in forms["carol"], forms["carol"][-3000:]
-    assert "NVIDIA GPU a100: 4 total" in forms["carol"]
+    # The SLURM target runs on the real interLink stack where it can (node vk-slurm, the 2
+    # GPUs of its config), else on the imitation's vk-leonardo (4 GPUs); the banner says which.
+    slurm_conf = re.search(r"see its jobs with SLURM_CONF=(\S+) squeue", text)
+    if slurm_missing() or interlink_sources_missing():
+        assert slurm_conf is None
+        assert "SLURM target (leonardo): the test bed's imitation (node vk-leonardo), because " in text, text
+    else:
+        assert slurm_conf, text
+    assert f"NVIDIA GPU a100: {2 if slurm_conf else 4} total" in forms["carol"]
     assert "does not publish its free capacity" not in forms["carol"]
     # The demo's sites reach the hub (local processes, declared `network: mesh`): no warning says otherwise.
     assert "may not reach the hub" not in log.read_text()
@@ -120,8 +132,12 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
     r = session.post(f"{hub}/hub/spawn/carol", data=data, allow_redirects=False, timeout=30)
     assert r.status_code == 302, r.text[-2000:]
     lab = _wait_for(lambda: (lambda r: r.ok and "JupyterLab" in r.text and r)(session.get(f"{hub}/user/carol/lab", timeout=30)),
-                    120, "carol's JupyterLab", proc, log)
+                    180, "carol's JupyterLab", proc, log)
     assert lab.url.startswith(f"{hub}/user/carol/lab")
+    if slurm_conf:  # carol's server is a job of the real SLURM
+        squeue = subprocess.run(["squeue", "-h", "-o", "%T|%P|%C"], capture_output=True, text=True, check=True,
+                                env=dict(os.environ, SLURM_CONF=slurm_conf.group(1)), timeout=60)
+        assert squeue.stdout.split() == ["RUNNING|boost_usr_prod|2"], squeue
 
     # Ctrl-C: the demo stops the hub (and carol's server), the provider and the test bed.
     os.killpg(proc.pid, signal.SIGINT)

@@ -26,6 +26,10 @@ from test_form_browser import browser, keep  # noqa: F401  (fixture)
 
 from .test_demo import _listening, _wait_for, demo  # noqa: F401  (fixture)
 
+#: The imitation's SLURM node: the counts below are of its 4 GPUs (the real interLink
+#: stack's node has the 2 its configuration gives), and it starts a session in seconds.
+DEMO_ENV = {"DEMO_SLURM": "imitation"}
+
 pytestmark = [pytest.mark.browser]
 PASSWORD = "demo"
 LEONARDO = '[data-availability="leonardo"]'

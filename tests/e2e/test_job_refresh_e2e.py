@@ -25,8 +25,8 @@ from testbed.oidc import OidcProvider
 
 from .test_interlink_slurm_e2e import PROFILES, SLURM_FLAGS, _job_output, _until
 
-#: The SLURM plugin writes the Secret's files only with SHARED_FS=true (testbed/interlink.py, InterlinkStack).
-INTERLINK_SHARED_FS = True
+# The SLURM plugin writes the Secret's files only with SHARED_FS=true, which the
+# interlink_stack fixture sets (testbed/interlink.py, InterlinkStack).
 TTL = 12  # seconds an access token lives; with refresh_at 0.5 the job renews every 6 s
 USERS = {"carol": {"password": "pw", "groups": ["ai-infn"]}}
 

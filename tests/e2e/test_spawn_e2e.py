@@ -24,6 +24,8 @@ import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
+from testbed.controlplane import free_ports
+from testbed.interlink import DEFAULT_NODE, job_id
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
 
 INTERLINK_TOLERATION = {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
@@ -48,6 +50,14 @@ TARGETS: dict[str, Any] = {
         "display_name": "FPGA box (Docker)", "backend": "docker", "node": "vk-docker",
         "offload": "session", "allowed_groups": ["fpga"],
         "limits": {"cores": 16, "memory": "64G", "accelerators": {"xilinx.com/fpga": 2}},
+    },
+    # The real interLink stack (virtual kubelet, API server, SLURM plugin) and a real SLURM:
+    # node vk-slurm, which the session-wide ``interlink_stack`` fixture registers.
+    "slurm": {
+        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
+        "offload": "session", "allowed_groups": ["ai-infn"], "start_timeout": 150,
+        "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
+        "limits": {"cores": 2, "memory": "4G", "accelerators": {"nvidia.com/gpu": 2}},
     },
     "broken": {
         "display_name": "Broken site (SLURM)", "backend": "slurm", "node": "vk-leonardo",
@@ -84,6 +94,16 @@ USERS = ("bob", "hana", "carol", "fred")
 @pytest.fixture
 async def hub(spawn_hub):
     return await spawn_hub({"offload_targets": TARGETS, "profile_list": PROFILES}, GROUPS, USERS)
+
+
+@pytest.fixture
+async def slurm_hub(spawn_hub, interlink_stack):
+    """The same hub for sessions on the real interLink stack: interLink's virtual kubelet
+    reports pod IP 127.0.0.1 (the SLURM job runs on this machine), so the server listens
+    there, on a free port of its own."""
+    (port,) = free_ports(1)
+    return await spawn_hub({"offload_targets": TARGETS, "profile_list": PROFILES, "port": port,
+                            "ip": "127.0.0.1", "http_timeout": 120}, GROUPS, USERS)
 
 
 def form(target: str, **extra: str) -> dict[str, str]:
@@ -218,26 +238,36 @@ async def _check_dask_config_reached_the_server(pod: dict[str, Any], files: dict
     assert config["labextension"]["factory"]["class"] == "KubeCluster"
 
 
-async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collected(hub, admin, hub_kube):
+async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collected(
+    slurm_hub, admin, hub_kube, interlink_stack
+):
+    """On the real interLink stack: the form's SLURM session with a GPU becomes a SLURM
+    job through interLink's virtual kubelet, API server and SLURM plugin."""
+    hub = slurm_hub
     pod_name = hub.pod_name("carol")
     async with pod_history(admin, pod_name) as history:
-        r = await hub.post_form("carol", form("leonardo", cores="2", memory="2G",
+        r = await hub.post_form("carol", form("slurm", cores="1", memory="1G",
                                               accelerator="nvidia.com/gpu:a100", accelerator_count="1"))
         assert r.status_code == 302, r.text
-        await hub.wait_ready("carol", timeout=60)
+        await hub.wait_ready("carol", timeout=150)
 
     pod = await admin.pod(pod_name)
-    assert pod["spec"]["nodeName"] == "vk-leonardo"
+    assert pod["spec"]["nodeName"] == DEFAULT_NODE
     assert INTERLINK_TOLERATION in pod["spec"]["tolerations"]
-    assert pod["spec"]["nodeSelector"]["kubernetes.io/hostname"] == "vk-leonardo"
+    assert pod["spec"]["nodeSelector"]["kubernetes.io/hostname"] == DEFAULT_NODE
+    # interLink's virtual kubelet labels its node with the GPU model of its config.
+    assert pod["spec"]["nodeSelector"]["nvidia-gpu-type"] == "a100"
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["metadata"]["annotations"]["slurm-job.vk.io/flags"].startswith("--partition=boost_usr_prod")
-    assert pod["metadata"]["annotations"]["JobID"].startswith("testbed-")
-    # The status went as interLink reports it: submitted, queued (SLURM: empty waiting), running.
+    # The JobID the plugin answered (sbatch's number), written back by the virtual kubelet.
+    jid = job_id(pod)
+    assert jid and jid.isdigit(), pod["metadata"]["annotations"]
+    # The status went as interLink reports it: submitted to the plugin, then running.
     assert history[0][:1] == ("Pending",), history
     assert ("Pending", SUBMITTED_REASON, SUBMITTED_MESSAGE) in history, history
-    assert ("Pending", "", "") in history, history
     assert history[-1][0] == "Running", history
+    job = interlink_stack.slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%P|%C").stdout.strip()
+    assert job == "RUNNING|boost_usr_prod|1", job
 
     await reach_jupyterlab(hub, "carol")
 
@@ -254,7 +284,11 @@ async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collect
     await hub_kube.core.create_namespaced_secret("jhub", secret)
     assert await admin.secret(f"{pod_name}-tokens") is not None
 
-    await stop_and_check_pod_deleted(hub, admin, "carol", pod_name)
+    await hub.stop("carol")
+    await hub.wait_stopped("carol", timeout=60)
+    # interLink's virtual kubelet deletes the pod once the plugin has cancelled the job.
+    await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+    assert jid not in interlink_stack.slurm.active_jobs(), interlink_stack.slurm.jobs()
     # ... is deleted by kube-controller-manager's garbage collector with the pod.
     for _ in range(150):
         if await admin.secret(f"{pod_name}-tokens") is None:
@@ -378,8 +412,11 @@ async def test_pods_without_the_interlink_toleration_never_land_on_a_virtual_nod
 
     pod = await admin.wait_pod("pinned", unschedulable, "Unschedulable", timeout=30)
     message = {c["type"]: c for c in pod["status"]["conditions"]}["PodScheduled"]["message"]
-    # node-local fails the selector, the three virtual nodes the taint
-    assert "3 node(s) had untolerated taint" in message, message
+    # node-local fails the selector, every virtual node the taint (three of the test bed's,
+    # and vk-slurm once a test of this session has started the real interLink stack)
+    tainted = [n for n in (await admin.core.list_node()).items
+               if any(t.key == INTERLINK_TOLERATION["key"] for t in n.spec.taints or [])]
+    assert f"{len(tainted)} node(s) had untolerated taint" in message, message
     assert not pod["spec"].get("nodeName")
     assert pod["status"]["phase"] == "Pending"
 

@@ -1,6 +1,18 @@
-"""Tokens end to end: a real hub delivers a user's tokens to a real server on an
-interLink-style virtual node through the server's Secret, rotates them while
-the server runs, and never shows them anywhere else.
+"""Tokens end to end: a real hub delivers a user's tokens to a real server
+through the server's Secret, rotates them while the server runs, and never
+shows them anywhere else.
+
+Two places, because they differ in what a rotation reaches:
+
+* a server on the hub's own cluster (node-local): a kubelet re-syncs Secret
+  volumes, so the running server's token file follows the rotation (the test
+  bed's virtual kubelet imitates that re-sync on node-local);
+* a session on the real interLink stack (SLURM plugin, real SLURM): interLink's
+  virtual kubelet sends the pod's Secrets to the plugin once, when it creates
+  the job (interLink ``pkg/virtualkubelet/execute.go``, ``remoteExecution``
+  CREATE builds ``req.Secrets``), and the plugin writes them into the job script
+  (interlink-slurm-plugin ``pkg/slurm/prepare.go``, ``mountData``); the
+  Secret rotates in Kubernetes but the running job keeps the first token.
 
 How the test sees what the server sees: the pod's command is a two-line shell
 wrapper (admin config, no user text) that writes its environment to
@@ -18,6 +30,7 @@ import base64
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,14 +39,17 @@ from jupyterhub.tests.utils import async_requests, public_url
 
 from log_capture import all_logs_at_debug, leaked
 from test_tokens import jwt
+from testbed.controlplane import free_ports
+from testbed.interlink import DEFAULT_NODE, job_id
 
 from .conftest import NAMESPACE, SINGLEUSER
 
 PROBE = 'env > "$HOME/probe-env"; ln -sf "$BEARER_TOKEN_FILE" "$HOME/probe-bearer"; exec "$@"'
 TARGETS: dict[str, Any] = {
-    "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "slurm": {"partition": "boost_usr_prod"},
+    "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
+    "slurm": {
+        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
+        "offload": "session", "slurm": {"partition": "boost_usr_prod"}, "start_timeout": 150,
     },
 }
 PROFILES = [
@@ -68,6 +84,25 @@ async def hub(spawn_hub):
     keeper.keys = before
 
 
+@pytest.fixture
+async def slurm_hub(spawn_hub, interlink_stack):
+    """A hub whose sessions on ``slurm`` run through the real interLink stack. The job
+    reports pod IP 127.0.0.1 (interLink's virtual kubelet), so the server listens
+    there on a free port of its own; it starts in its HOME (the job's own folder,
+    which the singularity stand-in makes), where the probe writes its files."""
+    keeper = CryptKeeper.instance()
+    before = keeper.keys
+    keeper.keys = [os.urandom(32)]
+    (port,) = free_ports(1)
+    hub = await spawn_hub({
+        "offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
+        "http_timeout": 120, "cmd": ["/bin/sh", "-c", 'cd "$HOME"; ' + PROBE, "probe", SINGLEUSER],
+    }, {}, ("carol",))
+    hub.app.authenticator.enable_auth_state = True
+    yield hub
+    keeper.keys = before
+
+
 async def read_file(hub, user: str, token: str, path: str) -> str:
     r = await hub.via_proxy(user, f"api/contents/{path}?content=1&type=file&format=text", token)
     assert r.status_code == 200, (r.status_code, r.text[:300])
@@ -79,11 +114,12 @@ def env_file(text: str) -> dict[str, str]:
 
 
 async def test_tokens_reach_the_server_only_through_its_secret_and_rotate(hub, admin):
+    """On the hub's own cluster, where the kubelet re-syncs Secret volumes."""
     user = hub.app.users["carol"]
     first, second = access_token(1), access_token(2)
     await user.save_auth_state({"access_token": first, "refresh_token": REFRESH, "id_token": "x", "scope": []})
     with all_logs_at_debug() as logs:
-        r = await hub.api_spawn("carol", {"profile": "analysis", "target": "leonardo"})
+        r = await hub.api_spawn("carol", {"profile": "analysis", "target": "cluster"})
         assert r.status_code in (201, 202), r.text
         await hub.wait_ready("carol", timeout=60)
         spawner = user.spawner
@@ -91,7 +127,7 @@ async def test_tokens_reach_the_server_only_through_its_secret_and_rotate(hub, a
         secrets = [first, second, REFRESH, hub_token]
 
         pod = await admin.pod(spawner.pod_name)
-        assert pod["spec"]["nodeName"] == "vk-leonardo"
+        assert pod["spec"]["nodeName"] == "node-local"
         assert leaked([json.dumps(pod)], secrets) == []
         env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
         assert env["ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{spawner.pod_name}-offload"
@@ -168,3 +204,67 @@ async def test_a_failed_pod_create_logs_and_shows_no_secret(hub, admin):
     assert leaked(logs, [token, REFRESH]) == []
     assert await admin.pod(user.spawner.pod_name) is None
     assert await admin.secret(f"{user.spawner.pod_name}-offload") is None
+
+
+async def test_on_the_real_interlink_stack_the_job_keeps_the_token_it_started_with(slurm_hub, admin, interlink_stack):
+    """The tokens reach the SLURM job only through the server's Secret (as interLink's
+    virtual kubelet resolves it), and a rotation replaces the Secret in Kubernetes but
+    never reaches the running job: interLink sends Secrets to the plugin once, at create."""
+    hub = slurm_hub
+    user = hub.app.users["carol"]
+    first, second = access_token(4), access_token(5)
+    await user.save_auth_state({"access_token": first, "refresh_token": REFRESH, "id_token": "x", "scope": []})
+    with all_logs_at_debug() as logs:
+        r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
+        assert r.status_code in (201, 202), r.text
+        await hub.wait_ready("carol", timeout=150)
+        spawner = user.spawner
+        pod_name, hub_token = spawner.pod_name, spawner.api_token
+        secrets = [first, second, REFRESH, hub_token]
+
+        pod = await admin.pod(pod_name)
+        assert pod["spec"]["nodeName"] == DEFAULT_NODE
+        assert job_id(pod), pod["metadata"].get("annotations")
+        assert leaked([json.dumps(pod)], secrets) == []
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert env["ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{pod_name}-offload"
+
+        # What the job's server sees: the values interLink resolved from the Secret at create.
+        api = await hub.token("carol")
+        seen = env_file(await read_file(hub, "carol", api, "probe-env"))
+        assert seen["ACCESS_TOKEN"] == first
+        assert seen["JUPYTERHUB_API_TOKEN"] == hub_token
+        assert "REFRESH_TOKEN" not in seen
+        job_dir = interlink_stack.data_root / f"{NAMESPACE}-{pod['metadata']['uid']}"
+        # The SLURM plugin wrote the Secret volume's files into the job's folder and bound them
+        # (the singularity stand-in shows a bound path as the host path it binds).
+        assert seen["BEARER_TOKEN_FILE"].startswith(f"{job_dir}/"), seen["BEARER_TOKEN_FILE"]
+        bearer_file = await asyncio.to_thread(Path(seen["BEARER_TOKEN_FILE"]).is_file)
+        assert bearer_file, (seen["BEARER_TOKEN_FILE"], sorted(job_dir.rglob("*")))
+        assert await read_file(hub, "carol", api, "probe-bearer") == first
+
+        # The rotation replaces the Secret in Kubernetes ...
+        await user.save_auth_state({"access_token": second, "refresh_token": REFRESH, "id_token": "x", "scope": []})
+        assert await spawner.poll() is None
+        assert await asyncio.wait_for(spawner._rotation_task, 30) is True
+        rotated = await admin.secret(f"{pod_name}-offload")
+        assert base64.b64decode(rotated["data"]["access_token"]).decode() == second
+        # ... and the pod is still the same running job (the rotation did not restart it) ...
+        await asyncio.sleep(12)  # two of the virtual kubelet's status rounds after the rotation
+        pod = await admin.pod(pod_name)
+        assert pod["status"]["phase"] == "Running", pod["status"]
+        assert job_id(pod) and interlink_stack.slurm.active_jobs(), interlink_stack.slurm.jobs()
+        # ... whose token file still holds the first token: interLink does not re-send Secrets.
+        assert await read_file(hub, "carol", api, "probe-bearer") == first
+        # The plugin wrote the first token into the job's files; the second is nowhere there.
+        job_files = [f.read_text(errors="replace") for f in job_dir.rglob("*") if f.is_file()]
+        assert leaked(job_files, [first]) != [], "the first token should be in the job's files"
+        assert leaked(job_files, [second]) == [], "a rotated token reached the running job's files"
+
+        await hub.stop("carol")
+        await hub.wait_stopped("carol", timeout=60)
+        await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+        assert await admin.secret(f"{pod_name}-offload") is None
+
+    assert leaked(logs, secrets) == []
+    assert any("Rotated the token Secret" in line for line in logs)
