@@ -36,8 +36,6 @@ from .spawner_base import SpawnerBase
 if TYPE_CHECKING:
     from kubernetes_asyncio.client.models import V1Pod
 
-    from .prepared_spawn import PreparedSpawn
-
 
 class RemoteSessionMixin(SpawnerBase):
     """Progress and fast failure for sessions on virtual nodes (see module doc).
@@ -53,7 +51,7 @@ class RemoteSessionMixin(SpawnerBase):
     #: kept across page reloads so the time waited in the queue is the real one
     _offload_submitted_at: float | None = None
     # OffloadSpawner's attributes (declared there)
-    _prepared: PreparedSpawn | None
+    _prepared: object | None  # a PreparedSpawn (hub edge), only reset here
     if TYPE_CHECKING:  # OffloadSpawner's read-only view of its PreparedSpawn
 
         @property
