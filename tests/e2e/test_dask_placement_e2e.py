@@ -41,11 +41,11 @@ async def account(admin):
 
 
 async def test_a_server_with_a_service_account_gets_its_placement_secret_until_it_stops(spawn_hub, admin, account):
-    hub = await spawn_hub({"offload_targets": TARGETS, "profile_list": PROFILES, "service_account": account},
-                          {}, ("dora", "erin"))
+    config = {"offload_targets": TARGETS, "profile_list": PROFILES, "service_account": account}
+    hub = await spawn_hub(config, {}, ("dora", "erin"))
     spawners = {}
-    for user, options in (("dora", {"profile": "analysis", "target": "naples"}), ("erin", {"profile": "analysis", "target": "leonardo"})):
-        r = await hub.api_spawn(user, options)
+    for user, target in (("dora", "naples"), ("erin", "leonardo")):
+        r = await hub.api_spawn(user, {"profile": "analysis", "target": target})
         assert r.status_code in (201, 202), r.text
         await hub.wait_ready(user, timeout=60)
         spawners[user] = hub.app.users[user].spawner

@@ -284,7 +284,8 @@ def placement_attempts() -> dict[str, tuple[str, dict[str, Any]]]:
     del body["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"]
     out["no limits"] = (f"{DASK}/daskclusters", body)
     body = variant("flags")
-    body["spec"]["worker"]["metadata"]["annotations"]["slurm-job.vk.io/flags"] = "--partition=boost_usr_prod --gres=gpu:4"
+    annotations = body["spec"]["worker"]["metadata"]["annotations"]
+    annotations["slurm-job.vk.io/flags"] = "--partition=boost_usr_prod --gres=gpu:4"
     out["a site annotation the target does not write"] = (f"{DASK}/daskclusters", body)
     body = variant("sidecar")
     worker = body["spec"]["worker"]["spec"]
