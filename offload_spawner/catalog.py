@@ -339,6 +339,29 @@ class HubTokenChannels(_Model):
         return self
 
 
+#: The Dask pods' hub token by default may only tell whose it is.
+DEFAULT_DASK_HUB_SCOPES = ("read:users:name!user",)
+#: Scopes that would give the Dask pods as much as the server's own token, or more.
+_BROAD_SCOPES = ("inherit", "self", "admin-ui", "tokens", "servers", "delete:servers")
+
+
+def dask_hub_scope_problem(scope: str) -> str | None:
+    """Why ``scope`` may not go to Dask pods (a sentence), or None.
+
+    Checked with JupyterHub's own scope check (jupyterhub/scopes.py
+    ``_check_scopes_exist``: the names and filters JupyterHub knows)."""
+    from jupyterhub.scopes import ScopeNotFound, _check_scopes_exist
+
+    try:
+        _check_scopes_exist([scope])
+    except ScopeNotFound as e:
+        return f"{e.args[0] if e.args else e}; see JupyterHub's list of scopes"
+    name = scope.partition("!")[0]
+    if name in _BROAD_SCOPES or name.startswith("admin:"):
+        return f"scope '{scope}' would give the Dask pods the server's own rights or more: name narrower scopes"
+    return None
+
+
 class TokenPolicy(_Model):
     """Which of the user's tokens a server receives, and how (see offload_spawner.tokens)."""
 
@@ -361,6 +384,21 @@ class TokenPolicy(_Model):
         "Secret; they run on the target's site). 'hub_token' (JUPYTERHUB_API_TOKEN, the hub's API as the user) "
         "only when named here.",
     )
+    dask_hub_scopes: list[str] = Field(
+        list(DEFAULT_DASK_HUB_SCOPES),
+        description="When dask_pods names 'hub_token': the JupyterHub scopes of the token the Dask pods get "
+        "instead of the server's own (issued per server, revoked when it stops). JupyterHub scope names, "
+        "e.g. 'read:users:name!user', 'access:services'; not 'inherit', 'self' or an 'admin' scope.",
+    )
+
+    @field_validator("dask_hub_scopes")
+    @classmethod
+    def _jupyterhub_scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            problem = dask_hub_scope_problem(scope)
+            if problem:
+                raise ValueError(problem)
+        return scopes
 
 
 class PodShapeSettings(_Model):

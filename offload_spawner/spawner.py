@@ -38,6 +38,7 @@ from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
 from .config_checks import override_problems
 from .catalog_check import check_catalog
 from .dask_files import DaskFilesMixin
+from .dask_hub_token import DaskHubTokenMixin
 from .dask_placement_secret import DaskPlacementMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
@@ -91,7 +92,7 @@ def cached_catalog(
 
 class OffloadSpawner(
     SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
-    TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
+    DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
