@@ -14,6 +14,8 @@ from kubespawner import KubeSpawner
 from offload_spawner.admission import AdmissionMixin
 from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
+from offload_spawner.dask_hub_token import DaskHubTokenMixin
+from offload_spawner.dask_placement_secret import DaskPlacementMixin
 from offload_spawner.fresh_login import FreshLoginMixin
 from offload_spawner.metrics import SpawnMetricsMixin
 from offload_spawner.remote_session import RemoteSessionMixin
@@ -53,8 +55,11 @@ def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
         OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
+        DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
     )
+    # The Dask pods' scoped hub token replaces TokenDeliveryMixin's default hook, too; the
+    # placement Secret is created right after the pod, before the token Secret.
+    assert OffloadSpawner.dask_hub_token is DaskHubTokenMixin.dask_hub_token
     # The refresh-aware auth_state and the Dask files replace TokenDeliveryMixin's default hooks.
     assert OffloadSpawner.fresh_auth_state is FreshLoginMixin.fresh_auth_state
     assert OffloadSpawner.server_files is DaskFilesMixin.server_files
