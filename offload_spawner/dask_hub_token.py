@@ -9,8 +9,10 @@ start, a token with only the target's ``tokens.dask_hub_scopes``
 which refuses scopes the user does not hold), which the Secret stores under
 its own key (:data:`offload_spawner.server_secret.DASK_HUB_TOKEN_KEY`) and the
 Dask pod spec refers to (:func:`offload_spawner.tokens.dask_token_references`).
-The token is revoked (deleted from the hub's database) when the server stops;
-its id is kept in the spawner's state so a restarted hub still revokes it.
+The token is revoked (deleted from the hub's database) when the server stops
+(also when it ended by itself: JupyterHub then skips ``stop()`` but calls
+``clear_state()``); its id is kept in the spawner's state so a restarted hub
+still revokes it.
 
 Must come before :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`
 in the bases: its ``dask_hub_token`` replaces that mixin's default hook.
@@ -80,6 +82,12 @@ class DaskHubTokenMixin:
             return await super().stop(now)  # type: ignore[misc]
         finally:
             self.revoke_dask_hub_token()
+
+    def clear_state(self) -> None:
+        # JupyterHub calls stop() only for a server that still runs, and
+        # clear_state() after every stop: a server that ended by itself is revoked here.
+        self.revoke_dask_hub_token()
+        super().clear_state()  # type: ignore[misc]
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = super().get_state()  # type: ignore[misc]
