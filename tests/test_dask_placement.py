@@ -7,6 +7,7 @@ encoding the module writes."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,14 @@ def test_the_policy_reads_the_same_label_and_keys(kind):
         for key in ("nodeSelector", "tolerations", "annotations"):
             assert f"'{ANNOTATION_PREFIX}{role}.{key}'" in text, (role, key)
         assert f"'{ANNOTATION_PREFIX}{role}.' + r" in text
+
+
+def test_the_committed_placement_policies_are_the_generated_ones():
+    path = POLICY_FILE.parents[1] / "docs" / "gen_dask_placement_policy.py"
+    spec = importlib.util.spec_from_file_location("gen_dask_placement_policy", path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    current = POLICY_FILE.read_text()
+    assert current == generator.generated_file(current), "stale: run python docs/gen_dask_placement_policy.py"
+    # the generator keeps the tenant policies above the placement part as they are
+    assert generator.generated_file("head\n") == "head\n" + generator.placement_policies()
