@@ -155,6 +155,23 @@ class RefreshInJob(_Model):
     )
 
 
+#: The Dask pods' hub token by default may only tell whose it is.
+DEFAULT_DASK_HUB_SCOPES = ("read:users:name!user",)
+#: Scopes that would give the Dask pods as much as the server's own token, or more.
+_BROAD_SCOPES = ("inherit", "self", "admin-ui", "tokens", "servers", "delete:servers")
+
+
+def dask_hub_scope_problem(scope: str) -> str | None:
+    """Why ``scope`` may not go to Dask pods because it is too broad (a
+    sentence), or None. Whether JupyterHub knows the scope is checked at the hub
+    edge (:func:`offload_spawner.catalog_check.unknown_scope_problems`): the
+    pure catalog imports nothing of JupyterHub."""
+    name = scope.partition("!")[0]
+    if name in _BROAD_SCOPES or name.startswith("admin:"):
+        return f"scope '{scope}' would give the Dask pods the server's own rights or more: name narrower scopes"
+    return None
+
+
 class TokenPolicy(_Model):
     """Which of the user's tokens a server receives, and how (see offload_spawner.tokens)."""
 
@@ -194,6 +211,22 @@ class TokenPolicy(_Model):
             if missing:
                 raise ValueError("refresh_in_job needs " + " and ".join(missing))
         return self
+
+    dask_hub_scopes: list[str] = Field(
+        list(DEFAULT_DASK_HUB_SCOPES),
+        description="When dask_pods names 'hub_token': the JupyterHub scopes of the token the Dask pods get "
+        "instead of the server's own (issued per server, revoked when it stops). JupyterHub scope names, "
+        "e.g. 'read:users:name!user', 'access:services'; not 'inherit', 'self' or an 'admin' scope.",
+    )
+
+    @field_validator("dask_hub_scopes")
+    @classmethod
+    def _jupyterhub_scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            problem = dask_hub_scope_problem(scope)
+            if problem:
+                raise ValueError(problem)
+        return scopes
 
 
 class PodShapeSettings(_Model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .auto_target import ranking_problems
-from .catalog import Catalog, CatalogError, build_catalog
+from .catalog import DEFAULT_DASK_HUB_SCOPES, Catalog, CatalogError, build_catalog
 from .config_checks import override_problems
 from .reachability import port_problems
 
@@ -33,6 +33,32 @@ def check_catalog(config_values: dict[str, Any], spawner_class: type[HasTraits] 
     )
     problems = port_problems(catalog, config_values.get("port")) + override_problems(catalog, spawner_class)
     problems += ranking_problems(config_values.get("offload_auto_target_ranking"), catalog)
+    problems += unknown_scope_problems(catalog)
     if problems:
         raise CatalogError(problems)
     return catalog
+
+
+def unknown_scope_problems(catalog: Catalog) -> list[str]:
+    """``path: message`` lines for each target's ``tokens.dask_hub_scopes`` that
+    JupyterHub does not know (jupyterhub/scopes.py ``_check_scopes_exist``: the
+    scope names and filters JupyterHub knows; too broad scopes the catalog
+    refuses itself)."""
+    named = {slug: target.tokens.dask_hub_scopes for slug, target in catalog.offload_targets.items()}
+    if all(list(scopes) == list(DEFAULT_DASK_HUB_SCOPES) for scopes in named.values()):
+        return []
+    # Imported here, not at the top: `offload-spawner check` loads JupyterHub only
+    # when a target names its own scopes (as it loads KubeSpawner only for overrides).
+    from jupyterhub.scopes import ScopeNotFound, _check_scopes_exist
+
+    problems: list[str] = []
+    for slug, scopes in named.items():
+        for scope in scopes:
+            try:
+                _check_scopes_exist([scope])
+            except ScopeNotFound as e:
+                reason = e.args[0] if e.args else str(e)
+                problems.append(
+                    f"offload_targets.{slug}.tokens.dask_hub_scopes: {reason}; see JupyterHub's list of scopes"
+                )
+    return problems

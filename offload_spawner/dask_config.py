@@ -66,6 +66,8 @@ class DaskServerConfig:
     files: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     cluster_name: str = ""
+    #: the DaskCluster the files describe (the admission policy's placement allowance is read off it)
+    cluster: dict[str, Any] | None = None
 
 
 def _cap(value: float, *caps: float | None) -> float:
@@ -300,6 +302,7 @@ def dask_config(
         # Dask reads the directory above whatever the image sets.
         env={"DASK_ROOT_CONFIG": DASK_CONFIG_DIR},
         cluster_name=name,
+        cluster=spec,
     )
 
 

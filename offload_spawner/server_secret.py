@@ -22,6 +22,8 @@ from typing import Any
 ACCESS_TOKEN_KEY = "access_token"  # noqa: S105 - a name, not a secret
 HUB_TOKEN_KEY = "jupyterhub_api_token"  # noqa: S105 - a name, not a secret
 REFRESH_TOKEN_KEY = "refresh_token"  # noqa: S105 - a name, not a secret
+#: The hub token with the target's ``tokens.dask_hub_scopes``, for the server's Dask pods only.
+DASK_HUB_TOKEN_KEY = "dask_jupyterhub_api_token"  # noqa: S105 - a key name
 #: Where the token files are mounted; BEARER_TOKEN_FILE points into it
 #: (the WLCG bearer-token discovery convention).
 TOKEN_DIR = "/var/run/secrets/offload-spawner"  # noqa: S105 - a name, not a secret

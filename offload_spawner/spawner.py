@@ -48,6 +48,8 @@ from .catalog_check import check_catalog
 from .config_checks import override_problems
 from .dask_config import DaskServerConfig
 from .dask_files import DaskFilesMixin
+from .dask_hub_token import DaskHubTokenMixin
+from .dask_placement_secret import DaskPlacementMixin
 from .forms import options_from_link, render_form, user_options_from_form
 from .fresh_login import FreshLoginMixin, login_expired_refusal
 from .job_refresh_spawner import JobRefreshMixin
@@ -105,7 +107,7 @@ def cached_catalog(
 
 class OffloadSpawner(
     SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, JobRefreshMixin,
-    DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
+    DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
@@ -481,7 +483,7 @@ class OffloadSpawner(
     #   6. get_pod_manifest: the plan, the site UID and the storage onto
     #      KubeSpawner's pod (here), then the token Secret's env and volume
     #      references (TokenDeliveryMixin, with the tokens of fresh_auth_state
-    #      and the files of server_files, both answered below);
+    #      and the files of server_files, answered below, and dask_hub_token);
     #   7. _make_create_pod_request: the pod, then its per-server Secret
     #      (TokenDeliveryMixin); the submission time (RemoteSessionMixin);
     #   8. _start waits for the server, raced against the remote site's failure
@@ -489,9 +491,10 @@ class OffloadSpawner(
     #      start/stop/poll release the reservation and count the spawn
     #      (AdmissionMixin, SpawnMetricsMixin).
 
-    #: TokenDeliveryMixin asks these two hooks what the Secret delivers (its own
-    #: defaults read the stored auth_state and deliver no file); answered by:
+    #: TokenDeliveryMixin asks these three hooks what the Secret delivers (its own
+    #: defaults read the stored auth_state, issue no Dask token and deliver no file); answered by:
     fresh_auth_state = FreshLoginMixin.fresh_auth_state  # tokens, refreshed for the target's start
+    dask_hub_token = DaskHubTokenMixin.dask_hub_token  # the Dask pods' hub token, with the target's scopes
 
     async def server_files(self) -> dict[str, str]:
         """The files of this server's Secret: its Dask configuration

@@ -116,6 +116,10 @@ class TokenDeliveryMixin(SpawnerBase):
         """Files the server receives, absolute path -> content (stored in its Secret)."""
         return {}
 
+    async def dask_hub_token(self) -> str | None:
+        """The scoped hub token of the server's Dask pods (DaskHubTokenMixin replaces this), or None."""
+        return None
+
     def token_policy(self) -> TokenPolicy:
         """The target's token policy, else the default one."""
         plan = getattr(self, "_plan", None)
@@ -135,7 +139,7 @@ class TokenDeliveryMixin(SpawnerBase):
         auth_state = await self.fresh_auth_state(policy.min_lifetime)
         delivery = build_delivery(
             policy, auth_state, self.api_token, await self.server_files(), self.pod_name,
-            labels=dict(pod.metadata.labels or {}),
+            labels=dict(pod.metadata.labels or {}), dask_hub_token=await self.dask_hub_token(),
         )
         container = pod.spec.containers[0]
         ours = {e["name"] for e in delivery.env}

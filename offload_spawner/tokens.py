@@ -30,6 +30,7 @@ from .catalog import TokenPolicy
 from .refresh import jwt_expiry
 from .server_secret import (
     ACCESS_TOKEN_KEY,
+    DASK_HUB_TOKEN_KEY,
     HUB_TOKEN_KEY,
     REFRESH_TOKEN_KEY,
     TOKEN_DIR,
@@ -91,8 +92,10 @@ def secret_data(
     auth_state: Mapping[str, Any] | None,
     hub_token: str | None,
     files: Mapping[str, str],
+    dask_hub_token: str | None = None,
 ) -> dict[str, str]:
-    """The Secret's content as text: the delivered tokens and the files.
+    """The Secret's content as text: the delivered tokens and the files
+    (and ``dask_hub_token``, the scoped hub token of the Dask pods, when given).
 
     Without a hub token (a spawner asked for its pod before JupyterHub gave it
     one, as KubeSpawner allows) there is no hub token key, and so no reference
@@ -105,6 +108,8 @@ def secret_data(
         data[ACCESS_TOKEN_KEY] = access
     if refresh and any(channels[REFRESH_TOKEN_KEY]):
         data[REFRESH_TOKEN_KEY] = refresh
+    if dask_hub_token:
+        data[DASK_HUB_TOKEN_KEY] = dask_hub_token
     for path, content in files.items():
         data[file_key(path)] = content
     return data
@@ -158,8 +163,26 @@ def dask_token_references(policy: TokenPolicy, name: str) -> TokenReferences:
     channels ``policy`` gives the server, limited to the tokens
     ``policy.dask_pods`` names (they run on the target's site; the server's hub
     token would give the site the hub's API as the user, so it goes only when
-    named). The one decision the Dask spec calls, beside the server's."""
-    return token_references(policy, name, only=frozenset(DASK_POD_TOKENS[t] for t in policy.dask_pods))
+    named). The one decision the Dask spec calls, beside the server's.
+
+    The hub token they read is not the server's: the same env name and file
+    name refer to the Secret's :data:`DASK_HUB_TOKEN_KEY`, a token with only
+    ``policy.dask_hub_scopes`` (the spawner issues it)."""
+    refs = token_references(policy, name, only=frozenset(DASK_POD_TOKENS[t] for t in policy.dask_pods))
+
+    def scoped(key: str) -> str:
+        return DASK_HUB_TOKEN_KEY if key == HUB_TOKEN_KEY else key
+
+    env = copy.deepcopy(refs.env)
+    for item in env:
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            ref["key"] = scoped(ref["key"])
+    volumes = copy.deepcopy(refs.volumes)
+    for volume in volumes:
+        for entry in volume.get("secret", {}).get("items", []):
+            entry["key"] = scoped(entry["key"])  # the file keeps its name
+    return TokenReferences(env, volumes, refs.volume_mounts)
 
 
 def token_references(
@@ -214,10 +237,12 @@ def build_delivery(
     pod_name: str,
     labels: Mapping[str, str] | None = None,
     pod_uid: str | None = None,
+    dask_hub_token: str | None = None,
 ) -> Delivery:
-    """Everything the spawner needs to deliver tokens and files to one server."""
+    """Everything the spawner needs to deliver tokens and files to one server
+    (``dask_hub_token``: the scoped hub token of its Dask pods, stored only)."""
     name = secret_name(pod_name)
-    data = secret_data(policy, auth_state, hub_token, files)
+    data = secret_data(policy, auth_state, hub_token, files, dask_hub_token)
     owner = owner_reference(pod_name, pod_uid) if pod_uid else None
     secret = secret_manifest(name, data, labels, owner)
 

@@ -6,13 +6,16 @@ Kubernetes API edge (see hub_fixtures.RecordingSpawner).
 
 from __future__ import annotations
 
+import copy
+
 import kubernetes_validate
 import pytest
 import yaml
+from jupyterhub import orm
 
 from hub_fixtures import RecordingSpawner
 from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
-from offload_spawner.server_secret import file_key, secret_name
+from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, file_key, secret_name
 
 pytestmark = pytest.mark.hub
 
@@ -64,3 +67,31 @@ async def test_session_target_without_dask_settings_gets_no_dask_file(offload_hu
     assert await hub.app.users["carol"].spawner.server_files() == {}
     assert not any("offload-files" in v["name"] for v in pod["spec"].get("volumes") or [])
     assert "DASK_ROOT_CONFIG" not in {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+async def test_dask_pods_hub_token_is_scoped_and_revoked_when_the_server_ends(offload_hub, contract_config):
+    """Through a real hub; the recording spawner's stop() is a stand-in that does not call
+    super(), so what revokes here is the clear_state() JupyterHub calls after every stop,
+    the path of a server that ended by itself."""
+    config = copy.deepcopy(contract_config)
+    naples = config["offload_targets"]["naples"]
+    naples["tokens"] = {**naples.get("tokens", {}), "dask_pods": ["access_token", "hub_token"],
+                        "dask_hub_scopes": ["read:users:name!user", "read:users:activity!user"]}
+    hub = await offload_hub(config, groups=GROUPS, users=("hana",))
+    r = await hub.api_spawn("hana", {"profile": "analysis", "image": "offload", "cores": 4, "target": "naples"})
+    assert r.status_code in (201, 202), r.text
+    await hub.wait_ready("hana")
+    spawner = hub.app.users["hana"].spawner
+    token_id = spawner._dask_hub_token_id
+    found = hub.app.db.get(orm.APIToken, token_id)
+    assert found is not None and found.user.name == "hana"
+    assert sorted(found.scopes) == ["read:users:activity!user", "read:users:name!user"]
+    assert spawner.get_state()["offload_dask_hub_token_id"] == token_id
+    spec = yaml.safe_load((await spawner.server_files())[DASK_CONFIG_FILE])["kubernetes"]["custom-cluster-spec"]
+    env = {e["name"]: e for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == DASK_HUB_TOKEN_KEY
+
+    await hub.stop("hana")
+    hub.app.db.expire_all()
+    assert hub.app.db.get(orm.APIToken, token_id) is None
+    assert "offload_dask_hub_token_id" not in spawner.get_state()

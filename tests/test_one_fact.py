@@ -19,6 +19,7 @@ from offload_spawner.menu import build_menu
 from offload_spawner.plan import build_plan, target_placement
 from offload_spawner.refresh import access_token_expiry
 from offload_spawner.selection import Selection, select
+from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, HUB_TOKEN_KEY
 from offload_spawner.tokens import build_delivery, jwt_expiry
 
 TPU_PROFILE = {
@@ -132,8 +133,10 @@ def test_dask_pods_receive_the_tokens_the_policy_gives_the_server(tokens):
         pod = spec["spec"][role]["spec"]
         container = pod["containers"][0]
         assert _token_names(container["env"]) == _token_names(server.env) - {"REFRESH_TOKEN"}, role
+        # the same files; the hub token's is the Dask pods' own scoped token (dask_hub_token.py)
         server_files = [
-            [item for item in v["secret"]["items"] if item["key"] != "refresh_token"]
+            [item | {"key": DASK_HUB_TOKEN_KEY} if item["key"] == HUB_TOKEN_KEY else item
+             for item in v["secret"]["items"] if item["key"] != "refresh_token"]
             for v in server.volumes
             if v["name"] == "offload-tokens"
         ]

@@ -14,6 +14,8 @@ from kubespawner import KubeSpawner
 from offload_spawner.admission import AdmissionMixin
 from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
+from offload_spawner.dask_hub_token import DaskHubTokenMixin
+from offload_spawner.dask_placement_secret import DaskPlacementMixin
 from offload_spawner.fresh_login import FreshLoginMixin
 from offload_spawner.job_refresh_spawner import JobRefreshMixin
 from offload_spawner.metrics import SpawnMetricsMixin
@@ -54,10 +56,13 @@ def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
         OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        JobRefreshMixin, DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
+        JobRefreshMixin, DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
     )
-    # The refresh-aware auth_state and the spawner's own server_files (the Dask files and the
-    # job refresher's) replace TokenDeliveryMixin's default hooks, by name, not by base order.
+    # The placement Secret is created right after the pod, before the token Secret.
+    # The refresh-aware auth_state, the Dask pods' scoped hub token and the spawner's own
+    # server_files (the Dask files and the job refresher's) replace TokenDeliveryMixin's
+    # default hooks, by name, not by base order.
+    assert OffloadSpawner.dask_hub_token is DaskHubTokenMixin.dask_hub_token
     assert OffloadSpawner.fresh_auth_state is FreshLoginMixin.fresh_auth_state
     assert "server_files" in vars(OffloadSpawner)
 

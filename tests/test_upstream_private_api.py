@@ -34,8 +34,9 @@ PRIVATE = {
     ),
     "_make_create_pod_request": (
         KubeSpawner, "async", ["pod", "request_timeout"],
-        ["token_delivery.py", "remote_session.py"],
-        "the token Secret needs the created pod's uid (ownerReference), right after the create call",
+        ["token_delivery.py", "remote_session.py", "dask_placement_secret.py"],
+        "the token Secret and the Dask placement Secret need the created pod's uid (ownerReference), "
+        "right after the create call",
     ),
     "_start_watching_pods": (
         KubeSpawner, "async", ["replace"],

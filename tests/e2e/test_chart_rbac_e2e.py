@@ -172,7 +172,7 @@ def test_user_server_with_the_dask_account_manages_dask_clusters(applied):
     assert can(admin, "offload-dask-user", "update", "daskworkergroups", group=DASK, subresource="scale")
     assert can(admin, "offload-dask-user", "get", "pods")
     assert can(admin, "offload-dask-user", "get", "pods", subresource="log")
-    assert can(admin, "offload-dask-user", "create", "pods", subresource="portforward")
+    assert not can(admin, "offload-dask-user", "create", "pods", subresource="portforward")
 
 
 def test_user_server_cannot_read_another_users_secret_or_make_pods(applied):

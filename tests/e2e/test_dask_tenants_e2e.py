@@ -31,6 +31,7 @@ import yaml
 
 from offload_spawner.catalog import build_catalog
 from offload_spawner.dask_config import cluster_name, cluster_spec
+from offload_spawner.dask_placement import placement_secret, placement_secret_name
 from offload_spawner.limits import target_ceiling, user_ceiling
 from offload_spawner.server_secret import secret_name
 from testbed.kubeapi import KubeRest
@@ -56,6 +57,8 @@ def _collection(obj: dict[str, Any]) -> str:
     kind, ns = obj["kind"], obj["metadata"].get("namespace")
     if kind == "ServiceAccount":
         return f"/api/v1/namespaces/{ns}/serviceaccounts"
+    if kind == "Secret":
+        return f"/api/v1/namespaces/{ns or NAMESPACE}/secrets"
     if kind in ("Role", "RoleBinding"):
         return f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind.lower()}s"
     if kind == "CustomResourceDefinition":
@@ -110,6 +113,8 @@ def bed(cluster):
                      "containers": [{"name": "notebook", "image": "server:1"}]},
         })
         uid = created.get("metadata", {}).get("uid") or api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")["metadata"]["uid"]
+        # what the spawner writes for a server holding a ServiceAccount: where its Dask pods may go
+        api.ensure(f"/api/v1/namespaces/{NAMESPACE}/secrets", placement_secret(pod, own_cluster(pod)))
         request = api.call("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token", {
             "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"expirationSeconds": 3600, "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}},
@@ -127,15 +132,25 @@ def bed(cluster):
     for pod in (VICTIM, ATTACKER):
         api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
         api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name(pod)}")
+        api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{placement_secret_name(pod)}")
+
+
+TARGETS = {
+    "naples": {"display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"},
+    "leonardo": {"display_name": "Leonardo", "backend": "slurm", "node": "vk-leonardo", "offload": "dask",
+                 "slurm": {"partition": "boost_usr_prod"}},
+}
+#: Each server's target: the victim's Dask pods may go to Leonardo, the attacker's only to Naples.
+SERVER_TARGET = {VICTIM: "leonardo", ATTACKER: "naples"}
 
 
 def own_cluster(pod: str) -> dict[str, Any]:
     """The DaskCluster this server's own Dask config describes."""
-    catalog = build_catalog(offload_targets={"naples": {
-        "display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"}})
-    target = catalog.offload_targets["naples"]
+    catalog = build_catalog(offload_targets=TARGETS)
+    slug = SERVER_TARGET[pod]
+    target = catalog.offload_targets[slug]
     return cluster_spec(
-        name=cluster_name(pod), target_slug="naples", target=target, settings=target.dask_settings,
+        name=cluster_name(pod), target_slug=slug, target=target, settings=target.dask_settings,
         ceiling=target_ceiling(user_ceiling(catalog, []), target), image="ghcr.io/org/offload:1.0",
         secret=secret_name(pod), user_name=pod.removeprefix("jupyter-"),
     )
@@ -224,6 +239,115 @@ def test_the_admission_policy_refuses_every_attempt_and_keeps_the_own_cluster(be
         status, answer = bed["unbound"].request("POST", f"{DASK}/daskclusters", own_cluster(VICTIM) | {
             "metadata": {"name": f"{VICTIM}-other"}})
         assert status == 403, answer
+    finally:
+        for obj in reversed(policy):
+            api.request("DELETE", f"{_collection(obj)}/{obj['metadata']['name']}")
+        _delete_all(api)
+
+
+def placement_attempts() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Dask objects of the attacker's server whose pods would go where its selection
+    does not allow (the attacker's target is Naples; Leonardo is the victim's)."""
+    def variant(suffix: str) -> dict[str, Any]:
+        body = own_cluster(ATTACKER)
+        body["metadata"]["name"] = f"{ATTACKER}-{suffix}"
+        return body
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    body = variant("node")
+    body["spec"]["worker"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "vk-leonardo"}
+    out["another virtual node (the victim's) by node selector"] = (f"{DASK}/daskclusters", body)
+    body = variant("nosel")
+    del body["spec"]["scheduler"]["spec"]["nodeSelector"]
+    out["no node selector"] = (f"{DASK}/daskclusters", body)
+    body = variant("nodename")
+    body["spec"]["worker"]["spec"]["nodeName"] = "vk-leonardo"
+    out["another virtual node by nodeName"] = (f"{DASK}/daskclusters", body)
+    body = variant("affinity")
+    body["spec"]["worker"]["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                                                      "values": ["vk-leonardo"]}]}]}}}
+    out["another virtual node by node affinity"] = (f"{DASK}/daskclusters", body)
+    body = variant("tolerate")
+    body["spec"]["worker"]["spec"]["tolerations"].append({"operator": "Exists"})
+    out["a toleration of every taint"] = (f"{DASK}/daskclusters", body)
+    body = variant("gpu")
+    body["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
+    out["an accelerator"] = (f"{DASK}/daskclusters", body)
+    body = variant("big")
+    body["spec"]["scheduler"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "64"
+    out["more cores than allowed"] = (f"{DASK}/daskclusters", body)
+    body = variant("mem")
+    body["spec"]["worker"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "1Ti"
+    out["more memory than allowed (request)"] = (f"{DASK}/daskclusters", body)
+    body = variant("nolimit")
+    del body["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"]
+    out["no limits"] = (f"{DASK}/daskclusters", body)
+    body = variant("flags")
+    annotations = body["spec"]["worker"]["metadata"]["annotations"]
+    annotations["slurm-job.vk.io/flags"] = "--partition=boost_usr_prod --gres=gpu:4"
+    out["a site annotation the target does not write"] = (f"{DASK}/daskclusters", body)
+    body = variant("sidecar")
+    worker = body["spec"]["worker"]["spec"]
+    worker["containers"].append(copy.deepcopy(worker["containers"][0]) | {"name": "more"})
+    out["a second container"] = (f"{DASK}/daskclusters", body)
+    group_spec = copy.deepcopy(own_cluster(ATTACKER)["spec"]["worker"])
+    group_spec["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "vk-leonardo"}
+    out["a worker group on another virtual node"] = (f"{DASK}/daskworkergroups", {
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+        "metadata": {"name": f"{ATTACKER}-extra"},
+        "spec": {"cluster": cluster_name(ATTACKER), "worker": group_spec},
+    })
+    job_cluster = own_cluster(ATTACKER)["spec"]
+    job_pod = copy.deepcopy(job_cluster["worker"])
+    job_pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
+    out["a job runner pod with an accelerator"] = (f"{DASK}/daskjobs", {
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob",
+        "metadata": {"name": f"{ATTACKER}-job"},
+        "spec": {"job": job_pod, "cluster": {"spec": job_cluster}},
+    })
+    return out
+
+
+def test_the_admission_policy_keeps_dask_pods_where_the_selection_allows(bed):
+    api, attacker, victim = bed["admin"], bed["as"][ATTACKER], bed["as"][VICTIM]
+    policy = _docs(POLICY_FILE)
+    for obj in policy:
+        api.ensure(_collection(obj), obj)
+    probe = placement_attempts()["another virtual node (the victim's) by node selector"]
+    try:
+        def refused(collection: str, body: dict[str, Any]) -> bool:
+            status, _ = attacker.request("POST", collection, body)
+            if status == 201:
+                api.request("DELETE", f"{collection}/{body['metadata']['name']}")
+            return status == 403
+
+        _wait(lambda: refused(*probe), "enforcing the placement policy")
+        for what, (collection, body) in placement_attempts().items():
+            status, answer = attacker.request("POST", collection, body)
+            assert status == 403, (what, status, answer)
+            assert "where this server's selection allows" in str(answer), (what, answer)
+        # what the victim's selection allows (Leonardo) is the victim's only
+        status, answer = victim.request("POST", f"{DASK}/daskclusters", own_cluster(VICTIM))
+        assert status == 201, answer
+        # the attacker's own cluster, and a change of its worker count, stay allowed
+        status, answer = attacker.request("POST", f"{DASK}/daskclusters", own_cluster(ATTACKER))
+        assert status == 201, answer
+        current = attacker.call("GET", f"{DASK}/daskclusters/{cluster_name(ATTACKER)}")
+        current["spec"]["worker"]["replicas"] = 3
+        status, answer = attacker.request("PUT", f"{DASK}/daskclusters/{cluster_name(ATTACKER)}", current)
+        assert status == 200, answer
+        # ... but not moving it to another node afterwards
+        current = attacker.call("GET", f"{DASK}/daskclusters/{cluster_name(ATTACKER)}")
+        current["spec"]["worker"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "vk-leonardo"}
+        status, answer = attacker.request("PUT", f"{DASK}/daskclusters/{cluster_name(ATTACKER)}", current)
+        assert status == 403, answer
+        # a server whose target has no Dask (its allowance: nothing) makes no Dask pods
+        api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{placement_secret_name(ATTACKER)}")
+        api.ensure(f"/api/v1/namespaces/{NAMESPACE}/secrets", placement_secret(ATTACKER, None))
+        body = own_cluster(ATTACKER)
+        body["metadata"]["name"] = f"{ATTACKER}-again"
+        _wait(lambda: refused(f"{DASK}/daskclusters", body), "the attacker's allowance of nothing")
     finally:
         for obj in reversed(policy):
             api.request("DELETE", f"{_collection(obj)}/{obj['metadata']['name']}")
