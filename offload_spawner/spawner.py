@@ -16,7 +16,9 @@ spawner's own I/O in its mixins (every override of a KubeSpawner method calls
   (``server_files``); these two replace TokenDeliveryMixin's default hooks;
 * :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: the per-server
   token Secret (``get_pod_manifest``, ``_make_create_pod_request``, ``poll``,
-  ``stop``), last before KubeSpawner.
+  ``stop``);
+* :class:`~offload_spawner.api_outage.ApiOutageMixin`: the pod create and delete
+  are tried again while the Kubernetes API cannot be reached, last before KubeSpawner.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from kubespawner.slugs import safe_slug
 from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
+from .api_outage import ApiOutageMixin
 from .auto_spawn import AutoTargetMixin
 from .auto_target import DEFAULT_LABEL, choose_target, is_auto
 from .catalog import Catalog, CatalogError, build_catalog, catalog_fingerprint
@@ -90,7 +93,7 @@ def cached_catalog(
 
 class OffloadSpawner(
     SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, DaskFilesMixin,
-    TokenDeliveryMixin, KubeSpawner,
+    TokenDeliveryMixin, ApiOutageMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.

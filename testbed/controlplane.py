@@ -363,6 +363,41 @@ class ControlPlane:
                          f"system:serviceaccount:{ns}:{HUB_SERVICE_ACCOUNT}",
                          token=self.hub_token, namespace=ns)
 
+    # --- faults ------------------------------------------------------------------
+
+    def _process(self, name: str) -> ManagedProcess:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise ControlPlaneError(f"{name} is not running in this control plane")
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM, as a node drain or a crash-looping pod would
+        see it), leaving etcd and the controllers running: every client's requests
+        and watches fail until :meth:`start_apiserver`."""
+        self._process("kube-apiserver").stop()
+        self.echo("kube-apiserver stopped")
+
+    def start_apiserver(self, timeout: float = 90) -> None:
+        """Start kube-apiserver again with the same command line: same port, the same
+        certificates and ServiceAccount keys (tokens stay valid), the same etcd
+        (every object is still there); return once it answers /readyz."""
+        old = self._process("kube-apiserver")
+        if old.alive():
+            raise ControlPlaneError("kube-apiserver is running; stop it first")
+        fresh = ManagedProcess(old.name, old.argv, old.log_path, env=old.env, cwd=old.cwd).start()
+        self.processes[self.processes.index(old)] = fresh
+        t0 = time.monotonic()
+        self._wait("kube-apiserver /readyz after a restart",
+                   lambda: self.admin().request("GET", "/readyz")[0] == 200, timeout)
+        self.echo(f"kube-apiserver restarted, ready in {time.monotonic() - t0:.1f}s")
+
+    def restart_apiserver(self, downtime: float = 0.0) -> None:
+        """:meth:`stop_apiserver`, ``downtime`` seconds with no API server, :meth:`start_apiserver`."""
+        self.stop_apiserver()
+        time.sleep(downtime)
+        self.start_apiserver()
+
     # --- optional RBAC -------------------------------------------------------
 
     def bind_node_reader(self) -> None:
