@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from jupyterhub.crypto import CryptKeeper
+from jupyterhub.tests.mocking import MockHub
 from jupyterhub.tests.utils import async_requests, public_url
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
@@ -218,7 +219,7 @@ def secret_value(cluster, pod_name: str, key: str) -> str:
 
 
 async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
-    spawn_hub, cluster, crypt_key, shared_hub_db
+    spawn_hub, cluster, crypt_key, shared_hub_db, monkeypatch
 ):
     hub_port, proxy_port, proxy_api_port = free_ports(3)
     same_addresses = {
@@ -245,8 +246,15 @@ async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
     await stop_hub_leaving_servers(hub.app)
     assert exists(cluster, "pods", pod_name) and exists(cluster, "secrets", secret_name(pod_name))
 
-    hub = await spawn_hub(spawner_config, {}, ("carol",),
-                          hub_config={**same_addresses, "MockHub": {"test_clean_db": False}})
+    # MockHub empties the users of a database it opens (test_clean_db, not a config trait).
+    clean_init_db = MockHub.init_db
+
+    def init_db_keeping_users(app):
+        app.test_clean_db = False
+        clean_init_db(app)
+
+    monkeypatch.setattr(MockHub, "init_db", init_db_keeping_users)
+    hub = await spawn_hub(spawner_config, {}, ("carol",), hub_config=same_addresses)
     hub.app.authenticator.enable_auth_state = True
     # Found again: the same pod, ready, reachable through the new proxy with the new hub's tokens.
     await hub.wait_ready("carol", timeout=60)
