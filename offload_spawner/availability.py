@@ -126,7 +126,7 @@ def node_state(name: str, node: Mapping[str, Any] | None, pods: Iterable[Mapping
     meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
     ready = conditions.get("Ready")
-    is_ready = bool(ready) and ready.get("status") == "True"
+    is_ready = ready is not None and ready.get("status") == "True"
     # interLink's virtual kubelet reports its ping in a condition of its own and leaves
     # Ready's reason at "KubeletPending" (interLink pkg/virtualkubelet/virtualkubelet.go,
     # nodeUpdate / NodeConditionWithInterlink): its words say why, when they agree with Ready.

@@ -215,7 +215,8 @@ async def stop_hub_leaving_servers(app) -> None:
 
 
 def secret_value(cluster, pod_name: str, key: str) -> str:
-    secret = cluster.control_plane.admin().call("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name(pod_name)}")
+    path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name(pod_name)}"
+    secret = cluster.control_plane.admin().call("GET", path)
     return base64.b64decode(secret["data"][key]).decode()
 
 
