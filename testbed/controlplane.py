@@ -382,15 +382,36 @@ class ControlPlane:
         """Start kube-apiserver again with the same command line: same port, the same
         certificates and ServiceAccount keys (tokens stay valid), the same etcd
         (every object is still there); return once it answers /readyz."""
-        old = self._process("kube-apiserver")
-        if old.alive():
-            raise ControlPlaneError("kube-apiserver is running; stop it first")
-        fresh = ManagedProcess(old.name, old.argv, old.log_path, env=old.env, cwd=old.cwd).start()
-        self.processes[self.processes.index(old)] = fresh
         t0 = time.monotonic()
+        self._start_again("kube-apiserver")
         self._wait("kube-apiserver /readyz after a restart",
                    lambda: self.admin().request("GET", "/readyz")[0] == 200, timeout)
         self.echo(f"kube-apiserver restarted, ready in {time.monotonic() - t0:.1f}s")
+
+    def _start_again(self, name: str) -> ManagedProcess:
+        old = self._process(name)
+        if old.alive():
+            raise ControlPlaneError(f"{name} is running; stop it first")
+        fresh = ManagedProcess(old.name, old.argv, old.log_path, env=old.env, cwd=old.cwd).start()
+        self.processes[self.processes.index(old)] = fresh
+        return fresh
+
+    def restart_controllers(self, timeout: float = 60) -> None:
+        """Restart kube-scheduler and kube-controller-manager (same command lines) and wait
+        for their /healthz. Why: kube-scheduler v1.35 that saw kube-apiserver restart under
+        it has been seen here to log "Scheduler cache is corrupted" and schedule nothing
+        more; tests that restart the API server leave fresh controllers to the next test."""
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        for name in ("kube-scheduler", "kube-controller-manager"):
+            self._process(name).stop()
+            fresh = self._start_again(name)
+            port = fresh.argv[fresh.argv.index("--secure-port") + 1]
+            url = f"https://127.0.0.1:{port}/healthz"
+            self._wait(f"{name} /healthz after a restart", lambda url=url: urllib.request.urlopen(
+                url, context=insecure, timeout=2).read() == b"ok", timeout)
+        self.echo("kube-scheduler and kube-controller-manager restarted")
 
     def restart_apiserver(self, downtime: float = 0.0) -> None:
         """:meth:`stop_apiserver`, ``downtime`` seconds with no API server, :meth:`start_apiserver`."""

@@ -116,7 +116,18 @@ def assert_for_users(message: str) -> None:
 # --- the API server restarts ------------------------------------------------------------
 
 
-async def test_an_apiserver_restart_while_a_spawn_waits_for_its_pod(spawn_hub, cluster, admin):
+@pytest.fixture
+def fresh_controllers_after(cluster) -> Any:
+    """The next test gets a sound scheduler: kube-scheduler v1.35 that saw the API server
+    restart has been seen to log "Scheduler cache is corrupted" and schedule nothing more
+    (testbed/controlplane.py, restart_controllers)."""
+    yield
+    cluster.control_plane.restart_controllers()
+
+
+async def test_an_apiserver_restart_while_a_spawn_waits_for_its_pod(
+    spawn_hub, cluster, admin, fresh_controllers_after
+):
     hub = await spawn_hub({"offload_targets": {"leonardo": LEONARDO}, "profile_list": PROFILES}, {}, ("carol",))
     pod_name = hub.pod_name("carol")
     r = await hub.api_spawn("carol", SPAWN)
@@ -137,7 +148,9 @@ async def test_an_apiserver_restart_while_a_spawn_waits_for_its_pod(spawn_hub, c
     await assert_nothing_left(cluster, pod_name)
 
 
-async def test_a_stop_asked_for_while_the_apiserver_is_down_deletes_pod_and_secret(spawn_hub, cluster):
+async def test_a_stop_asked_for_while_the_apiserver_is_down_deletes_pod_and_secret(
+    spawn_hub, cluster, fresh_controllers_after
+):
     """KubeSpawner gives up on the pod delete at the first refused connection, and
     JupyterHub then forgets the server (jupyterhub/user.py, User.stop): the pod and its
     Secret would keep running unseen. The delete is tried again until the API is back."""
