@@ -12,6 +12,7 @@ import inspect
 from kubespawner import KubeSpawner
 
 from offload_spawner.admission import AdmissionMixin
+from offload_spawner.api_outage import ApiOutageMixin
 from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
 from offload_spawner.fresh_login import FreshLoginMixin
@@ -53,7 +54,7 @@ def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
         OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        DaskFilesMixin, TokenDeliveryMixin, KubeSpawner,
+        DaskFilesMixin, TokenDeliveryMixin, ApiOutageMixin, KubeSpawner,
     )
     # The refresh-aware auth_state and the Dask files replace TokenDeliveryMixin's default hooks.
     assert OffloadSpawner.fresh_auth_state is FreshLoginMixin.fresh_auth_state
