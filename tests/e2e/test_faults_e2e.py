@@ -335,7 +335,7 @@ async def test_interlink_down_during_a_spawn_fails_it_shows_the_site_down_and_le
              "port": port, "ip": "127.0.0.1", "http_timeout": 120},
             {}, ("carol",), hub_config={"JupyterHub": {"spawner_class": "offload"}},
         )
-        assert (await availability(hub, "carol"))["targets"]["slurm"]["status"] == "up"
+        await until("the target up", lambda: _in_state(hub, "up"), 60)
         pod_name = hub.pod_name("carol")
         submitted, jobs = stack.pods_submitted(), dict(slurm.jobs())
 
@@ -357,7 +357,7 @@ async def test_interlink_down_during_a_spawn_fails_it_shows_the_site_down_and_le
 
         # The next ping fails: the node says so, and so do the endpoint and the form.
         await until("InterlinkPingFailed on vk-slurm", stack.ping_failed, 75)
-        target = await until("the target down", lambda: _down(hub), 30)
+        target = await until("the target down", lambda: _in_state(hub, "down"), 30)
         assert target["reason"].startswith("interLink ping failed: "), target
         form = (await hub.get_form("carol")).text
         assert "interLink ping failed" in form
@@ -377,6 +377,12 @@ async def test_interlink_down_during_a_spawn_fails_it_shows_the_site_down_and_le
         cluster.control_plane.unbind_node_reader()
 
 
-async def _down(hub) -> dict[str, Any] | None:
+_LAST_SEEN: list[dict[str, Any]] = []
+
+
+async def _in_state(hub, status: str) -> dict[str, Any] | None:
     target = (await availability(hub, "carol"))["targets"]["slurm"]
-    return target if target["status"] == "down" else None
+    if target["status"] != status and (not _LAST_SEEN or _LAST_SEEN[-1] != target):
+        _LAST_SEEN.append(target)
+        print(f"availability of slurm: {target}")  # shown when the wait fails
+    return target if target["status"] == status else None
