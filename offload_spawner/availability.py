@@ -35,6 +35,8 @@ from .units import format_cores, format_memory
 
 PING_OK = "InterlinkPingSuccessful"
 PING_FAILED = "InterlinkPingFailed"
+#: The node condition in which interLink's virtual kubelet reports its ping.
+INTERLINK_CONDITION = "InterlinkConnectivity"
 #: Node conditions carry site text; keep what reaches a page short.
 MAX_REASON = 200
 _FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -122,7 +124,14 @@ def node_state(name: str, node: Mapping[str, Any] | None, pods: Iterable[Mapping
     if node is None:
         return NodeState(name=name, registered=False)
     meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    ready = conditions.get("Ready")
+    is_ready = ready is not None and ready.get("status") == "True"
+    # interLink's virtual kubelet reports its ping in a condition of its own and leaves
+    # Ready's reason at "KubeletPending" (interLink pkg/virtualkubelet/virtualkubelet.go,
+    # nodeUpdate / NodeConditionWithInterlink): its words say why, when they agree with Ready.
+    link = conditions.get(INTERLINK_CONDITION)
+    about = link if link is not None and link.get("reason") == (PING_OK if is_ready else PING_FAILED) else ready
     used: dict[str, float] = {}
     counted = set()
     for pod in pods:
@@ -136,9 +145,9 @@ def node_state(name: str, node: Mapping[str, Any] | None, pods: Iterable[Mapping
     return NodeState(
         name=name,
         registered=True,
-        ready=ready is not None and ready.get("status") == "True",
-        reason=_short((ready or {}).get("reason", "")),
-        message=_short((ready or {}).get("message", "")),
+        ready=is_ready,
+        reason=_short((about or {}).get("reason", "")),
+        message=_short((about or {}).get("message", "")),
         unschedulable=bool(spec.get("unschedulable")),
         taints=tuple(spec.get("taints") or ()),
         labels=dict(meta.get("labels") or {}),

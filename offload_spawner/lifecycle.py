@@ -17,6 +17,7 @@ status into the pod):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,15 @@ SUBMITTED_REASON = "Remote pod submitted"
 HELD_REASON = "JobHeld"
 #: Site messages are shown as they come, but not without bound.
 MAX_SITE_MESSAGE = 500
+#: When its request to the interLink API server fails, interLink's virtual kubelet fails
+#: the pod with a Go dump of that request as the message, headers included, and with
+#: them its bearer token for the API server when one is configured
+#: (interLink pkg/virtualkubelet/execute.go: createRequest's "log request: %#v",
+#: doRequestWithClient's Authorization header; virtualkubelet.go,
+#: handleRemoteExecutionFailure). Such a message is replaced by these words.
+SITE_UNREACHABLE = "the site's interLink service could not be reached; please try again later"
+_REQUEST_DUMP = re.compile(r"&http\.Request\{|\bhttp\.Header\{")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"'\\,}\]]+")
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,17 @@ def format_duration(seconds: float) -> str:
     return f"{secs} s"
 
 
+def site_words(text: Any) -> str:
+    """A site's message as a user may read it: never a dump of the virtual kubelet's HTTP
+    request, nor a bearer token."""
+    text = str(text)
+    if _REQUEST_DUMP.search(text):
+        return SITE_UNREACHABLE
+    return _BEARER.sub(r"\1 <redacted>", text)
+
+
 def _clip(text: str) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(site_words(text).split())
     return text if len(text) <= MAX_SITE_MESSAGE else text[: MAX_SITE_MESSAGE - 1] + "…"
 
 
@@ -186,4 +205,4 @@ def describe_in_cluster(pod: dict[str, Any] | None, events: list[dict[str, Any]]
     return PodStatus("starting", f"Starting your server ({reason})", 50)
 
 
-__all__ = ["PodStatus", "describe", "describe_in_cluster", "format_duration", "remote_failure"]
+__all__ = ["PodStatus", "describe", "describe_in_cluster", "format_duration", "remote_failure", "site_words"]

@@ -20,7 +20,11 @@ spawner's own I/O in its mixins (every override of a KubeSpawner method calls
   (the Dask files and the refresher's);
 * :class:`~offload_spawner.token_delivery.TokenDeliveryMixin`: the per-server
   token Secret (``get_pod_manifest``, ``_make_create_pod_request``, ``poll``,
-  ``stop``), last before KubeSpawner.
+  ``stop``);
+* :class:`~offload_spawner.dask_placement_secret.DaskPlacementMixin`: the
+  Dask placement Secret, created right after the pod;
+* :class:`~offload_spawner.api_outage.ApiOutageMixin`: the pod create and delete
+  are tried again while the Kubernetes API cannot be reached, last before KubeSpawner.
 
 What a spawn does, step by step and in which part, is written out in the
 class, above :meth:`OffloadSpawner.load_user_options`, which prepares each
@@ -40,6 +44,7 @@ from kubespawner.slugs import safe_slug
 from traitlets import Bool, Dict, Float, List, Unicode, Union, default
 
 from .admission import AdmissionMixin
+from .api_outage import ApiOutageMixin
 from .auto_spawn import AutoTargetMixin
 from .auto_target import DEFAULT_LABEL, choose_target, is_auto
 from .backends import ADAPTERS, backend_choice_help, settings_adapters
@@ -107,7 +112,7 @@ def cached_catalog(
 
 class OffloadSpawner(
     SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, JobRefreshMixin,
-    DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
+    DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, ApiOutageMixin, KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.

@@ -103,6 +103,8 @@ class TokenDeliveryMixin(SpawnerBase):
     _rotation_task: asyncio.Task[bool] | None = None
     _rotation_failures: int = 0
     _rotation_not_before: float = 0.0
+    #: the policy the running server's Secret was made with (kept in the spawner's state)
+    _delivered_policy: TokenPolicy | None = None
 
     # --- hooks other issues replace or extend ----------------------------------------
 
@@ -121,9 +123,13 @@ class TokenDeliveryMixin(SpawnerBase):
         return None
 
     def token_policy(self) -> TokenPolicy:
-        """The target's token policy, else the default one."""
+        """The target's token policy; after a hub restart (no plan in memory) the one the
+        running server's Secret was made with; else the default one."""
         plan = getattr(self, "_plan", None)
-        return plan.tokens if plan is not None else TokenPolicy()
+        if plan is not None:
+            tokens: TokenPolicy = plan.tokens
+            return tokens
+        return self._delivered_policy or TokenPolicy()
 
     # --- the pod: references only ----------------------------------------------------
 
@@ -151,6 +157,7 @@ class TokenDeliveryMixin(SpawnerBase):
             get_k8s_model(V1VolumeMount, m) for m in delivery.volume_mounts
         ]
         self._token_delivery = delivery
+        self._delivered_policy = policy
         return pod
 
     # --- creating the Secret ---------------------------------------------------------
@@ -325,6 +332,10 @@ class TokenDeliveryMixin(SpawnerBase):
                 "pod_uid": self._token_pod_uid,
                 "access_sha256": self._delivered_access_digest,
                 "access_expires": self._delivered_access_expiry,
+                # Which tokens the Secret holds and when they rotate: a restarted hub has no
+                # plan in memory, and rotating with the default policy would drop the
+                # target's own (a delivered refresh token would no longer be renewed).
+                "policy": self._delivered_policy.model_dump(mode="json") if self._delivered_policy else None,
             }
         return state
 
@@ -334,12 +345,20 @@ class TokenDeliveryMixin(SpawnerBase):
         self._token_pod_uid = saved.get("pod_uid")
         self._delivered_access_digest = saved.get("access_sha256")
         self._delivered_access_expiry = saved.get("access_expires")
+        self._delivered_policy = None
+        if saved.get("policy"):
+            try:
+                self._delivered_policy = TokenPolicy.model_validate(saved["policy"])
+            except ValueError:
+                self.log.warning("The saved token policy of %s is unreadable; rotating with the default one",
+                                 self.pod_name)
 
     def clear_state(self) -> None:
         super().clear_state()
         self._token_pod_uid = None
         self._delivered_access_digest = None
         self._delivered_access_expiry = None
+        self._delivered_policy = None
         self._rotation_failures = 0
         self._rotation_not_before = 0.0
 

@@ -255,6 +255,40 @@ class InterlinkChain:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXTRA_RBAC_ROLE},
         })
 
+    # --- faults ------------------------------------------------------------------
+
+    def _process(self, name: str) -> ManagedProcess:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise InterlinkError(f"{name} is not part of this stack (one of "
+                             f"{', '.join(p.name for p in self.processes)})")
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component (``interlink``, ``slurm-plugin`` or ``virtual-kubelet``),
+        as a crash or a site outage would; the others keep running."""
+        self._process(name).stop()
+        self.echo(f"interlink stack: {name} stopped")
+
+    def start_component(self, name: str) -> None:
+        """Start a stopped component again with the same command line, config and port."""
+        old = self._process(name)
+        if old.alive():
+            raise InterlinkError(f"{name} is running; stop it first")
+        fresh = ManagedProcess(old.name, old.argv, old.log_path, env=old.env, cwd=old.cwd).start()
+        self.processes[self.processes.index(old)] = fresh
+        self.echo(f"interlink stack: {name} started again")
+
+    def ping_failed(self) -> bool:
+        """True once the virtual kubelet reported that it cannot reach the interLink
+        API server: Ready False and condition ``InterlinkConnectivity`` False with
+        reason ``InterlinkPingFailed`` (interLink pkg/virtualkubelet/virtualkubelet.go,
+        ``nodeUpdate`` and ``NodeConditionWithInterlink``; it pings every 30 s)."""
+        conditions = self.node_object().get("status", {}).get("conditions") or []
+        by_type = {c.get("type"): c for c in conditions}
+        link = by_type.get("InterlinkConnectivity") or {}
+        return (by_type.get("Ready") or {}).get("status") == "False" and link.get("reason") == "InterlinkPingFailed"
+
     # --- state -------------------------------------------------------------------
 
     def node_object(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -260,7 +261,7 @@ class NodeKeeper:
                     await renew_lease(self.api, spec, self.uids[spec.name])
                     if since_status >= self.status_every:
                         await post_status(self.api, spec, self.since)
-                except (TimeoutError, ApiException, OSError) as e:
+                except (TimeoutError, ApiException, OSError, aiohttp.ClientError) as e:
                     print(f"virtual-kubelet: heartbeat for {spec.name} failed: {e}", flush=True)
             if since_status >= self.status_every:
                 since_status = 0.0

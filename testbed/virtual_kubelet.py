@@ -57,6 +57,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -168,7 +169,8 @@ class PodRunner:
         base = {"hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "startTime": self.vk.start_time(self.uid)}
         body = {"metadata": {"uid": self.uid}, "status": {**base, **status}}
         try:
-            await self.vk.core.patch_namespaced_pod_status(self.name, self.namespace, body, _content_type=MERGE_PATCH)
+            await until_reachable(lambda: self.vk.core.patch_namespaced_pod_status(
+                self.name, self.namespace, body, _content_type=MERGE_PATCH))
         except ApiException as e:
             if e.status not in (404, 409, 422):
                 raise
@@ -341,6 +343,24 @@ async def _json(response: Any) -> Any:
     return json.loads(await response.read())
 
 
+#: How long a status report or read waits for an API server that cannot be reached.
+UNREACHABLE_PATIENCE = 120.0
+
+
+async def until_reachable(call: Any, patience: float = UNREACHABLE_PATIENCE) -> Any:
+    """``await call()``, tried again while the API server refuses or drops the connection
+    (it restarts): a kubelet keeps its pods' status to report until it gets through."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return await call()
+        except (aiohttp.ClientConnectionError, ConnectionError) as e:
+            if time.monotonic() > deadline:
+                raise
+            _say(f"API server unreachable ({type(e).__name__}); trying again")
+            await asyncio.sleep(0.5)
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 
@@ -368,7 +388,7 @@ class VirtualKubelet:
 
     async def read_data(self, kind: str, namespace: str, name: str) -> dict[str, bytes] | None:
         read = self.core.read_namespaced_secret if kind == "secret" else self.core.read_namespaced_config_map
-        response = await read(name, namespace, _preload_content=False)
+        response = await until_reachable(lambda: read(name, namespace, _preload_content=False))
         if response.status == 404:
             return None
         return decode_data(await _json(response), kind)
@@ -379,10 +399,10 @@ class VirtualKubelet:
 
     async def annotate(self, runner: PodRunner, annotations: dict[str, str]) -> None:
         try:
-            await self.core.patch_namespaced_pod(
+            await until_reachable(lambda: self.core.patch_namespaced_pod(
                 runner.name, runner.namespace, {"metadata": {"uid": runner.uid, "annotations": annotations}},
                 _content_type=MERGE_PATCH,
-            )
+            ))
         except ApiException as e:
             if e.status not in (404, 409, 422):
                 raise
@@ -448,10 +468,10 @@ class VirtualKubelet:
     async def _delete(self, namespace: str, name: str, uid: str) -> None:
         """Finalize a graceful delete, as the kubelet does once the containers are gone."""
         try:
-            await self.core.delete_namespaced_pod(
+            await until_reachable(lambda: self.core.delete_namespaced_pod(
                 name, namespace, grace_period_seconds=0,
                 body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
-            )
+            ))
         except ApiException as e:
             if e.status not in (404, 409):
                 raise
@@ -460,14 +480,14 @@ class VirtualKubelet:
         """List, then watch, every pod; relist when the watch expires (HTTP 410)."""
         resource_version = ""
         while True:
-            if not resource_version:
-                response = await self.core.list_pod_for_all_namespaces(_preload_content=False)
-                listing = await _json(response)
-                for pod in listing["items"]:
-                    self.handle("ADDED", pod)
-                resource_version = listing["metadata"]["resourceVersion"]
-                ready.set()
             try:
+                if not resource_version:
+                    response = await self.core.list_pod_for_all_namespaces(_preload_content=False)
+                    listing = await _json(response)
+                    for pod in listing["items"]:
+                        self.handle("ADDED", pod)
+                    resource_version = listing["metadata"]["resourceVersion"]
+                    ready.set()
                 response = await self.core.list_pod_for_all_namespaces(
                     watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
                     timeout_seconds=240, _request_timeout=300, _preload_content=False,
@@ -487,7 +507,9 @@ class VirtualKubelet:
                         resource_version = obj["metadata"].get("resourceVersion", resource_version)
                         if event["type"] != "BOOKMARK":
                             self.handle(event["type"], obj)
-            except (TimeoutError, OSError, ApiException) as e:
+            except (TimeoutError, OSError, ApiException, aiohttp.ClientError) as e:
+                # An API server that restarts drops the watch (ServerDisconnectedError)
+                # and refuses connections for a while: keep trying, as a kubelet does.
                 _say(f"watch interrupted ({e!r}); resuming")
                 await asyncio.sleep(0.5)
 

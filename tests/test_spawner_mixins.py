@@ -12,6 +12,7 @@ import inspect
 from kubespawner import KubeSpawner
 
 from offload_spawner.admission import AdmissionMixin
+from offload_spawner.api_outage import ApiOutageMixin
 from offload_spawner.auto_spawn import AutoTargetMixin
 from offload_spawner.dask_files import DaskFilesMixin
 from offload_spawner.dask_hub_token import DaskHubTokenMixin
@@ -56,7 +57,8 @@ def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
         OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        JobRefreshMixin, DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, KubeSpawner,
+        JobRefreshMixin, DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, ApiOutageMixin,
+        KubeSpawner,
     )
     # The placement Secret is created right after the pod, before the token Secret.
     # The refresh-aware auth_state, the Dask pods' scoped hub token and the spawner's own

@@ -34,9 +34,14 @@ PRIVATE = {
     ),
     "_make_create_pod_request": (
         KubeSpawner, "async", ["pod", "request_timeout"],
-        ["token_delivery.py", "remote_session.py", "dask_placement_secret.py"],
+        ["token_delivery.py", "remote_session.py", "dask_placement_secret.py", "api_outage.py"],
         "the token Secret and the Dask placement Secret need the created pod's uid (ownerReference), "
-        "right after the create call",
+        "right after the create call; a create the API server cannot answer yet is tried again",
+    ),
+    "_make_delete_pod_request": (
+        KubeSpawner, "async", ["pod_name", "delete_options", "grace_seconds", "request_timeout"],
+        ["api_outage.py"],
+        "a delete the API server cannot answer yet (restarting) is tried again, not given up on",
     ),
     "_start_watching_pods": (
         KubeSpawner, "async", ["replace"],
