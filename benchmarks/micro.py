@@ -37,8 +37,8 @@ from jupyterhub.objects import Hub  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-from offload_spawner.cli import CliGroup, CliUser  # noqa: E402
-from offload_spawner.spawner import OffloadSpawner  # noqa: E402
+from offload_spawner.hub.cli import CliGroup, CliUser  # noqa: E402
+from offload_spawner.hub.spawner import OffloadSpawner  # noqa: E402
 
 PROFILES = (10, 100, 1000)
 GROUPS = (1, 500)
@@ -88,7 +88,7 @@ def install_watcher(pods: int = 20) -> None:
     """The hub's node watcher holding the test bed's two virtual nodes and ``pods``
     running pods in memory, as its reflectors would after their first list
     (availability is then read from memory, as on a hub that watches nodes)."""
-    from offload_spawner.watcher import AvailabilityWatcher
+    from offload_spawner.availability.watcher import AvailabilityWatcher
     from testbed.nodes import DEFAULT_NODES
 
     def meta(obj: dict, uid: str) -> dict:

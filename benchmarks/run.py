@@ -57,7 +57,7 @@ def check_startup(figures: Figures, repeats: int = 5) -> None:
         floor.append((time.perf_counter() - start) * 1e3)
     figures.single("offload-spawner check wall ms (start to answer)", statistics.median(walls), target=1000)
     figures.single("python -c pass wall ms (the floor, same moment)", statistics.median(floor))
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "offload_spawner.cli", "check", "-f", str(config)],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "offload_spawner.hub.cli", "check", "-f", str(config)],
                          check=True, capture_output=True, text=True)
     total = 0
     heaviest: list[tuple[int, str]] = []

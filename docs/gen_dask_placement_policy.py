@@ -2,7 +2,7 @@
 
 The offload-dask-placement-* ValidatingAdmissionPolicies (one per Dask kind,
 each pod spec of the kind checked against the server's placement Secret, see
-offload_spawner/dask_placement.py) repeat one check per pod spec; CEL in an
+offload_spawner/dask/dask_placement.py) repeat one check per pod spec; CEL in an
 admission policy has no functions, so the check is written out here once.
 
     python docs/gen_dask_placement_policy.py           # rewrite the file's placement part
@@ -30,7 +30,7 @@ def lines(role: str, key: str) -> str:
     return f"params.metadata.annotations['dask-placement.offload-spawner.io/{role}.{key}'].split('\\n').filter(l, l != '')"
 
 def tol(t: str) -> str:
-    """Toleration ``t`` as offload_spawner.dask_placement.toleration_line writes it."""
+    """Toleration ``t`` as offload_spawner.dask.dask_placement.toleration_line writes it."""
     return (f"((has({t}.key) ? {t}.key : '') + '|' + (has({t}.operator) && {t}.operator != '' ? {t}.operator : 'Equal') + '|' "
             f"+ (has({t}.value) ? {t}.value : '') + '|' + (has({t}.effect) ? {t}.effect : '') + '|' "
             f"+ (has({t}.tolerationSeconds) ? string({t}.tolerationSeconds) : ''))")

@@ -27,8 +27,8 @@ SCHEMA = ROOT / "docs" / "catalog.schema.json"
 #: Configurable classes documented, as (module, class, how admins name it).
 #: A class whose module is not in this checkout is left out.
 CLASSES = [
-    ("offload_spawner.spawner", "OffloadSpawner", "c.OffloadSpawner.<name> / hub.config.OffloadSpawner.<name>"),
-    ("offload_spawner.iam", "IAMOAuthenticator", "c.IAMOAuthenticator.<name> / hub.config.IAMOAuthenticator.<name>"),
+    ("offload_spawner.hub.spawner", "OffloadSpawner", "c.OffloadSpawner.<name> / hub.config.OffloadSpawner.<name>"),
+    ("offload_spawner.identity.iam", "IAMOAuthenticator", "c.IAMOAuthenticator.<name> / hub.config.IAMOAuthenticator.<name>"),
 ]
 
 #: Catalog models in reading order (the backends' settings models, from the
@@ -164,7 +164,7 @@ def render_models(schema: dict) -> list[str]:
 def render() -> str:
     sys.path.insert(0, str(ROOT))
     try:
-        from offload_spawner.catalog_help import catalog_json_schema
+        from offload_spawner.pipeline.catalog_help import catalog_json_schema
 
         lines = [HEADER]
         for module_name, class_name, how in CLASSES:
@@ -184,7 +184,7 @@ def render() -> str:
 def render_schema() -> str:
     sys.path.insert(0, str(ROOT))
     try:
-        from offload_spawner.cli import schema_text
+        from offload_spawner.hub.cli import schema_text
 
         return schema_text()
     finally:

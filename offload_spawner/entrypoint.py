@@ -3,13 +3,13 @@
 JupyterHub has no start-up hook for spawner classes, but it resolves this
 entry point when it applies its configuration inside ``JupyterHub.initialize``.
 Resolving the class here is therefore where the start-up check
-(:mod:`offload_spawner.startup`) is registered on the running hub.
+(:mod:`offload_spawner.hub.startup`) is registered on the running hub.
 """
 
 from __future__ import annotations
 
-from .spawner import OffloadSpawner as _OffloadSpawner
-from .startup import install_startup_check
+from .hub.spawner import OffloadSpawner as _OffloadSpawner
+from .hub.startup import install_startup_check
 
 
 def __getattr__(name: str) -> type[_OffloadSpawner]:

@@ -13,7 +13,7 @@ ever becomes a label.
 
 All definitions are here; the events call the small ``note_*`` functions.
 Capacity and allocation are not pushed: :class:`CapacityCollector` reads the
-availability watcher's memory (:mod:`offload_spawner.watcher`) when Prometheus
+availability watcher's memory (:mod:`offload_spawner.availability.watcher`) when Prometheus
 scrapes, so the figures are never stale.
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from .availability import AcceleratorOffered, target_availability
-from .catalog import Backend, accelerator_model_label
+from .availability.availability import AcceleratorOffered, target_availability
+from .pipeline.catalog import Backend, accelerator_model_label
 from .spawner_base import SpawnerBase
 
 PREFIX = "offload_spawner"
@@ -175,13 +175,13 @@ def note_token_refresh(outcome: str) -> None:
 
 class SpawnMetricsMixin(SpawnerBase):
     """Counts each start whose plan was accepted (``note_spawn_started``, called by
-    :meth:`~offload_spawner.spawner.OffloadSpawner.load_user_options`), and how it
+    :meth:`~offload_spawner.hub.spawner.OffloadSpawner.load_user_options`), and how it
     ended, with the time to running and the time queued at the site.
 
-    First in :class:`~offload_spawner.spawner.OffloadSpawner`'s bases, so its
+    First in :class:`~offload_spawner.hub.spawner.OffloadSpawner`'s bases, so its
     ``start`` wraps all the others. Reads ``_offload_submitted_at`` (when the pod
     was first seen bound to its virtual node, kept by
-    :class:`~offload_spawner.remote_session.RemoteSessionMixin`)."""
+    :class:`~offload_spawner.remote.remote_session.RemoteSessionMixin`)."""
 
     #: the plan this start was counted with (None: not counted, e.g. refused)
     _metered_plan: Any = None

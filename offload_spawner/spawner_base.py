@@ -1,6 +1,6 @@
 """The base class the spawner's mixins have under mypy.
 
-Each mixin of :class:`~offload_spawner.spawner.OffloadSpawner` uses KubeSpawner's
+Each mixin of :class:`~offload_spawner.hub.spawner.OffloadSpawner` uses KubeSpawner's
 attributes and methods (``self.log``, ``self.namespace``, ``super().start()``)
 and sits before KubeSpawner in OffloadSpawner's bases. For mypy the mixins
 subclass KubeSpawner (untyped, so ``Any`` to mypy); at run time they subclass

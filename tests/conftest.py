@@ -62,7 +62,7 @@ def contract_config() -> dict:
 
 @_pytest.fixture
 def contract_catalog(contract_config):
-    from offload_spawner.catalog import build_catalog
+    from offload_spawner.pipeline.catalog import build_catalog
 
     return build_catalog(**contract_config)
 

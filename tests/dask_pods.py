@@ -17,7 +17,7 @@ from typing import Any
 
 import dask.config
 
-from offload_spawner.dask_config import DASK_CONFIG_DIR
+from offload_spawner.dask.dask_config import DASK_CONFIG_DIR
 
 
 def operator_pods(cluster: dict[str, Any], namespace: str) -> dict[str, dict[str, Any]]:

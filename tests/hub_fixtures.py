@@ -24,7 +24,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from offload_spawner.spawner import OffloadSpawner
+from offload_spawner.hub.spawner import OffloadSpawner
 
 
 class _StubHandler(web.RequestHandler):

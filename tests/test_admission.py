@@ -20,9 +20,9 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from offload_spawner.cli import CliGroup, CliUser
-from offload_spawner.spawner import OffloadSpawner
-from offload_spawner.watcher import AvailabilityWatcher
+from offload_spawner.availability.watcher import AvailabilityWatcher
+from offload_spawner.hub.cli import CliGroup, CliUser
+from offload_spawner.hub.spawner import OffloadSpawner
 from test_availability import GPU_USER, node, pod
 
 GPU = {"profile": "analysis", "target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 1}

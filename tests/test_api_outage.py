@@ -1,4 +1,4 @@
-"""Which failures of a pod create or delete are tried again (offload_spawner/api_outage.py).
+"""Which failures of a pod create or delete are tried again (offload_spawner/hub/api_outage.py).
 
 The classes and statuses are those the real kube-apiserver and aiohttp give while
 the API server restarts (tests/e2e/test_faults_e2e.py restarts the test bed's);
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from offload_spawner.api_outage import ApiOutageMixin
+from offload_spawner.hub.api_outage import ApiOutageMixin
 
 
 class _KubeSpawnerRequests:

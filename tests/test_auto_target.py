@@ -17,14 +17,14 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from offload_spawner.auto_target import choose_target, ranked, ranking_problems
-from offload_spawner.availability import cluster_view, menu_availability
-from offload_spawner.catalog import build_catalog
-from offload_spawner.cli import CliGroup, CliUser
-from offload_spawner.menu import build_menu
-from offload_spawner.selection import SelectionError
-from offload_spawner.spawner import OffloadSpawner, check_catalog
-from offload_spawner.watcher import AvailabilityWatcher
+from offload_spawner.availability.auto_target import choose_target, ranked, ranking_problems
+from offload_spawner.availability.availability import cluster_view, menu_availability
+from offload_spawner.availability.watcher import AvailabilityWatcher
+from offload_spawner.hub.cli import CliGroup, CliUser
+from offload_spawner.hub.spawner import OffloadSpawner, check_catalog
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.selection import SelectionError
 from test_availability import node, pod
 
 
@@ -128,7 +128,7 @@ def test_a_staff_member_gets_the_staff_site_first(catalog):
 
 
 def test_reservations_of_in_flight_spawns_count(catalog):
-    from offload_spawner.availability import Demand
+    from offload_spawner.availability.availability import Demand
 
     holds = [Demand(node="vk-beta", extended={"nvidia.com/gpu": 4}, pod="jhub/jupyter-other")]
     menu, avail = availability(catalog, [], cluster(), holds)

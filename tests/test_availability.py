@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offload_spawner.availability import (
+from offload_spawner.availability.availability import (
     UNKNOWN,
     AcceleratorOffered,
     ClusterView,
@@ -30,8 +30,8 @@ from offload_spawner.availability import (
     pod_requests,
     target_availability,
 )
-from offload_spawner.forms import render_form
-from offload_spawner.menu import build_menu
+from offload_spawner.hub.forms import render_form
+from offload_spawner.pipeline.menu import build_menu
 
 GPU_USER = ["highrate", "ai-infn", "gpu-users"]
 A100 = AcceleratorOffered("nvidia.com/gpu", "NVIDIA GPU", "nvidia-gpu-type", ("t4", "a100"))
@@ -240,7 +240,7 @@ def test_unknown_availability_disables_nothing(contract_catalog):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "offload_spawner.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -250,7 +250,7 @@ def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path
     """Done when: the form for a cluster file with one exhausted GPU model shows it
     as unavailable, and a render asking for it is refused (exit 2).
     The form in-process (the console script's main()), the render as the console script."""
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(yaml.safe_dump([node(), node("vk-naples", gpus=None, labels={}), pod("a", gpus=4)]))
@@ -272,7 +272,7 @@ def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path
 
 def test_cli_render_without_a_cluster_file_or_with_a_free_gpu(contract_file, tmp_path, capsys):
     """In-process (the same main() as the console script), to keep the suite fast."""
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     who = ["-f", str(contract_file), "--user", "carol", "--groups", ",".join(GPU_USER)]
     ask = ["-o", "profile=analysis", "-o", "target=leonardo", "-o", "accelerator=nvidia.com/gpu:a100"]
@@ -297,7 +297,7 @@ def test_cli_render_without_a_cluster_file_or_with_a_free_gpu(contract_file, tmp
     ("[unclosed", "--cluster"),
 ])
 def test_cli_refuses_a_bad_cluster_file(contract_file, tmp_path, content, words, capsys):
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(content)

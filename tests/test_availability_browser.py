@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from offload_spawner.availability import cluster_view
+from offload_spawner.availability.availability import cluster_view
 from test_availability import node, pod
 from test_form_browser import browser, keep, open_form  # noqa: F401  (fixture)
 

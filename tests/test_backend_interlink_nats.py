@@ -26,12 +26,12 @@ import pytest
 from kubernetes.utils.quantity import parse_quantity
 
 from offload_spawner.backends import adapter_for
-from offload_spawner.catalog import INTERLINK_TOLERATION, Backend, CatalogError, build_catalog
-from offload_spawner.dask_config import cluster_spec
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import build_plan
-from offload_spawner.selection import select
+from offload_spawner.dask.dask_config import cluster_spec
+from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION, Backend, CatalogError, build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import build_plan
+from offload_spawner.pipeline.selection import select
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM_HINT = (

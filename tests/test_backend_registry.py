@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from offload_spawner.backends import ADAPTERS, BackendAdapter, backend_choice_help, settings_adapters
-from offload_spawner.catalog import Backend, Target
-from offload_spawner.catalog_help import catalog_json_schema
+from offload_spawner.pipeline.catalog import Backend, Target
+from offload_spawner.pipeline.catalog_help import catalog_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..catalog_types import BatchWord, CatalogModel
+from ..pipeline.catalog_types import BatchWord, CatalogModel
 from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 
@@ -73,12 +73,12 @@ PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])  # docs/, for gen_reference's renderers
 import offload_spawner
-from offload_spawner.catalog import Backend, CatalogError, build_catalog
-from offload_spawner.catalog_help import catalog_json_schema
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import build_plan
-from offload_spawner.selection import select
-from offload_spawner.spawner import OffloadSpawner
+from offload_spawner.pipeline.catalog import Backend, CatalogError, build_catalog
+from offload_spawner.pipeline.catalog_help import catalog_json_schema
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import build_plan
+from offload_spawner.pipeline.selection import select
+from offload_spawner.hub.spawner import OffloadSpawner
 import gen_reference
 
 target = {"display_name": "Example", "backend": "example-batch", "node": "vk-example",
@@ -165,7 +165,7 @@ def test_a_module_without_backend_stops_the_import(tmp_path):
     package = _copy_package(tmp_path)
     (package / "backends" / "half_done.py").write_text("NAME = 'half-done'\n")
     result = subprocess.run(
-        [sys.executable, "-c", "import offload_spawner.catalog"],
+        [sys.executable, "-c", "import offload_spawner.pipeline.catalog"],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
         capture_output=True,

@@ -4,10 +4,10 @@ from typed admin settings and validated numbers only."""
 import pytest
 
 from offload_spawner.backends import ADAPTERS, adapter_for
-from offload_spawner.catalog import Backend, build_catalog
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import build_plan
-from offload_spawner.selection import OptionPick, Selection, select
+from offload_spawner.pipeline.catalog import Backend, build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import build_plan
+from offload_spawner.pipeline.selection import OptionPick, Selection, select
 
 MARKER = "ghcr.io/org/zz-user-marker:9.9"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from offload_spawner.browser_pattern import html_pattern, literal_prefix
+from offload_spawner.pipeline.browser_pattern import html_pattern, literal_prefix
 
 DEMO = r"^quay\.io/jupyter/[a-z0-9._/-]+:[A-Za-z0-9._-]+$"
 

@@ -1,9 +1,9 @@
-"""offload_spawner.catalog: the admin configuration is checked once, and every
+"""offload_spawner.pipeline.catalog: the admin configuration is checked once, and every
 problem names its key path (the hub does not start on a bad config)."""
 
 import pytest
 
-from offload_spawner.catalog import (
+from offload_spawner.pipeline.catalog import (
     INTERLINK_TOLERATION,
     RESERVED_KEYS,
     Backend,

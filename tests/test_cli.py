@@ -15,7 +15,7 @@ import yaml
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "offload_spawner.cli", *args],
+        [sys.executable, "-m", "offload_spawner.hub.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

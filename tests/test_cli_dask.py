@@ -7,7 +7,7 @@ import json
 
 import yaml
 
-from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
+from offload_spawner.dask.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
 from test_cli import run
 
 

@@ -1,4 +1,4 @@
-"""offload_spawner.config_loader: a jupyterhub_config.py or a Zero-to-JupyterHub
+"""offload_spawner.hub.config_loader: a jupyterhub_config.py or a Zero-to-JupyterHub
 values file, resolved for one Spawner class as traitlets resolves it."""
 
 import textwrap
@@ -7,8 +7,8 @@ import pytest
 import yaml
 from traitlets.config import Config
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.config_loader import ConfigLoadError, config_from_helm_values, load_config, spawner_config
+from offload_spawner.hub.config_loader import ConfigLoadError, config_from_helm_values, load_config, spawner_config
+from offload_spawner.pipeline.catalog import build_catalog
 
 CATALOG_KEYS = ("profile_list", "offload_targets", "group_limits", "default_limits")
 
@@ -16,7 +16,7 @@ CATALOG_KEYS = ("profile_list", "offload_targets", "group_limits", "default_limi
 @pytest.fixture(scope="module")
 def OffloadSpawner():
     # importing the spawner needs a kube config: tests/conftest.py points KUBECONFIG at an offline one
-    from offload_spawner.spawner import OffloadSpawner
+    from offload_spawner.hub.spawner import OffloadSpawner
 
     return OffloadSpawner
 

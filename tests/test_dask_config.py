@@ -1,4 +1,4 @@
-"""The server's Dask configuration (offload_spawner.dask_config), read back with
+"""The server's Dask configuration (offload_spawner.dask.dask_config), read back with
 Dask's own config machinery and turned into a cluster by dask-kubernetes' own
 code: KubeCluster's handling of ``kubernetes.custom-cluster-spec`` and the
 operator's functions that turn a DaskCluster into pods (tests/dask_pods.py).
@@ -18,16 +18,16 @@ import pytest
 import yaml
 
 from dask_pods import kubecluster_spec, load_with_dask, operator_pods
-from offload_spawner.catalog import INTERLINK_TOLERATION, CatalogError, build_catalog
-from offload_spawner.dask_config import (
+from offload_spawner.dask.dask_config import (
     DASK_CONFIG_DIR,
     DASK_CONFIG_FILE,
     MAX_CLUSTER_NAME_LEN,
     cluster_name,
     dask_config,
 )
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.server_secret import ACCESS_TOKEN_KEY, TOKEN_DIR, TOKEN_VOLUME, secret_name
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, TOKEN_DIR, TOKEN_VOLUME, secret_name
+from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION, CatalogError, build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 
 NAPLES = {
     "display_name": "INFN Naples (HTCondor)",

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from offload_spawner.catalog import CatalogError, TokenPolicy
-from offload_spawner.catalog_check import check_catalog
-from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
-from offload_spawner.tokens import build_delivery, dask_token_references, secret_data
+from offload_spawner.hub.catalog_check import check_catalog
+from offload_spawner.identity.server_secret import DASK_HUB_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.identity.tokens import build_delivery, dask_token_references, secret_data
+from offload_spawner.pipeline.catalog import CatalogError, TokenPolicy
 
 NAPLES = {"display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"}
 

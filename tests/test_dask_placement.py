@@ -1,4 +1,4 @@
-"""The Dask placement allowance (offload_spawner.dask_placement) and the policy that reads it.
+"""The Dask placement allowance (offload_spawner.dask.dask_placement) and the policy that reads it.
 
 The policy's behaviour on a real API server is tested in
 tests/e2e/test_dask_tenants_e2e.py; here: the allowance is read off the
@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.dask_config import cluster_name, cluster_spec
-from offload_spawner.dask_placement import (
+from offload_spawner.dask.dask_config import cluster_name, cluster_spec
+from offload_spawner.dask.dask_placement import (
     ANNOTATION_PREFIX,
     PLACEMENT_LABEL,
     RESOURCES,
@@ -26,8 +25,9 @@ from offload_spawner.dask_placement import (
     placement_secret_name,
     toleration_line,
 )
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.plan import target_tolerations
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
+from offload_spawner.pipeline.plan import target_tolerations
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "helm-values" / "rbac-dask-tenant-policy.yaml"
 POD = "jupyter-ann"

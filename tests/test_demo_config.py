@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from offload_spawner.config_loader import load_config, spawner_config
-from offload_spawner.reachability import catalog_warnings
-from offload_spawner.spawner import OffloadSpawner, check_catalog
+from offload_spawner.hub.config_loader import load_config, spawner_config
+from offload_spawner.hub.spawner import OffloadSpawner, check_catalog
+from offload_spawner.pipeline.reachability import catalog_warnings
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "jupyterhub_config.py"
 

@@ -23,7 +23,7 @@ def _anchors(page: Path) -> set[str]:
 
 
 def test_quickstart_config_passes_check(tmp_path, capsys):
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     text = (ROOT / "docs" / "quickstart.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -14,7 +14,7 @@ EXAMPLES = sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix in (".py", ".yam
 
 
 def check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "offload_spawner.cli", "check", "-f", str(path)],
+    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -1,4 +1,4 @@
-"""offload_spawner.forms: form data -> user_options, and the spawn form HTML
+"""offload_spawner.hub.forms: form data -> user_options, and the spawn form HTML
 (KubeSpawner's field names; what a user may not use is not shown)."""
 
 import functools
@@ -7,10 +7,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.forms import OTHER, field_name, render_form, user_options_from_form
-from offload_spawner.menu import build_menu
-from offload_spawner.selection import SelectionError, select
+from offload_spawner.hub.forms import OTHER, field_name, render_form, user_options_from_form
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.selection import SelectionError, select
 
 XSS = "<script>alert(1)</script>"
 GPU_USER = ["cms", "ai-infn", "gpu-users"]

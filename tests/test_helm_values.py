@@ -78,7 +78,7 @@ def chart_validator():
 def start_cli(*args: str) -> subprocess.Popen:
     # Run from the checkout so that its offload_spawner is the one imported.
     return subprocess.Popen(
-        [sys.executable, "-m", "offload_spawner.cli", *args],
+        [sys.executable, "-m", "offload_spawner.hub.cli", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
 
@@ -171,7 +171,7 @@ def test_check_loads_the_values_into_the_spawner(path, check_runs):
 
 def test_check_names_a_typo_in_hub_config(tmp_path, capsys):
     """The same command, in this process (its code path is the one above)."""
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     text = (HELM_VALUES / "values.yaml").read_text()
     assert text.count("partition: boost_usr_prod") == 1
@@ -226,7 +226,7 @@ def test_rbac_validation_refuses_a_bad_manifest():
 
 def test_check_names_a_misspelt_setting(tmp_path, capsys):
     """A misspelt trait name would otherwise pass as an empty catalog."""
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     text = (HELM_VALUES / "values-minimal.yaml").read_text()
     assert text.count("      group_limits:") == 1
@@ -244,7 +244,7 @@ def test_check_names_a_misspelt_setting(tmp_path, capsys):
 def _render(capsys, *args: str) -> dict:
     import json
 
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     code = main(["render", "-f", str(HELM_VALUES / "values.yaml"), *args])
     out, err = capsys.readouterr()
@@ -296,7 +296,7 @@ def test_example_dask_target_keeps_the_session_here(capsys):
 
 
 def test_example_refuses_what_a_group_may_not_use(capsys):
-    from offload_spawner.cli import main
+    from offload_spawner.hub.cli import main
 
     code = main(["render", "-f", str(HELM_VALUES / "values.yaml"), "--user", "bob", "--groups", "cms",
                  "-o", "profile=analysis", "-o", "target=naples"])

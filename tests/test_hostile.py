@@ -1,5 +1,5 @@
 """Hostile input to the pure core: what a user posts (form, REST, CLI all end in
-:func:`offload_spawner.selection.select`) and what an admin's typo configures.
+:func:`offload_spawner.pipeline.selection.select`) and what an admin's typo configures.
 
 Each case here was once accepted (or crashed) and must now be refused with a
 sentence, changing nothing.
@@ -11,11 +11,11 @@ import copy
 
 import pytest
 
-from offload_spawner.catalog import CatalogError, build_catalog
-from offload_spawner.forms import render_form
-from offload_spawner.iam import normalize_groups
-from offload_spawner.menu import build_menu
-from offload_spawner.selection import SelectionError, select
+from offload_spawner.hub.forms import render_form
+from offload_spawner.identity.iam import normalize_groups
+from offload_spawner.pipeline.catalog import CatalogError, build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.selection import SelectionError, select
 
 CMS = ["cms"]
 HIGHRATE = ["highrate"]
@@ -155,7 +155,7 @@ def test_group_prefix_matches_whole_path_segments():
 
 
 def problems_of(**config) -> list[str]:
-    from offload_spawner.spawner import check_catalog
+    from offload_spawner.hub.spawner import check_catalog
 
     with pytest.raises(CatalogError) as info:
         check_catalog(config)
@@ -221,7 +221,7 @@ def test_override_checks_reach_choices_and_unlisted_templates():
 
 
 def test_valid_overrides_and_callables_pass():
-    from offload_spawner.spawner import check_catalog
+    from offload_spawner.hub.spawner import check_catalog
 
     check_catalog(
         {
@@ -246,8 +246,8 @@ def test_valid_overrides_and_callables_pass():
 
 
 def dask_pod_env(tokens: dict | None) -> dict[str, dict]:
-    from offload_spawner.dask_config import cluster_spec
-    from offload_spawner.limits import Ceiling
+    from offload_spawner.dask.dask_config import cluster_spec
+    from offload_spawner.pipeline.limits import Ceiling
 
     target = {"display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"}
     if tokens is not None:

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.menu import build_menu
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import build_menu
 
 
 def test_one_profile_menu_is_that_profile_of_the_whole_menu(contract_config):
@@ -32,7 +32,7 @@ def test_check_does_not_import_kubespawner_or_jupyterhub(contract_file, tmp_path
         'c.OffloadSpawner.profile_list = [{"display_name": "Plain", "cores": {"choices": [1, 2]}}]\n'
     )
     probe = (
-        "import sys; from offload_spawner.cli import main; code = main(['check', '-f', sys.argv[1]]);"
+        "import sys; from offload_spawner.hub.cli import main; code = main(['check', '-f', sys.argv[1]]);"
         "heavy = sorted(m for m in ('kubespawner', 'jupyterhub', 'kubernetes_asyncio') if m in sys.modules);"
         "print('HEAVY', ','.join(heavy)); sys.exit(code)"
     )
@@ -49,7 +49,7 @@ def test_check_with_the_cache_still_names_a_misspelt_setting(contract_file, tmp_
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     contract_file.write_text(contract_file.read_text() + "\nc.OffloadSpawner.group_limit = {}\n")
     for _ in range(2):  # without, then with the cache
-        r = subprocess.run([sys.executable, "-m", "offload_spawner.cli", "check", "-f", str(contract_file)],
+        r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(contract_file)],
                            env=env, capture_output=True, text=True)
         assert r.returncode == 1
         assert "OffloadSpawner.group_limit: not a setting of OffloadSpawner (did you mean 'group_limits'?)" in r.stderr
@@ -62,8 +62,8 @@ async def test_plan_for_answers_anew_when_groups_or_options_change(contract_conf
     from jupyterhub.objects import Hub
     from jupyterhub.spawner import SpawnException
 
-    from offload_spawner.cli import CliGroup, CliUser
-    from offload_spawner.spawner import OffloadSpawner
+    from offload_spawner.hub.cli import CliGroup, CliUser
+    from offload_spawner.hub.spawner import OffloadSpawner
 
     user = CliUser("alice", [CliGroup("ai-infn"), CliGroup("gpu-users")])
     spawner = OffloadSpawner(user=user, hub=Hub(ip="hub", port=8081))

@@ -14,8 +14,8 @@ import yaml
 from jupyterhub import orm
 
 from hub_fixtures import RecordingSpawner
-from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
-from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, file_key, secret_name
+from offload_spawner.dask.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
+from offload_spawner.identity.server_secret import DASK_HUB_TOKEN_KEY, file_key, secret_name
 
 pytestmark = pytest.mark.hub
 

@@ -14,7 +14,7 @@ import requests
 from jupyterhub.tests.utils import public_url
 
 from hub_fixtures import RecordingSpawner
-from offload_spawner.iam import IAMOAuthenticator
+from offload_spawner.identity.iam import IAMOAuthenticator
 from testbed.oidc import OidcProvider, free_port, login_through_hub
 
 pytestmark = pytest.mark.hub

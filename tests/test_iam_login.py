@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY
 from tornado.httpclient import HTTPClientError
 
 from hub_fixtures import HubClient, RecordingSpawner
-from offload_spawner.iam import IAMOAuthenticator
-from offload_spawner.refresh import access_token_expiry, ensure_fresh, jwt_claims
+from offload_spawner.identity.iam import IAMOAuthenticator
+from offload_spawner.identity.refresh import access_token_expiry, ensure_fresh, jwt_claims
 from testbed.oidc import OidcProvider, OidcProviderError, login_through_hub
 
 pytestmark = pytest.mark.hub

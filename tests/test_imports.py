@@ -33,7 +33,7 @@ FUNCTION_LEVEL_ALLOWED = {
     # starts without KubeSpawner and JupyterHub (seconds of imports, measured
     # by benchmarks/); the class is imported when the cache is stale and for
     # `render` and `form`. Nothing imports cli, so this hides no cycle.
-    ("offload_spawner/cli.py", "offload_spawner_class"),
+    ("offload_spawner/hub/cli.py", "offload_spawner_class"),
 }
 
 HUB_LIBRARIES = {"jupyterhub", "kubespawner", "tornado", "traitlets", "jinja2", "oauthenticator"}
@@ -186,8 +186,8 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_cycle_hidden_behind_a_function_level_import_is_found(tmp_path):
-    # the shape the package had: admission -> startup -> handlers -> spawner -> admission,
-    # closed by imports inside functions
+    # the shape the package had (flat, before its folders): admission -> startup ->
+    # handlers -> spawner -> admission, closed by imports inside functions
     source = _package(
         tmp_path,
         {
@@ -228,7 +228,7 @@ def test_a_cycle_through_a_package_init_is_found(tmp_path):
     assert import_cycle(source) is not None
 
 
-@pytest.mark.parametrize("module", ["offload_spawner.spawner", "offload_spawner.entrypoint", "offload_spawner.cli"])
+@pytest.mark.parametrize("module", ["offload_spawner.hub.spawner", "offload_spawner.entrypoint", "offload_spawner.hub.cli"])
 def test_the_modules_import_on_their_own(module):
     # a fresh interpreter: no earlier import of the package hides an order problem
     subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)

@@ -12,7 +12,7 @@ tests/e2e/test_faults_e2e.py gets them from the real virtual kubelet.
 
 from __future__ import annotations
 
-from offload_spawner.availability import admission_refusal, cluster_view, node_state, target_availability
+from offload_spawner.availability.availability import admission_refusal, cluster_view, node_state, target_availability
 from test_availability import A100, TAINT
 
 PING_ERROR = 'Ping failed: Post "http://127.0.0.1:4321/pinglink": dial tcp 127.0.0.1:4321: connect: connection refused'

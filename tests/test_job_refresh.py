@@ -8,8 +8,7 @@ import json
 import kubernetes_validate
 import pytest
 
-from offload_spawner.catalog import CatalogError, RefreshInJob, TokenPolicy, build_catalog
-from offload_spawner.job_refresh import (
+from offload_spawner.identity.job_refresh import (
     CONFIG_FILE,
     CONFIG_PATH,
     FRESH_ACCESS_TOKEN,
@@ -23,6 +22,7 @@ from offload_spawner.job_refresh import (
     refresher_files,
     wrapped_command,
 )
+from offload_spawner.pipeline.catalog import CatalogError, RefreshInJob, TokenPolicy, build_catalog
 from test_cli import run
 from test_cli_tokens import RENDER, auth_state_file, no_token_in  # noqa: F401 - a fixture
 

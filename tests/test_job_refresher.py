@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from offload_spawner import job_token_refresher
+from offload_spawner.identity import job_token_refresher
 from testbed.oidc import OidcProvider
 
 PROGRAM = Path(job_token_refresher.__file__)

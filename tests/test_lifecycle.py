@@ -1,4 +1,4 @@
-"""offload_spawner.lifecycle: pod status + events -> what the user is told."""
+"""offload_spawner.remote.lifecycle: pod status + events -> what the user is told."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from offload_spawner.lifecycle import describe, format_duration, remote_failure
+from offload_spawner.remote.lifecycle import describe, format_duration, remote_failure
 
 TARGET = "CINECA Leonardo (SLURM)"
 

@@ -1,4 +1,4 @@
-"""offload_spawner.limits: a user's ceiling from their groups, capped by a target.
+"""offload_spawner.pipeline.limits: a user's ceiling from their groups, capped by a target.
 
 The rules are in the module docstring: most generous among
 the user's groups, field by field; else default_limits; an accelerator named in
@@ -8,8 +8,8 @@ cores/memory only when it sets them and offers only the accelerators it lists.
 
 import pytest
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.limits import Ceiling, target_ceiling, user_ceiling
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import Ceiling, target_ceiling, user_ceiling
 
 GI = 2**30
 GPU = "nvidia.com/gpu"

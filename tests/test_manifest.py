@@ -1,14 +1,14 @@
-"""offload_spawner.manifest: a plan onto KubeSpawner's traits and its V1Pod."""
+"""offload_spawner.hub.manifest: a plan onto KubeSpawner's traits and its V1Pod."""
 
 import pytest
 from kubernetes_asyncio.client.models import V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1Toleration
 from kubespawner.objects import make_pod
 
-from offload_spawner.catalog import INTERLINK_TOLERATION
-from offload_spawner.manifest import apply_plan_to_pod, plan_traits
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import PodPlan, build_plan
-from offload_spawner.selection import select
+from offload_spawner.hub.manifest import apply_plan_to_pod, plan_traits
+from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import PodPlan, build_plan
+from offload_spawner.pipeline.selection import select
 
 GI = 2**30
 GPU_USER = ["cms", "ai-infn", "gpu-users"]

@@ -1,12 +1,12 @@
-"""offload_spawner.menu: what one user may choose (what a user may
+"""offload_spawner.pipeline.menu: what one user may choose (what a user may
 not use is not shown to them)."""
 
 import dataclasses
 
 import pytest
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.menu import Bounds, build_menu
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import Bounds, build_menu
 
 GI = 2**30
 GPU = "nvidia.com/gpu"

@@ -17,11 +17,11 @@ from prometheus_client import REGISTRY
 from traitlets.config import Config
 
 from offload_spawner import metrics
-from offload_spawner.catalog import build_catalog
-from offload_spawner.cli import CliUser
+from offload_spawner.availability.watcher import AvailabilityWatcher
+from offload_spawner.hub.cli import CliUser
+from offload_spawner.hub.spawner import OffloadSpawner
+from offload_spawner.pipeline.catalog import build_catalog
 from offload_spawner.spawn_errors import refusal, spawn_error
-from offload_spawner.spawner import OffloadSpawner
-from offload_spawner.watcher import AvailabilityWatcher
 from test_auto_target import GPU_AUTO, auto_config, cluster
 
 EXPECTED = {
@@ -208,7 +208,7 @@ async def test_capacity_gauges_come_from_the_watchers_memory(watched):
 
 async def test_token_refreshes_are_counted_per_outcome():
     """ensure_fresh's real paths: no refresh token, and a token endpoint that does not answer."""
-    from offload_spawner.refresh import LoginExpired, ensure_fresh
+    from offload_spawner.identity.refresh import LoginExpired, ensure_fresh
     from test_refresh import StoredUser, authenticator, jwt
 
     def count(outcome):

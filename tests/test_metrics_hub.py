@@ -22,8 +22,8 @@ from jupyterhub.utils import url_path_join
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub_fixtures import HubClient, RecordingSpawner
-from offload_spawner.availability import cluster_view
-from offload_spawner.spawner import OffloadSpawner
+from offload_spawner.availability.availability import cluster_view
+from offload_spawner.hub.spawner import OffloadSpawner
 from test_auto_target import GPU_AUTO, auto_config, cluster
 
 pytestmark = pytest.mark.hub

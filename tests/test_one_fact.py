@@ -11,16 +11,16 @@ import json
 
 import pytest
 
-from offload_spawner.availability import cluster_view, menu_availability
-from offload_spawner.catalog import build_catalog
-from offload_spawner.dask_config import cluster_spec, dask_pod_size
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import build_plan, target_placement
-from offload_spawner.refresh import access_token_expiry
-from offload_spawner.selection import Selection, select
-from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, HUB_TOKEN_KEY
-from offload_spawner.tokens import build_delivery, jwt_expiry
+from offload_spawner.availability.availability import cluster_view, menu_availability
+from offload_spawner.dask.dask_config import cluster_spec, dask_pod_size
+from offload_spawner.identity.refresh import access_token_expiry
+from offload_spawner.identity.server_secret import DASK_HUB_TOKEN_KEY, HUB_TOKEN_KEY
+from offload_spawner.identity.tokens import build_delivery, jwt_expiry
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import build_plan, target_placement
+from offload_spawner.pipeline.selection import Selection, select
 
 TPU_PROFILE = {
     "display_name": "TPU",

@@ -1,12 +1,12 @@
-"""offload_spawner.plan: a validated selection -> what the pod must carry (placement, annotations, resources)."""
+"""offload_spawner.pipeline.plan: a validated selection -> what the pod must carry (placement, annotations, resources)."""
 
 import pytest
 from kubespawner.utils import recursive_format
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import TARGET_KEY, build_plan, fill_value
-from offload_spawner.selection import select
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import TARGET_KEY, build_plan, fill_value
+from offload_spawner.pipeline.selection import select
 
 GI = 2**30
 INTERLINK = {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}

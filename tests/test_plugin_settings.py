@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from offload_spawner.backends import adapter_for
-from offload_spawner.catalog import CatalogError, build_catalog
-from offload_spawner.plan import build_plan
-from offload_spawner.selection import Selection
+from offload_spawner.pipeline.catalog import CatalogError, build_catalog
+from offload_spawner.pipeline.plan import build_plan
+from offload_spawner.pipeline.selection import Selection
 
 GPU_PROFILE = {
     "display_name": "GPU",
@@ -150,7 +150,7 @@ def test_slurm_typed_settings_refuse_bad_values(setting, value):
 
 
 def test_uid_from_a_claim():
-    from offload_spawner.site_uid import site_uid
+    from offload_spawner.identity.site_uid import site_uid
 
     assert site_uid({"oauth_user": {"uid": 41003}}, "uid") == 41003
     assert site_uid({"oauth_user": {"posix_uid": "41003"}}, "posix_uid") == 41003
@@ -159,7 +159,7 @@ def test_uid_from_a_claim():
 @pytest.mark.parametrize("auth_state", [None, {}, {"oauth_user": {}}, {"oauth_user": {"uid": -1}},
                                         {"oauth_user": {"uid": "alice"}}, {"oauth_user": {"uid": True}}])
 def test_no_usable_uid_is_refused(auth_state):
-    from offload_spawner.site_uid import SiteUidError, site_uid
+    from offload_spawner.identity.site_uid import SiteUidError, site_uid
 
     with pytest.raises(SiteUidError):
         site_uid(auth_state, "uid")

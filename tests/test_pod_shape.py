@@ -1,4 +1,4 @@
-"""offload_spawner.pod_shape: the server pod reshaped for a virtual node."""
+"""offload_spawner.pipeline.pod_shape: the server pod reshaped for a virtual node."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from kubernetes_asyncio.client.models import (
     V1VolumeMount,
 )
 
-from offload_spawner.catalog import PodShapeSettings, build_catalog
-from offload_spawner.pod_shape import DISABLE_INIT_ANNOTATION, REMOTE_PVC_ANNOTATION, shape_pod
+from offload_spawner.pipeline.catalog import PodShapeSettings, build_catalog
+from offload_spawner.pipeline.pod_shape import DISABLE_INIT_ANNOTATION, REMOTE_PVC_ANNOTATION, shape_pod
 
 
 def z2jh_pod() -> V1Pod:
@@ -136,7 +136,7 @@ def test_a_pod_without_pvcs_or_init_containers_is_only_given_the_token_setting()
     ({"uid": 1000}, "offload_targets.t.pod_shape.uid: unknown key"),
 ])
 def test_bad_pod_shape_names_the_key(shape, message):
-    from offload_spawner.catalog import CatalogError
+    from offload_spawner.pipeline.catalog import CatalogError
 
     with pytest.raises(CatalogError) as e:
         target(pod_shape=shape)
@@ -144,7 +144,7 @@ def test_bad_pod_shape_names_the_key(shape, message):
 
 
 def test_pod_shape_is_for_virtual_targets_only():
-    from offload_spawner.catalog import CatalogError
+    from offload_spawner.pipeline.catalog import CatalogError
 
     with pytest.raises(CatalogError) as e:
         build_catalog(offload_targets={"c": {"display_name": "C", "pod_shape": {"volumes": "drop"}}})

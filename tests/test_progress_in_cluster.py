@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from offload_spawner.lifecycle import describe_in_cluster
+from offload_spawner.remote.lifecycle import describe_in_cluster
 
 RAW = re.compile(r"\d{4}-\d\d-\d\dT|\[(Normal|Warning)\]|jupyter-|node-local|Successfully assigned")
 EVENTS = [

@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import _contract_config
-from offload_spawner.catalog import build_catalog
-from offload_spawner.cli import CliError, _options
-from offload_spawner.forms import options_from_link, render_form, user_options_from_form
-from offload_spawner.limits import user_ceiling
-from offload_spawner.menu import build_menu, free_text_digest
-from offload_spawner.plan import build_plan, fill_value
-from offload_spawner.selection import UNLISTED_SUFFIX, Selection, SelectionError, select
+from offload_spawner.hub.cli import CliError, _options
+from offload_spawner.hub.forms import options_from_link, render_form, user_options_from_form
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import user_ceiling
+from offload_spawner.pipeline.menu import build_menu, free_text_digest
+from offload_spawner.pipeline.plan import build_plan, fill_value
+from offload_spawner.pipeline.selection import UNLISTED_SUFFIX, Selection, SelectionError, select
 
 BUDGET = settings(
     max_examples=150,

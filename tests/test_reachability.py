@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from offload_spawner.catalog import CatalogError, build_catalog
-from offload_spawner.reachability import catalog_warnings, port_problems
-from offload_spawner.spawner import check_catalog
+from offload_spawner.hub.spawner import check_catalog
+from offload_spawner.pipeline.catalog import CatalogError, build_catalog
+from offload_spawner.pipeline.reachability import catalog_warnings, port_problems
 
 
 def test_the_contract_example_passes_with_a_warning_for_leonardo(contract_config):
@@ -87,7 +87,7 @@ def test_check_prints_the_warning_and_exits_0(tmp_path):
 
     path = tmp_path / "jupyterhub_config.py"
     path.write_text(EXAMPLE_CONFIG.read_text())
-    r = subprocess.run([sys.executable, "-m", "offload_spawner.cli", "check", "-f", str(path)],
+    r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "WARNING: offload_targets.leonardo: " in r.stdout

@@ -24,8 +24,8 @@ def test_committed_reference_is_the_generated_one(gen_reference):
 
 
 def test_reference_covers_every_trait_and_catalog_field(gen_reference):
-    from offload_spawner.catalog import Catalog
-    from offload_spawner.spawner import OffloadSpawner
+    from offload_spawner.hub.spawner import OffloadSpawner
+    from offload_spawner.pipeline.catalog import Catalog
 
     text = gen_reference.render()
     for name, trait in OffloadSpawner.class_own_traits(config=True).items():
@@ -38,7 +38,7 @@ def test_reference_covers_every_trait_and_catalog_field(gen_reference):
 
 
 def test_every_catalog_field_is_described():
-    from offload_spawner.catalog_help import catalog_json_schema
+    from offload_spawner.pipeline.catalog_help import catalog_json_schema
 
     schema = catalog_json_schema()
     models = {"Catalog": schema, **schema["$defs"]}
@@ -48,11 +48,11 @@ def test_every_catalog_field_is_described():
         for field, spec in model.get("properties", {}).items()
         if not spec.get("description")
     ]
-    assert missing == [], f"describe these in offload_spawner/catalog_help.py FIELD_HELP: {missing}"
+    assert missing == [], f"describe these in offload_spawner/pipeline/catalog_help.py FIELD_HELP: {missing}"
 
 
 def test_help_for_a_field_that_does_not_exist_is_an_error(monkeypatch):
-    from offload_spawner import catalog_help
+    from offload_spawner.pipeline import catalog_help
 
     monkeypatch.setitem(catalog_help.FIELD_HELP, "Target.nodes", "a typo")
     with pytest.raises(KeyError, match="Target has no field 'nodes'"):

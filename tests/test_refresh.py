@@ -11,15 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from offload_spawner.catalog import TokenPolicy
-from offload_spawner.iam import (
+from offload_spawner.identity.iam import (
     DiscoveryError,
     IAMOAuthenticator,
     groups_from_auth_state,
     normalize_groups,
     pick_group_claim,
 )
-from offload_spawner.refresh import (
+from offload_spawner.identity.refresh import (
     ISSUED_AT_KEY,
     LoginExpired,
     access_token_expiry,
@@ -29,6 +28,7 @@ from offload_spawner.refresh import (
     min_lifetime_for,
     remaining_lifetime,
 )
+from offload_spawner.pipeline.catalog import TokenPolicy
 from test_tokens import jwt
 
 # --- expiry --------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_a_bad_groups_claim_is_refused():
 def test_configure_iam_sets_the_authenticator_up():
     from traitlets.config import Config
 
-    from offload_spawner.iam import configure_iam
+    from offload_spawner.identity.iam import configure_iam
 
     c = Config()
     configure_iam(c, issuer="https://iam.example.org/", client_id="hub", client_secret="s3",

@@ -17,8 +17,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from log_capture import all_logs_at_debug, leaked
-from offload_spawner.iam import IAMOAuthenticator
-from offload_spawner.refresh import IdentityProviderDown, LoginExpired, ensure_fresh
+from offload_spawner.identity.iam import IAMOAuthenticator
+from offload_spawner.identity.refresh import IdentityProviderDown, LoginExpired, ensure_fresh
 from test_refresh import StoredUser
 from test_tokens import jwt
 
@@ -155,7 +155,7 @@ async def test_a_refused_refresh_still_means_log_in_again(provider):
 async def test_a_spawn_needing_a_fresh_token_while_the_provider_is_down_is_refused_with_503():
     from jupyterhub.spawner import SpawnException
 
-    from offload_spawner.fresh_login import FreshLoginMixin
+    from offload_spawner.identity.fresh_login import FreshLoginMixin
 
     class Spawner(FreshLoginMixin):
         _plan = None

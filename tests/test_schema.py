@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from offload_spawner.catalog import Backend, build_catalog
-from offload_spawner.cli import main, schema_text
+from offload_spawner.hub.cli import main, schema_text
+from offload_spawner.pipeline.catalog import Backend, build_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "catalog.schema.json"

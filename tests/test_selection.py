@@ -1,12 +1,12 @@
-"""offload_spawner.selection: every refusal of a selection ("what a user may not
+"""offload_spawner.pipeline.selection: every refusal of a selection ("what a user may not
 use ... is refused if posted anyway"), with a message a user understands and
 the user_options key at fault."""
 
 import pytest
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.menu import build_menu
-from offload_spawner.selection import MAX_TEXT, OptionPick, Selection, SelectionError, select
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.selection import MAX_TEXT, OptionPick, Selection, SelectionError, select
 
 GI = 2**30
 GPU = "nvidia.com/gpu"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from offload_spawner.server_secret import file_key, file_volumes, secret_name
+from offload_spawner.identity.server_secret import file_key, file_volumes, secret_name
 
 
 def test_secret_name_extends_the_pod_name():

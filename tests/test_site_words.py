@@ -13,7 +13,7 @@ comes first. MESSAGE below is the one the real virtual kubelet wrote on the test
 
 from __future__ import annotations
 
-from offload_spawner.lifecycle import SITE_UNREACHABLE, describe, remote_failure, site_words
+from offload_spawner.remote.lifecycle import SITE_UNREACHABLE, describe, remote_failure, site_words
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2ay1zbHVybSJ9.c2lnbmF0dXJl"
 MESSAGE = (

@@ -15,12 +15,12 @@ import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
-from offload_spawner.cli import CliUser
-from offload_spawner.fresh_login import FreshLoginMixin
-from offload_spawner.job_refresh_spawner import JobRefreshMixin
-from offload_spawner.prepared_spawn import PreparedSpawn
+from offload_spawner.hub.cli import CliUser
+from offload_spawner.hub.prepared_spawn import PreparedSpawn
+from offload_spawner.hub.spawner import OffloadSpawner
+from offload_spawner.identity.fresh_login import FreshLoginMixin
+from offload_spawner.identity.job_refresh_spawner import JobRefreshMixin
 from offload_spawner.spawn_errors import refusal
-from offload_spawner.spawner import OffloadSpawner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +154,7 @@ def test_no_part_sets_the_spawns_state_by_convention(attribute):
 
 
 def test_spawner_py_lists_the_steps_in_the_order_load_user_options_runs_them():
-    source = (ROOT / "offload_spawner" / "spawner.py").read_text()
+    source = (ROOT / "offload_spawner" / "hub" / "spawner.py").read_text()
     tree = ast.parse(source)
     method = next(n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef) and n.name == "load_user_options")
     calls = [

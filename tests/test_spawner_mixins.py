@@ -11,18 +11,18 @@ import inspect
 
 from kubespawner import KubeSpawner
 
-from offload_spawner.admission import AdmissionMixin
-from offload_spawner.api_outage import ApiOutageMixin
-from offload_spawner.auto_spawn import AutoTargetMixin
-from offload_spawner.dask_files import DaskFilesMixin
-from offload_spawner.dask_hub_token import DaskHubTokenMixin
-from offload_spawner.dask_placement_secret import DaskPlacementMixin
-from offload_spawner.fresh_login import FreshLoginMixin
-from offload_spawner.job_refresh_spawner import JobRefreshMixin
+from offload_spawner.availability.admission import AdmissionMixin
+from offload_spawner.dask.dask_files import DaskFilesMixin
+from offload_spawner.dask.dask_hub_token import DaskHubTokenMixin
+from offload_spawner.dask.dask_placement_secret import DaskPlacementMixin
+from offload_spawner.hub.api_outage import ApiOutageMixin
+from offload_spawner.hub.auto_spawn import AutoTargetMixin
+from offload_spawner.hub.spawner import OffloadSpawner
+from offload_spawner.identity.fresh_login import FreshLoginMixin
+from offload_spawner.identity.job_refresh_spawner import JobRefreshMixin
+from offload_spawner.identity.token_delivery import TokenDeliveryMixin
 from offload_spawner.metrics import SpawnMetricsMixin
-from offload_spawner.remote_session import RemoteSessionMixin
-from offload_spawner.spawner import OffloadSpawner
-from offload_spawner.token_delivery import TokenDeliveryMixin
+from offload_spawner.remote.remote_session import RemoteSessionMixin
 
 #: KubeSpawner methods OffloadSpawner replaces on purpose: the catalog's plan
 #: is applied instead of KubeSpawner's profile_list handling, and a spawn link

@@ -22,8 +22,8 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from offload_spawner.cli import CliGroup, CliUser
-from offload_spawner.spawner import OffloadSpawner
+from offload_spawner.hub.cli import CliGroup, CliUser
+from offload_spawner.hub.spawner import OffloadSpawner
 
 PROFILES = [
     {
@@ -239,7 +239,7 @@ async def test_pod_manifest_builds_without_an_api_token():
 
 
 async def test_creating_a_server_without_an_api_token_is_refused_before_anything_is_created():
-    from offload_spawner.token_delivery import TokenSecretError
+    from offload_spawner.identity.token_delivery import TokenSecretError
 
     spawner = _spawner(OffloadSpawner, PROFILES, api_token=None)
     spawner.user_options = {"profile": "small"}

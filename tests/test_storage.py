@@ -18,15 +18,15 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.models import V1Container, V1ObjectMeta, V1Pod, V1PodSpec
 from kubespawner.slugs import safe_slug
 
-from offload_spawner.availability import cluster_view, menu_availability
-from offload_spawner.catalog import CatalogError, build_catalog
-from offload_spawner.manifest import apply_plan_to_pod, apply_storage_to_pod, plan_traits
-from offload_spawner.menu import build_menu
-from offload_spawner.plan import build_plan
-from offload_spawner.pod_shape import REMOTE_PVC_ANNOTATION
-from offload_spawner.reservations import reservation_affinity, reservation_tolerations
-from offload_spawner.selection import SelectionError, select
-from offload_spawner.storage import build_storage, fill_username
+from offload_spawner.availability.availability import cluster_view, menu_availability
+from offload_spawner.hub.manifest import apply_plan_to_pod, apply_storage_to_pod, plan_traits
+from offload_spawner.pipeline.catalog import CatalogError, build_catalog
+from offload_spawner.pipeline.menu import build_menu
+from offload_spawner.pipeline.plan import build_plan
+from offload_spawner.pipeline.pod_shape import REMOTE_PVC_ANNOTATION
+from offload_spawner.pipeline.reservations import reservation_affinity, reservation_tolerations
+from offload_spawner.pipeline.selection import SelectionError, select
+from offload_spawner.pipeline.storage import build_storage, fill_username
 
 TARGETS = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
@@ -268,7 +268,7 @@ def test_menu_tells_per_target_what_is_where():
 
 
 def test_form_shows_the_storage_summary_per_target_autoescaped():
-    from offload_spawner.forms import render_form
+    from offload_spawner.hub.forms import render_form
 
     storage = {**STORAGE, "work": {**STORAGE["work"], "display_name": "<b>$WORK</b>"}}
     html = render_form(build_menu(catalog(storage=storage), ["cms"]))

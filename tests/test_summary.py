@@ -1,7 +1,7 @@
-"""offload_spawner.summary: the human summary `offload-spawner check` prints."""
+"""offload_spawner.pipeline.summary: the human summary `offload-spawner check` prints."""
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.summary import summarize
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.summary import summarize
 
 
 def test_summary_of_the_contract_example(contract_catalog):

@@ -6,7 +6,7 @@ The expected values are copied from interLink/pkg/virtualkubelet/virtualkubelet.
 
 from __future__ import annotations
 
-from offload_spawner.catalog import DEFAULT_MODEL_LABELS
+from offload_spawner.pipeline.catalog import DEFAULT_MODEL_LABELS
 from testbed.nodes import DEFAULT_NODES, NodeSpec
 
 INTERLINK_BASE_LABELS = {
@@ -39,7 +39,7 @@ def test_the_spawner_relies_only_on_labels_interlink_sets():
 
 
 def test_submitted_state_is_interlinks_and_the_spawner_reads_its_reason():
-    from offload_spawner.lifecycle import SUBMITTED_REASON as READ_REASON
+    from offload_spawner.remote.lifecycle import SUBMITTED_REASON as READ_REASON
     from testbed.virtual_kubelet import SUBMITTED_MESSAGE, SUBMITTED_REASON
 
     assert (SUBMITTED_REASON, SUBMITTED_MESSAGE) == (

@@ -14,9 +14,9 @@ from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from log_capture import all_logs_at_debug, leaked
-from offload_spawner.cli import CliGroup, CliUser
-from offload_spawner.spawner import OffloadSpawner
-from offload_spawner.tokens import token_digest
+from offload_spawner.hub.cli import CliGroup, CliUser
+from offload_spawner.hub.spawner import OffloadSpawner
+from offload_spawner.identity.tokens import token_digest
 from test_tokens import ACCESS, REFRESH, jwt
 
 NEW_ACCESS = jwt({"sub": "u-123", "exp": int(time.time()) + 7200, "jti": "second"})

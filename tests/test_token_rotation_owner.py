@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from offload_spawner.catalog import TokenPolicy
-from offload_spawner.token_delivery import TokenSecretError
+from offload_spawner.identity.token_delivery import TokenSecretError
+from offload_spawner.pipeline.catalog import TokenPolicy
 from test_token_rotation import NEW_ACCESS, REFRESH, spawner_with
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 
-from offload_spawner.catalog import TokenPolicy
-from offload_spawner.token_delivery import TokenDeliveryMixin
+from offload_spawner.identity.token_delivery import TokenDeliveryMixin
+from offload_spawner.pipeline.catalog import TokenPolicy
 
 
 class _State:

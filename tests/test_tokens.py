@@ -9,9 +9,8 @@ import time
 import kubernetes_validate
 import pytest
 
-from offload_spawner.catalog import CatalogError, TokenPolicy, build_catalog
-from offload_spawner.server_secret import TOKEN_DIR, file_key
-from offload_spawner.tokens import (
+from offload_spawner.identity.server_secret import TOKEN_DIR, file_key
+from offload_spawner.identity.tokens import (
     build_delivery,
     fresh_secret_for_create,
     jwt_expiry,
@@ -19,6 +18,7 @@ from offload_spawner.tokens import (
     token_digest,
     with_tokens,
 )
+from offload_spawner.pipeline.catalog import CatalogError, TokenPolicy, build_catalog
 
 
 def _part(obj: dict) -> str:
@@ -132,9 +132,9 @@ def test_bad_token_policy_names_the_path(bad, path):
 
 
 def test_target_policy_reaches_the_plan():
-    from offload_spawner.menu import build_menu
-    from offload_spawner.plan import build_plan
-    from offload_spawner.selection import select
+    from offload_spawner.pipeline.menu import build_menu
+    from offload_spawner.pipeline.plan import build_plan
+    from offload_spawner.pipeline.selection import select
 
     catalog = build_catalog(
         [{"display_name": "Analysis", "slug": "analysis"}],

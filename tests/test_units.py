@@ -1,11 +1,11 @@
-"""offload_spawner.units: memory sizes as KubeSpawner's ByteSpecification reads them,
+"""offload_spawner.pipeline.units: memory sizes as KubeSpawner's ByteSpecification reads them,
 and numbers that may arrive as form strings."""
 
 import math
 
 import pytest
 
-from offload_spawner.units import (
+from offload_spawner.pipeline.units import (
     QuantityError,
     format_cores,
     format_memory,

@@ -72,7 +72,7 @@ def render(values: Path, *options: str) -> dict:
     args = ["render", "-f", str(values), "--user", "alice"]
     for option in options:
         args += ["-o", option]
-    r = subprocess.run([sys.executable, "-m", "offload_spawner.cli", *args], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 

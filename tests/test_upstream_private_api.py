@@ -74,7 +74,7 @@ PRIVATE = {
 def _used_private_attributes() -> dict[str, set[str]]:
     """Private attribute names our spawner reads on itself (``self``/``super()``
     inside OffloadSpawner's classes, ``spawner`` anywhere) -> modules."""
-    from offload_spawner.spawner import OffloadSpawner
+    from offload_spawner.hub.spawner import OffloadSpawner
 
     spawner_classes = {c.__name__ for c in OffloadSpawner.__mro__ if c.__module__.startswith("offload_spawner")}
     used: dict[str, set[str]] = {}
@@ -143,4 +143,4 @@ def test_jupyterhub_awaits_run_options_from_form():
     source = inspect.getsource(SpawnHandler)
     assert "await maybe_future(spawner.run_options_from_form(" in source, (
         f"SpawnHandler.post no longer awaits run_options_from_form in {VERSIONS}: "
-        "offload_spawner/spawner.py's run_options_from_form must become sync again")
+        "offload_spawner/hub/spawner.py's run_options_from_form must become sync again")

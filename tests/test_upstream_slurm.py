@@ -80,7 +80,7 @@ def render(tmp_path: Path, config: dict, *options: str, auth_state: dict | None 
         args += ["--auth-state", str(path)]
     for option in options:
         args += ["-o", option]
-    return subprocess.run([sys.executable, "-m", "offload_spawner.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True,
                           timeout=120)
 
 

@@ -80,13 +80,13 @@ def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_wheel_holds_the_package_and_its_templates(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "offload_spawner/spawner.py" in names
+    assert "offload_spawner/hub/spawner.py" in names
     for template in ("form.html", "form.js"):
         assert f"offload_spawner/templates/{template}" in names, names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "offload = offload_spawner.entrypoint:OffloadSpawner" in text
-    assert "offload-spawner = offload_spawner.cli:main" in text
+    assert "offload-spawner = offload_spawner.hub.cli:main" in text
 
 
 def test_the_fresh_venv_imports_the_wheel_not_the_checkout(fresh_venv, tmp_path):

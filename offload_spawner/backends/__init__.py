@@ -7,7 +7,7 @@ settings model, its annotations, tolerations and request format, and its help
 line. This registry imports every module of the package (``base`` and names
 starting with ``_`` aside) and turns them into what the rest reads: the
 ``backend`` choice and the ``Target`` settings fields of the catalog
-(:mod:`offload_spawner.catalog`), the ``backend`` help text of
+(:mod:`offload_spawner.pipeline.catalog`), the ``backend`` help text of
 ``OffloadSpawner.offload_targets``, the reference (docs/gen_reference.py) and
 the JSON schema. Adding a backend is adding a module (and its test module).
 """

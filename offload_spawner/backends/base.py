@@ -1,7 +1,7 @@
 """What a backend module declares: :class:`BackendAdapter`.
 
 A backend is one module of :mod:`offload_spawner.backends` holding its
-settings model (a :class:`~offload_spawner.catalog_types.CatalogModel`, when
+settings model (a :class:`~offload_spawner.pipeline.catalog_types.CatalogModel`, when
 the plugin reads settings) and its adapter, an instance of a subclass of
 :class:`BackendAdapter` named ``BACKEND``. The adapter's class attributes are
 everything the rest of the package asks of a backend: the ``backend`` value
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Protocol
 
-from ..catalog_types import CatalogModel
+from ..pipeline.catalog_types import CatalogModel
 
 #: Annotation that makes interLink create a session's wstunnel shadow pod in the
 #: pod's own namespace instead of ``<namespace>-wstunnel``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ..catalog_types import BatchFlag, CatalogModel
+from ..pipeline.catalog_types import BatchFlag, CatalogModel
 from .base import BackendAdapter
 
 

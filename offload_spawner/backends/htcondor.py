@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..catalog_types import BatchFlag, CatalogModel, pattern
+from ..pipeline.catalog_types import BatchFlag, CatalogModel, pattern
 from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 MI = 2**20

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..catalog_types import CatalogModel, Slug
+from ..pipeline.catalog_types import CatalogModel, Slug
 from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 #: interlink-kubernetes-plugin/src/app/services/kubernetes_plugin_service.py: the

@@ -29,7 +29,7 @@ a pod, as of commit 36c73310c29d (file paths in that repository):
   never read), so the target's ``request_fraction`` should stay 1.
 
 The interLink toleration ``virtual-node.interlink/no-schedule`` and the
-node's hostname are added by :func:`offload_spawner.plan.target_placement`, as
+node's hostname are added by :func:`offload_spawner.pipeline.plan.target_placement`, as
 for every virtual-node backend.
 """
 
@@ -39,7 +39,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..catalog_types import CatalogModel, Slug, pattern
+from ..pipeline.catalog_types import CatalogModel, Slug, pattern
 from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 #: natsprovider/NatsGateway.py: the toleration key naming the pod's pool.

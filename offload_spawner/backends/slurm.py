@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ..catalog_types import BatchFlag, BatchWord, CatalogModel, ModelName, pattern
+from ..pipeline.catalog_types import BatchFlag, BatchWord, CatalogModel, ModelName, pattern
 from .base import AcceleratorChoice, BackendAdapter, TargetView
 
 SlurmTime = Annotated[

@@ -402,7 +402,7 @@ async def spawn_hub(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Factory: a real hub (MockHub + configurable-http-proxy) whose spawner is the real
     OffloadSpawner in namespace jhub, running ``jupyterhub-singleuser`` from this env."""
-    from offload_spawner.spawner import OffloadSpawner
+    from offload_spawner.hub.spawner import OffloadSpawner
 
     KubeSpawner.reflectors.clear()  # any left from another loop are dead
     hubs: list[E2EHub] = []

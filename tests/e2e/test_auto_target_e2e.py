@@ -25,7 +25,7 @@ from jupyterhub.tests.utils import async_requests, auth_header, public_url
 from jupyterhub.utils import url_path_join
 from prometheus_client.parser import text_string_to_metric_families
 
-from offload_spawner.server_secret import secret_name
+from offload_spawner.identity.server_secret import secret_name
 from testbed.virtual_kubelet import FAIL_ANNOTATION
 
 from .test_availability_e2e import node_reader  # noqa: F401  (the fixture: the hub may read nodes)

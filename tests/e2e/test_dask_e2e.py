@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 
 from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
-from offload_spawner.catalog import INTERLINK_TOLERATION, build_catalog
-from offload_spawner.dask_config import dask_config
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.dask.dask_config import dask_config
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION, build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 from testbed.interlink import DEFAULT_NODE
 
 NAMESPACE = "jhub"

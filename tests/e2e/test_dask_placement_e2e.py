@@ -21,10 +21,15 @@ import pytest
 from jupyterhub import orm
 from jupyterhub.tests.utils import async_requests, public_url
 
-from offload_spawner.catalog import TokenPolicy
-from offload_spawner.dask_hub_token import TOKEN_NOTE
-from offload_spawner.dask_placement import ANNOTATION_PREFIX, PLACEMENT_LABEL, allowed_placement, placement_secret_name
-from offload_spawner.server_secret import DASK_HUB_TOKEN_KEY, secret_name
+from offload_spawner.dask.dask_hub_token import TOKEN_NOTE
+from offload_spawner.dask.dask_placement import (
+    ANNOTATION_PREFIX,
+    PLACEMENT_LABEL,
+    allowed_placement,
+    placement_secret_name,
+)
+from offload_spawner.identity.server_secret import DASK_HUB_TOKEN_KEY, secret_name
+from offload_spawner.pipeline.catalog import TokenPolicy
 
 from .conftest import NAMESPACE
 

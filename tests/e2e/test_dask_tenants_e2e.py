@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 import yaml
 
-from offload_spawner.catalog import build_catalog
-from offload_spawner.dask_config import cluster_name, cluster_spec
-from offload_spawner.dask_placement import placement_secret, placement_secret_name
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.server_secret import secret_name
+from offload_spawner.dask.dask_config import cluster_name, cluster_spec
+from offload_spawner.dask.dask_placement import placement_secret, placement_secret_name
+from offload_spawner.identity.server_secret import secret_name
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 from testbed.kubeapi import KubeRest
 
 pytestmark = pytest.mark.e2e

@@ -36,8 +36,8 @@ from jupyterhub.tests.utils import async_requests, public_url
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 
-from offload_spawner.lifecycle import SITE_UNREACHABLE
-from offload_spawner.server_secret import ACCESS_TOKEN_KEY, REFRESH_TOKEN_KEY, secret_name
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, REFRESH_TOKEN_KEY, secret_name
+from offload_spawner.remote.lifecycle import SITE_UNREACHABLE
 from test_tokens import jwt
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE

@@ -20,8 +20,8 @@ from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from offload_spawner.cli import CliGroup, CliUser
-from offload_spawner.spawner import OffloadSpawner
+from offload_spawner.hub.cli import CliGroup, CliUser
+from offload_spawner.hub.spawner import OffloadSpawner
 
 from .conftest import NAMESPACE, Kube
 

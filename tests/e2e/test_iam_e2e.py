@@ -17,8 +17,8 @@ import time
 import pytest
 from jupyterhub.tests.utils import public_url
 
-from offload_spawner.iam import IAMOAuthenticator
-from offload_spawner.refresh import access_token_expiry
+from offload_spawner.identity.iam import IAMOAuthenticator
+from offload_spawner.identity.refresh import access_token_expiry
 from testbed.oidc import OidcProvider, login_through_hub
 
 from .conftest import SINGLEUSER

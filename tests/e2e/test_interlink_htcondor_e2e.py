@@ -34,11 +34,11 @@ import requests
 from distributed import Client
 
 from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
-from offload_spawner.catalog import build_catalog
-from offload_spawner.dask_config import dask_config
-from offload_spawner.lifecycle import describe
-from offload_spawner.limits import target_ceiling, user_ceiling
-from offload_spawner.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.dask.dask_config import dask_config
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
+from offload_spawner.remote.lifecycle import describe
 from testbed.controlplane import free_ports
 from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST, HTCondorStack
 from testbed.interlink import job_id

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from offload_spawner.tokens import owner_reference
+from offload_spawner.identity.tokens import owner_reference
 from testbed.k8s_plugin import DEFAULT_NODE, REMOTE_NODE, SOURCE_POD_UID_LABEL, remote_namespace
 
 from .conftest import NAMESPACE, SINGLEUSER
@@ -61,7 +61,7 @@ def render(tmp_path: Path) -> dict[str, Any]:
     auth_state = tmp_path / "auth_state.json"
     auth_state.write_text(json.dumps(AUTH_STATE))
     r = subprocess.run(
-        [sys.executable, "-m", "offload_spawner.cli", "render", "-f", str(values), "--user", "erin",
+        [sys.executable, "-m", "offload_spawner.hub.cli", "render", "-f", str(values), "--user", "erin",
          "--auth-state", str(auth_state), "-o", "profile=analysis", "-o", "target=remote-k8s"],
         capture_output=True, text=True, timeout=120, check=False,
     )

@@ -2,7 +2,7 @@
 
 interLink hands the pod's Secret to the SLURM plugin once, when it creates the
 job; the token in the server's Secret never changes for the job. With
-``tokens.refresh_in_job`` the job's refresher (offload_spawner/job_token_refresher.py,
+``tokens.refresh_in_job`` the job's refresher (offload_spawner/identity/job_token_refresher.py,
 run by the host's ``python3`` through the ``singularity`` stand-in, which
 rewrites the bound paths in its arguments) renews the file in the emptyDir the
 real SLURM plugin made for the job, against the test bed's real OpenID Connect

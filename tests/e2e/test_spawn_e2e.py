@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from offload_spawner.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
+from offload_spawner.dask.dask_config import DASK_CONFIG_DIR, DASK_CONFIG_FILE
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 from testbed.virtual_kubelet import FAIL_ANNOTATION, QUEUE_ANNOTATION, SUBMITTED_MESSAGE, SUBMITTED_REASON
