@@ -21,9 +21,11 @@ before handing a pod to its plugin:
   ``HOME`` set to a private directory.
 * **volumes**: Secret and ConfigMap volumes become files (``items`` and
   ``defaultMode`` honoured) in ``<pod dir>/volumes/<volume>``, replaced
-  atomically and rewritten every second while the pod runs
-  (:func:`sync_volumes`), so a rotated Secret reaches the running process as
-  with a kubelet (which does it within a minute or so); a PVC volume is one
+  atomically; on ``node-local`` the virtual kubelet rewrites them every second
+  while the pod runs (:func:`sync_volumes`), so a rotated Secret reaches the
+  running process as with a kubelet (which does it within a minute or so), on
+  a virtual node only once, at start, as interLink (see
+  ``PodRunner.keeps_volume_files_current`` in :mod:`testbed.virtual_kubelet`); a PVC volume is one
   directory per claim (``<state dir>/claims/<namespace>/<claim>``) that
   outlives the pod, as the volume bound to a claim does; emptyDir and any
   other volume type (NFS, CSI, projected service-account tokens, ...) become

@@ -11,7 +11,9 @@ process serves the test bed's nodes (:mod:`testbed.nodes`: the virtual nodes
 * watches pods bound to them (``spec.nodeName``) and, for each, runs the
   first container's ``command + args`` as a **local process** with the pod's
   env, Secret/ConfigMap references resolved and Secret/ConfigMap volumes
-  written as files (rules and limits in :mod:`testbed.podexec`). **The image
+  written as files (rules and limits in :mod:`testbed.podexec`): once, at
+  start, on a virtual node, as interLink does; kept current on ``node-local``,
+  as a kubelet does (see :meth:`PodRunner.keeps_volume_files_current`). **The image
   is ignored**: processes run from this machine's Python environment. Only the
   first container runs; init containers, probes and restarts are ignored;
 * gives each pod its own loopback address 127.0.0.N as ``status.podIP`` and
@@ -81,7 +83,8 @@ SUBMITTED_MESSAGE = "The pod has been submitted to the remote plugin for creatio
 HELD_REASON = "JobHeld"
 MAX_KILL_GRACE = 10.0
 #: How often a pod waiting for a missing Secret/ConfigMap looks again, and how
-#: often running pods' Secret/ConfigMap volume files are rewritten.
+#: often the Secret/ConfigMap volume files of running pods on ``node-local`` are
+#: rewritten (never on a virtual node: see PodRunner.keeps_volume_files_current).
 SECRET_RETRY_SECONDS = 0.5
 SECRET_RESYNC_SECONDS = 1.0
 
@@ -264,11 +267,12 @@ class PodRunner:
                 written[JOB_ID_ANNOTATION] = f"testbed-{self.process.pid}"
             await self.vk.annotate(self, written)
             await self.report_running()
-            resync = asyncio.create_task(self._resync_volumes())
+            resync = asyncio.create_task(self._resync_volumes()) if self.keeps_volume_files_current else None
             try:
                 code = await self.process.wait()
             finally:
-                resync.cancel()
+                if resync is not None:
+                    resync.cancel()
             _say(f"{self.key}: pid {self.process.pid} exited with {code}")
             if not self.deleting:
                 await self.report_exit(code if code >= 0 else 128 - code)
@@ -283,6 +287,24 @@ class PodRunner:
                 await self.report_failed(f"virtual kubelet error: {e}")
 
     # --- Secrets and ConfigMaps: wait for them, keep their files current ------------
+
+    @property
+    def keeps_volume_files_current(self) -> bool:
+        """Whether a changed Secret/ConfigMap reaches the running pod's volume files.
+
+        On ``node-local`` yes, as a kubelet re-syncs Secret/ConfigMap volumes.
+        On a virtual node no: interLink's virtual kubelet collects a pod's
+        Secrets and ConfigMaps once, for the create call to the plugin
+        (``RemoteExecution`` in mode CREATE calls ``remoteExecutionHandleVolumes``,
+        which reads each Secret/ConfigMap volume's object into the
+        ``PodCreateRequests`` it sends: interLink/pkg/virtualkubelet/execute.go).
+        Nothing sends them again: ``RemoteExecution`` has only the CREATE and
+        DELETE modes, and ``Provider.UpdatePod`` only notifies the pod
+        controller (interLink/pkg/virtualkubelet/virtualkubelet.go), so a
+        rotated Secret never reaches a running remote job. The files are
+        written once, at start (:meth:`_prepare_when_objects_exist`).
+        """
+        return not self.virtual
 
     async def _prepare_when_objects_exist(self) -> Any:
         """``prepare`` the pod, waiting while a Secret/ConfigMap it needs is missing.
@@ -302,7 +324,8 @@ class PodRunner:
                 await asyncio.sleep(SECRET_RETRY_SECONDS)
 
     async def _resync_volumes(self) -> None:
-        """Re-read Secret/ConfigMap volumes every SECRET_RESYNC_SECONDS (a kubelet does, slower)."""
+        """Re-read Secret/ConfigMap volumes every SECRET_RESYNC_SECONDS (a kubelet does,
+        slower); only where :attr:`keeps_volume_files_current`."""
         while True:
             await asyncio.sleep(SECRET_RESYNC_SECONDS)
             try:

@@ -6,7 +6,8 @@ Two places, because they differ in what a rotation reaches:
 
 * a server on the hub's own cluster (node-local): a kubelet re-syncs Secret
   volumes, so the running server's token file follows the rotation (the test
-  bed's virtual kubelet imitates that re-sync on node-local);
+  bed's virtual kubelet imitates that re-sync on node-local, and like
+  interLink not on its virtual nodes);
 * a session on the real interLink stack (SLURM plugin, real SLURM): interLink's
   virtual kubelet sends the pod's Secrets to the plugin once, when it creates
   the job (interLink ``pkg/virtualkubelet/execute.go``, ``remoteExecution``
