@@ -61,12 +61,19 @@ def plain_options(profiles: int) -> dict[str, str]:
 TARGETS: dict[str, Any] = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "naples": {
-        "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": "vk-naples",
-        "offload": "dask", "allowed_groups": ["students", "highrate"],
-        "limits": {"cores": 96, "memory": "180G"}, "start_timeout": 900,
+        "display_name": "INFN Naples (HTCondor)",
+        "backend": "htcondor",
+        "node": "vk-naples",
+        "offload": "dask",
+        "allowed_groups": ["students", "highrate"],
+        "limits": {"cores": 96, "memory": "180G"},
+        "start_timeout": 900,
     },
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo", "offload": "session",
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
         "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
         "allowed_groups": ["students", "ai-infn"],
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
@@ -87,36 +94,57 @@ def offload(profiles: int, groups: int) -> dict[str, Any]:
     for i in range(profiles):
         images = _image_choices(i)
         images["img4"]["allowed_groups"] = ["students", "gpu-users"]
-        profile_list.append({
-            "display_name": f"Profile {i}",
-            "slug": f"p{i}",
-            "description": f"Environment number {i}",
-            "allowed_groups": _profile_groups(i),
-            "profile_options": {"image": {"display_name": "Image", "choices": images}},
-            "cores": {"choices": list(CORES), "default": 2},
-            "memory": {"choices": list(MEMORY), "default": "4G"},
-            "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4}},
-            "targets": ["cluster", "naples", "leonardo"],
-        })
+        profile_list.append(
+            {
+                "display_name": f"Profile {i}",
+                "slug": f"p{i}",
+                "description": f"Environment number {i}",
+                "allowed_groups": _profile_groups(i),
+                "profile_options": {"image": {"display_name": "Image", "choices": images}},
+                "cores": {"choices": list(CORES), "default": 2},
+                "memory": {"choices": list(MEMORY), "default": "4G"},
+                "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4}},
+                "targets": ["cluster", "naples", "leonardo"],
+            }
+        )
     return {"profile_list": profile_list, "offload_targets": copy.deepcopy(TARGETS), "group_limits": group_limits}
 
 
 def offload_options(profiles: int) -> dict[str, Any]:
-    return {"profile": f"p{profiles - 1}", "image": "img3", "cores": 4, "memory": "8G", "target": "leonardo",
-            "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 1}
+    return {
+        "profile": f"p{profiles - 1}",
+        "image": "img3",
+        "cores": 4,
+        "memory": "8G",
+        "target": "leonardo",
+        "accelerator": "nvidia.com/gpu:a100",
+        "accelerator_count": 1,
+    }
 
 
 # The same offer written for KubeSpawner: each target is a choice setting a node
 # selector and the interLink toleration, cores/memory are choices setting limits.
 _KS_TARGETS = {
     "cluster": {"display_name": "This cluster", "kubespawner_override": {}},
-    "naples": {"display_name": "INFN Naples (HTCondor)", "kubespawner_override": {
-        "node_selector": {"kubernetes.io/hostname": "vk-naples"},
-        "tolerations": [{"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}]}},
-    "leonardo": {"display_name": "CINECA Leonardo (SLURM)", "kubespawner_override": {
-        "node_selector": {"kubernetes.io/hostname": "vk-leonardo"},
-        "tolerations": [{"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}],
-        "extra_resource_limits": {"nvidia.com/gpu": "1"}}},
+    "naples": {
+        "display_name": "INFN Naples (HTCondor)",
+        "kubespawner_override": {
+            "node_selector": {"kubernetes.io/hostname": "vk-naples"},
+            "tolerations": [
+                {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+        },
+    },
+    "leonardo": {
+        "display_name": "CINECA Leonardo (SLURM)",
+        "kubespawner_override": {
+            "node_selector": {"kubernetes.io/hostname": "vk-leonardo"},
+            "tolerations": [
+                {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+            "extra_resource_limits": {"nvidia.com/gpu": "1"},
+        },
+    },
 }
 
 
@@ -125,21 +153,39 @@ def _kubespawner_profiles(profiles: int) -> tuple[list[dict[str, Any]], dict[str
     visibility: dict[str, list[str]] = {}
     for i in range(profiles):
         images = _image_choices(i)
-        out.append({
-            "display_name": f"Profile {i}",
-            "slug": f"p{i}",
-            "description": f"Environment number {i}",
-            "profile_options": {
-                "image": {"display_name": "Image", "choices": images},
-                "cores": {"display_name": "Cores", "choices": {
-                    f"c{c}": {"display_name": str(c), "default": c == 2,
-                              "kubespawner_override": {"cpu_guarantee": c, "cpu_limit": c}} for c in CORES}},
-                "memory": {"display_name": "Memory", "choices": {
-                    f"m{m}": {"display_name": m, "default": m == "4G",
-                              "kubespawner_override": {"mem_guarantee": m, "mem_limit": m}} for m in MEMORY}},
-                "target": {"display_name": "Where", "choices": copy.deepcopy(_KS_TARGETS)},
-            },
-        })
+        out.append(
+            {
+                "display_name": f"Profile {i}",
+                "slug": f"p{i}",
+                "description": f"Environment number {i}",
+                "profile_options": {
+                    "image": {"display_name": "Image", "choices": images},
+                    "cores": {
+                        "display_name": "Cores",
+                        "choices": {
+                            f"c{c}": {
+                                "display_name": str(c),
+                                "default": c == 2,
+                                "kubespawner_override": {"cpu_guarantee": c, "cpu_limit": c},
+                            }
+                            for c in CORES
+                        },
+                    },
+                    "memory": {
+                        "display_name": "Memory",
+                        "choices": {
+                            f"m{m}": {
+                                "display_name": m,
+                                "default": m == "4G",
+                                "kubespawner_override": {"mem_guarantee": m, "mem_limit": m},
+                            }
+                            for m in MEMORY
+                        },
+                    },
+                    "target": {"display_name": "Where", "choices": copy.deepcopy(_KS_TARGETS)},
+                },
+            }
+        )
         visibility[f"p{i}"] = _profile_groups(i)
         visibility[f"p{i}/image/img4"] = ["students", "gpu-users"]
         visibility[f"p{i}/target/naples"] = ["students", "highrate"]
@@ -161,7 +207,8 @@ def kubespawner_filtered(profiles: int) -> dict[str, Any]:
             profile = dict(profile, profile_options={})
             for key, option in all_profiles_by_slug[profile["slug"]]["profile_options"].items():
                 choices = {
-                    name: choice for name, choice in option["choices"].items()
+                    name: choice
+                    for name, choice in option["choices"].items()
                     if groups.intersection(visibility.get(f"{profile['slug']}/{key}/{name}", groups))
                 }
                 profile["profile_options"][key] = dict(option, choices=choices)

@@ -64,18 +64,30 @@ class HubProcess:
     ``settings`` is Python source of a dict of spawner traits, evaluated in the
     hub's config file (it may call :mod:`catalogs`)."""
 
-    def __init__(self, spawner_class: str, section: str, settings: str, groups: dict[str, list[str]],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        spawner_class: str,
+        section: str,
+        settings: str,
+        groups: dict[str, list[str]],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="offload-bench-hub-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(16)
         config = _CONFIG.format(
-            paths=[str(HERE), str(ROOT)], port=self.port, hub_port=free_port(), proxy_api_port=free_port(),
-            pid_file=str(self.workdir / "proxy.pid"), db=str(self.workdir / "hub.sqlite"),
+            paths=[str(HERE), str(ROOT)],
+            port=self.port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            pid_file=str(self.workdir / "proxy.pid"),
+            db=str(self.workdir / "hub.sqlite"),
             cookie=str(self.workdir / "cookie_secret"),
             groups={name: {"users": users} for name, users in groups.items()},
-            spawner_class=spawner_class, settings=settings, section=section,
+            spawner_class=spawner_class,
+            settings=settings,
+            section=section,
         )
         (self.workdir / "jupyterhub_config.py").write_text(config)
         self.env = {**os.environ, **(env or {}), "BENCH_TOKEN": self.token}
@@ -85,8 +97,11 @@ class HubProcess:
     def __enter__(self) -> HubProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.workdir / "jupyterhub_config.py")],
-            cwd=self.workdir, env=self.env, start_new_session=True,
-            stdout=open(self.workdir / "hub.log", "wb"), stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            start_new_session=True,
+            stdout=open(self.workdir / "hub.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 120
         while True:
@@ -112,16 +127,21 @@ class HubProcess:
                 self.process.wait()
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, f"{self.url}/hub/api/{path}",
-                                    headers={"Authorization": f"token {self.token}"}, timeout=60, **kwargs)
+        return self.session.request(
+            method, f"{self.url}/hub/api/{path}", headers={"Authorization": f"token {self.token}"}, timeout=60, **kwargs
+        )
 
     def login(self, user: str) -> requests.Session:
         """A browser session of ``user`` (DummyAuthenticator accepts any password)."""
         browser = requests.Session()
         browser.get(f"{self.url}/hub/login", timeout=30)
         xsrf = browser.cookies.get("_xsrf", "")
-        r = browser.post(f"{self.url}/hub/login", data={"username": user, "password": "x", "_xsrf": xsrf},
-                         timeout=60, allow_redirects=False)
+        r = browser.post(
+            f"{self.url}/hub/login",
+            data={"username": user, "password": "x", "_xsrf": xsrf},
+            timeout=60,
+            allow_redirects=False,
+        )
         assert r.status_code == 302, (r.status_code, r.text[:500])
         return browser
 

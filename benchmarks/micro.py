@@ -47,11 +47,18 @@ SAMPLES = {10: 31, 100: 15, 1000: 7}
 
 #: comparison -> (offload config, offload user_options, kubespawner config, kubespawner user_options)
 COMPARISONS = {
-    "plain profile_list": lambda n, g: (catalogs.plain(n), catalogs.plain_options(n),
-                                        catalogs.plain(n), catalogs.plain_options(n)),
-    "catalog vs kubespawner+group filter": lambda n, g: (catalogs.offload(n, g), catalogs.offload_options(n),
-                                                         catalogs.kubespawner_filtered(n),
-                                                         catalogs.kubespawner_options(n)),
+    "plain profile_list": lambda n, g: (
+        catalogs.plain(n),
+        catalogs.plain_options(n),
+        catalogs.plain(n),
+        catalogs.plain_options(n),
+    ),
+    "catalog vs kubespawner+group filter": lambda n, g: (
+        catalogs.offload(n, g),
+        catalogs.offload_options(n),
+        catalogs.kubespawner_filtered(n),
+        catalogs.kubespawner_options(n),
+    ),
 }
 
 
@@ -98,12 +105,17 @@ def install_watcher(pods: int = 20) -> None:
     per_node: dict[str, dict] = {"vk-leonardo": {}, "vk-naples": {}}
     for i in range(pods):
         name = "vk-leonardo" if i % 2 else "vk-naples"
-        per_node[name][f"jhub/p{i}"] = meta({
-            "metadata": {"name": f"p{i}", "namespace": "jhub"},
-            "spec": {"nodeName": name,
-                     "containers": [{"name": "c", "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}]},
-            "status": {"phase": "Running"},
-        }, str(i))
+        per_node[name][f"jhub/p{i}"] = meta(
+            {
+                "metadata": {"name": f"p{i}", "namespace": "jhub"},
+                "spec": {
+                    "nodeName": name,
+                    "containers": [{"name": "c", "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}}],
+                },
+                "status": {"phase": "Running"},
+            },
+            str(i),
+        )
     watcher = AvailabilityWatcher(list(per_node), "default", logging.getLogger("bench"))
     watcher.nodes = SimpleNamespace(resources=nodes)
     watcher.pods = {name: SimpleNamespace(resources=held) for name, held in per_node.items()}
@@ -155,7 +167,8 @@ async def scaling(figures) -> None:
                     name = f"{op} ms, {comparison}, {profiles} profiles, {groups} groups"
                     figures.pair(name, o, k, target=1.3)
                     series.setdefault(f"{op} | {comparison} | {groups} groups", []).append(
-                        {"profiles": profiles, "offload": o, "kubespawner": k})
+                        {"profiles": profiles, "offload": o, "kubespawner": k}
+                    )
     figures.series["scaling"] = series
     # What the forms hold: the offload form lists per target the user's limits and
     # live availability, which KubeSpawner's form has no place for.
@@ -164,22 +177,32 @@ async def scaling(figures) -> None:
         user_groups = catalogs.user_groups(GROUPS[-1])
         o_html = await form(make(OffloadSpawner, o_conf, user_groups))
         k_html = await form(make(KubeSpawner, k_conf, user_groups))
-        figures.pair(f"form HTML KiB, {comparison}, {PROFILES[-1]} profiles", len(o_html.encode()) / 1024,
-                     len(k_html.encode()) / 1024)
+        figures.pair(
+            f"form HTML KiB, {comparison}, {PROFILES[-1]} profiles",
+            len(o_html.encode()) / 1024,
+            len(k_html.encode()) / 1024,
+        )
     for key, points in series.items():
         op, comparison, groups = key.split(" | ")
         xs = [p["profiles"] for p in points]
-        figures.pair(f"{op} slope vs profiles (log-log, 1 = linear), {comparison}, {groups}",
-                     slope(xs, [p["offload"] for p in points]), slope(xs, [p["kubespawner"] for p in points]),
-                     target=None)
+        figures.pair(
+            f"{op} slope vs profiles (log-log, 1 = linear), {comparison}, {groups}",
+            slope(xs, [p["offload"] for p in points]),
+            slope(xs, [p["kubespawner"] for p in points]),
+            target=None,
+        )
     # Growth with the user's groups, at the largest catalog.
     for op in ("manifest", "form"):
         for comparison in COMPARISONS:
-            few, many = (next(p for p in series[f"{op} | {comparison} | {g} groups"] if p["profiles"] == PROFILES[-1])
-                         for g in GROUPS)
-            figures.pair(f"{op} slope vs groups (log-log, 1 = linear), {comparison}, {PROFILES[-1]} profiles",
-                         slope(list(GROUPS), [few["offload"], many["offload"]]),
-                         slope(list(GROUPS), [few["kubespawner"], many["kubespawner"]]))
+            few, many = (
+                next(p for p in series[f"{op} | {comparison} | {g} groups"] if p["profiles"] == PROFILES[-1])
+                for g in GROUPS
+            )
+            figures.pair(
+                f"{op} slope vs groups (log-log, 1 = linear), {comparison}, {PROFILES[-1]} profiles",
+                slope(list(GROUPS), [few["offload"], many["offload"]]),
+                slope(list(GROUPS), [few["kubespawner"], many["kubespawner"]]),
+            )
 
 
 async def api_calls_per_form(figures, renders: int = 20) -> None:
@@ -215,14 +238,18 @@ def first_manifest_memory(figures, profiles: int = 10, groups: int = 1, repeats:
             for spawner in peaks:
                 out = subprocess.run(
                     [sys.executable, __file__, "first-manifest", spawner, comparison, str(profiles), str(groups)],
-                    capture_output=True, text=True,
+                    capture_output=True,
+                    text=True,
                 )
                 if out.returncode != 0:
                     raise RuntimeError(f"first-manifest probe failed: {out.stderr[-1500:]}")
                 peaks[spawner].append(int(out.stdout.strip().splitlines()[-1]))
-        figures.pair(f"first manifest build peak traced KiB, {comparison}, {profiles} profiles",
-                     statistics.median(peaks["offload"]) / 1024, statistics.median(peaks["kubespawner"]) / 1024,
-                     target=2.0)
+        figures.pair(
+            f"first manifest build peak traced KiB, {comparison}, {profiles} profiles",
+            statistics.median(peaks["offload"]) / 1024,
+            statistics.median(peaks["kubespawner"]) / 1024,
+            target=2.0,
+        )
 
 
 def _probe_main(argv: list[str]) -> int:
@@ -233,8 +260,9 @@ def _probe_main(argv: list[str]) -> int:
             # The watcher binds to the running loop, as in the hub.
             install_watcher()
             o_conf, o_opts, k_conf, k_opts = COMPARISONS[comparison](profiles, groups)
-            cls, conf, opts = ((OffloadSpawner, o_conf, o_opts) if spawner == "offload"
-                               else (KubeSpawner, k_conf, k_opts))
+            cls, conf, opts = (
+                (OffloadSpawner, o_conf, o_opts) if spawner == "offload" else (KubeSpawner, k_conf, k_opts)
+            )
             s = make(cls, conf, catalogs.user_groups(groups))
             gc.collect()
             tracemalloc.start()
@@ -251,4 +279,3 @@ def _probe_main(argv: list[str]) -> int:
 if __name__ == "__main__":
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     sys.exit(_probe_main(sys.argv[1:]))
-

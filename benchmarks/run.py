@@ -57,8 +57,12 @@ def check_startup(figures: Figures, repeats: int = 5) -> None:
         floor.append((time.perf_counter() - start) * 1e3)
     figures.single("offload-spawner check wall ms (start to answer)", statistics.median(walls), target=1000)
     figures.single("python -c pass wall ms (the floor, same moment)", statistics.median(floor))
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "offload_spawner.hub.cli", "check", "-f", str(config)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "offload_spawner.hub.cli", "check", "-f", str(config)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     total = 0
     heaviest: list[tuple[int, str]] = []
     for line in out.stderr.splitlines():
@@ -81,8 +85,11 @@ def hub_memory(figures: Figures, profiles: int = 1000, groups: int = 500, repeat
 
     user_groups = {g: ["alice"] for g in catalogs.user_groups(groups)}
     hubs = {
-        "offload": ("offload", "OffloadSpawner",
-                    f"dict(catalogs.offload({profiles}, {groups}), offload_availability=False)"),
+        "offload": (
+            "offload",
+            "OffloadSpawner",
+            f"dict(catalogs.offload({profiles}, {groups}), offload_availability=False)",
+        ),
         "kubespawner": ("kubespawner.KubeSpawner", "KubeSpawner", f"catalogs.kubespawner_filtered({profiles})"),
     }
     rss: dict[str, list[int]] = {"offload": [], "kubespawner": []}
@@ -94,8 +101,12 @@ def hub_memory(figures: Figures, profiles: int = 1000, groups: int = 500, repeat
                     hub.form(browser)
                 time.sleep(1)
                 rss[kind].append(hub.rss_kib())
-    figures.pair(f"hub process RSS KiB after a form render, {profiles} profiles, {groups} groups",
-                 statistics.median(rss["offload"]), statistics.median(rss["kubespawner"]), target=1.1)
+    figures.pair(
+        f"hub process RSS KiB after a form render, {profiles} profiles, {groups} groups",
+        statistics.median(rss["offload"]),
+        statistics.median(rss["kubespawner"]),
+        target=1.1,
+    )
 
 
 def plot(figures: Figures, path: Path) -> None:
@@ -113,10 +124,12 @@ def plot(figures: Figures, path: Path) -> None:
             _, comparison, groups = key.split(" | ")
             xs = [p["profiles"] for p in points]
             style = "-" if groups.startswith("1 ") else "--"
-            ax.plot(xs, [p["offload"] for p in points], style, marker="o",
-                    label=f"OffloadSpawner, {comparison}, {groups}")
-            ax.plot(xs, [p["kubespawner"] for p in points], style, marker="s",
-                    label=f"KubeSpawner, {comparison}, {groups}")
+            ax.plot(
+                xs, [p["offload"] for p in points], style, marker="o", label=f"OffloadSpawner, {comparison}, {groups}"
+            )
+            ax.plot(
+                xs, [p["kubespawner"] for p in points], style, marker="s", label=f"KubeSpawner, {comparison}, {groups}"
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("profiles in the catalog")
@@ -131,8 +144,9 @@ def plot(figures: Figures, path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (numbers are rougher)")
-    parser.add_argument("--skip", action="append", default=[],
-                        help="skip a section: scaling, memory, hub, check, testbed")
+    parser.add_argument(
+        "--skip", action="append", default=[], help="skip a section: scaling, memory, hub, check, testbed"
+    )
     args = parser.parse_args()
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     import micro

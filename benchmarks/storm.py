@@ -39,23 +39,45 @@ _COMMON = {
 # in-cluster node (node-local: 16 cores, 64 GiB, 110 pods).
 OFFLOAD_STORM = {
     **_COMMON,
-    "profile_list": [{"display_name": "Lecture", "slug": "lecture", "cores": {"choices": [0.25]},
-                      "memory": {"choices": ["256M"]}}],
+    "profile_list": [
+        {"display_name": "Lecture", "slug": "lecture", "cores": {"choices": [0.25]}, "memory": {"choices": ["256M"]}}
+    ],
     "offload_targets": {"cluster": {"display_name": "This cluster", "backend": "kubernetes"}},
 }
 KUBESPAWNER_STORM = {
     **_COMMON,
-    "profile_list": [{"display_name": "Lecture", "slug": "lecture",
-                      "kubespawner_override": {"cpu_guarantee": 0.25, "cpu_limit": 0.25,
-                                               "mem_guarantee": "256M", "mem_limit": "256M"}}],
+    "profile_list": [
+        {
+            "display_name": "Lecture",
+            "slug": "lecture",
+            "kubespawner_override": {
+                "cpu_guarantee": 0.25,
+                "cpu_limit": 0.25,
+                "mem_guarantee": "256M",
+                "mem_limit": "256M",
+            },
+        }
+    ],
 }
 CAPACITY = {
-    "offload_targets": {"leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo", "offload": "session",
-        "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}}}},
-    "profile_list": [{"display_name": "GPU", "slug": "gpu", "cores": {"choices": [1]}, "memory": {"choices": ["1G"]},
-                      "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"],
-                                                          "max": 4}}}],
+    "offload_targets": {
+        "leonardo": {
+            "display_name": "CINECA Leonardo (SLURM)",
+            "backend": "slurm",
+            "node": "vk-leonardo",
+            "offload": "session",
+            "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
+        }
+    },
+    "profile_list": [
+        {
+            "display_name": "GPU",
+            "slug": "gpu",
+            "cores": {"choices": [1]},
+            "memory": {"choices": ["1G"]},
+            "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 4}},
+        }
+    ],
     "offload_availability_wait": 10.0,
 }
 
@@ -68,8 +90,11 @@ def _binaries_built() -> bool:
 
 def run(figures: Any) -> None:
     if not _binaries_built():
-        figures.note("testbed", "the test bed's binaries are not built (make testbed-build); "
-                                "capacity-change and spawn-storm figures skipped")
+        figures.note(
+            "testbed",
+            "the test bed's binaries are not built (make testbed-build); "
+            "capacity-change and spawn-storm figures skipped",
+        )
         return
     from testbed import LocalCluster
 
@@ -84,8 +109,9 @@ def run(figures: Any) -> None:
 def _hub(cluster: Any, spawner_class: str, section: str, settings: dict, groups: dict[str, list[str]]):
     from hubproc import HubProcess
 
-    return HubProcess(spawner_class, section, repr(settings), groups,
-                      env={"KUBECONFIG": str(cluster.control_plane.hub_kubeconfig)})
+    return HubProcess(
+        spawner_class, section, repr(settings), groups, env={"KUBECONFIG": str(cluster.control_plane.hub_kubeconfig)}
+    )
 
 
 def capacity_change(figures: Any, cluster: Any, repeats: int = 3) -> None:
@@ -99,14 +125,22 @@ def capacity_change(figures: Any, cluster: Any, repeats: int = 3) -> None:
             _until(lambda: "a100: 4 total" in hub.form(browser), 30)
             for i in range(repeats):
                 count = "2" if i % 2 == 0 else "4"
-                admin.call("PATCH", "/api/v1/nodes/vk-leonardo/status",
-                           {"status": {"allocatable": {"nvidia.com/gpu": count}}}, content_type=STRATEGIC)
+                admin.call(
+                    "PATCH",
+                    "/api/v1/nodes/vk-leonardo/status",
+                    {"status": {"allocatable": {"nvidia.com/gpu": count}}},
+                    content_type=STRATEGIC,
+                )
                 start = time.monotonic()
                 _until(lambda c=count: f"a100: {c} total" in hub.form(browser), 10)
                 latencies.append((time.monotonic() - start) * 1e3)
     finally:
-        admin.call("PATCH", "/api/v1/nodes/vk-leonardo/status",
-                   {"status": {"allocatable": {"nvidia.com/gpu": "4"}}}, content_type=STRATEGIC)
+        admin.call(
+            "PATCH",
+            "/api/v1/nodes/vk-leonardo/status",
+            {"status": {"allocatable": {"nvidia.com/gpu": "4"}}},
+            content_type=STRATEGIC,
+        )
         cluster.control_plane.unbind_node_reader()
     figures.single("capacity change on a node -> next form render ms", statistics.median(latencies), target=1000)
 
@@ -129,8 +163,9 @@ def spawn_storm(figures: Any, cluster: Any, rounds: int = 1) -> None:
             ("offload", "offload", "OffloadSpawner", OFFLOAD_STORM, {"profile": "lecture"}),
             ("kubespawner", "kubespawner.KubeSpawner", "KubeSpawner", KUBESPAWNER_STORM, {"profile": "lecture"}),
         ):
-            secrets_before = {s["metadata"]["name"] for s in
-                              admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets")["items"]}
+            secrets_before = {
+                s["metadata"]["name"] for s in admin.call("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets")["items"]
+            }
             with _hub(cluster, spawner_class, section, settings, groups) as hub:
                 spawn_ms, stop_ms = asyncio.run(_storm(hub, options, admin))
             results[kind]["spawn"].append(spawn_ms)
@@ -141,10 +176,16 @@ def spawn_storm(figures: Any, cluster: Any, rounds: int = 1) -> None:
             left[kind] += len(pods) + len(secrets)
             for pod in pods:  # leave the namespace clean for the next round
                 admin.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}")
-    for phase, name in (("spawn", "50 concurrent spawns until all running ms"),
-                        ("stop", "50 concurrent stops until all gone ms")):
-        figures.pair(name, statistics.median(results["offload"][phase]),
-                     statistics.median(results["kubespawner"][phase]), target=1.1)
+    for phase, name in (
+        ("spawn", "50 concurrent spawns until all running ms"),
+        ("stop", "50 concurrent stops until all gone ms"),
+    ):
+        figures.pair(
+            name,
+            statistics.median(results["offload"][phase]),
+            statistics.median(results["kubespawner"][phase]),
+            target=1.1,
+        )
     figures.pair("pods and Secrets left behind after 50 stops", left["offload"], left["kubespawner"])
 
 
@@ -152,6 +193,7 @@ async def _storm(hub: Any, options: dict, admin: Any) -> tuple[float, float]:
     headers = {"Authorization": f"token {hub.token}"}
     base = f"{hub.url}/hub/api/users"
     async with aiohttp.ClientSession(headers=headers) as session:
+
         async def post(user: str) -> None:
             async with session.post(f"{base}/{user}/server", data=json.dumps(options)) as r:
                 assert r.status in (201, 202), (user, r.status, await r.text())

@@ -38,27 +38,41 @@ else:
     c.JupyterHub.load_groups = {name: {"users": users} for name, users in DEMO_GROUPS.items()}
 
 c.OffloadSpawner.offload_targets = {
-    "cluster": {"display_name": "This cluster", "backend": "kubernetes",
-                "description": "The hub's own Kubernetes cluster."},
+    "cluster": {
+        "display_name": "This cluster",
+        "backend": "kubernetes",
+        "description": "The hub's own Kubernetes cluster.",
+    },
     "naples": {
         "display_name": "INFN Naples (HTCondor)",
-        "backend": "htcondor", "node": "vk-naples", "offload": "dask",
+        "backend": "htcondor",
+        "node": "vk-naples",
+        "offload": "dask",
         "allowed_groups": ["highrate"],
         "limits": {"cores": 96, "memory": "180G"},
         "start_timeout": 900,
     },
     "leonardo": {
         "display_name": "CINECA Leonardo (SLURM)",
-        "backend": "slurm", "node": "vk-leonardo", "offload": "session",
-        "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "qos": "normal",
-                  "time_limit": "04:00:00", "flavor": "gpu"},
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "slurm": {
+            "partition": "boost_usr_prod",
+            "account": "icsc_ai",
+            "qos": "normal",
+            "time_limit": "04:00:00",
+            "flavor": "gpu",
+        },
         "allowed_groups": ["ai-infn"],
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
         "start_timeout": 900,
     },
     "docker": {
         "display_name": "INFN Docker site (FPGA)",
-        "backend": "docker", "node": "vk-docker", "offload": "session",
+        "backend": "docker",
+        "node": "vk-docker",
+        "offload": "session",
         "allowed_groups": ["ai-infn"],
         "limits": {"cores": 16, "memory": "64G", "accelerators": {"xilinx.com/fpga": 2}},
     },
@@ -96,9 +110,11 @@ if os.environ.get("DEMO_TESTBED"):
         leonardo["node"] = os.environ["DEMO_SLURM_NODE"]
         # What the one-node SLURM has: this machine's cores, its RealMemory, the two
         # count-only a100 GPUs of its gres.conf (requested by --gres, no plugin flavor).
-        leonardo["limits"] = {"cores": int(os.environ["DEMO_SLURM_CPUS"]),
-                              "memory": f"{os.environ['DEMO_SLURM_MEMORY_MB']}M",
-                              "accelerators": {"nvidia.com/gpu": 2}}
+        leonardo["limits"] = {
+            "cores": int(os.environ["DEMO_SLURM_CPUS"]),
+            "memory": f"{os.environ['DEMO_SLURM_MEMORY_MB']}M",
+            "accelerators": {"nvidia.com/gpu": 2},
+        }
         leonardo["slurm"] = {k: v for k, v in leonardo["slurm"].items() if k != "flavor"}
         c.OffloadSpawner.ip = "127.0.0.1"
         c.OffloadSpawner.port = int(os.environ["DEMO_SERVER_PORT"])
@@ -112,20 +128,31 @@ c.OffloadSpawner.profile_list = [
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    "alma9": {"display_name": "AlmaLinux 9", "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"}},
-                    "offload": {"display_name": "Dask offload", "allowed_groups": ["highrate"],
-                                "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01"}},
+                    "alma9": {
+                        "display_name": "AlmaLinux 9",
+                        "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"},
+                    },
+                    "offload": {
+                        "display_name": "Dask offload",
+                        "allowed_groups": ["highrate"],
+                        "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01"},
+                    },
                 },
-                "unlisted_choice": {"enabled": True, "display_name": "Custom image",
-                                    "validation_regex": "^quay\\.io/jupyter/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
-                                    "validation_message": "Use an image from quay.io/jupyter, with a tag.",
-                                    "kubespawner_override": {"image": "{value}"}},
+                "unlisted_choice": {
+                    "enabled": True,
+                    "display_name": "Custom image",
+                    "validation_regex": "^quay\\.io/jupyter/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+                    "validation_message": "Use an image from quay.io/jupyter, with a tag.",
+                    "kubespawner_override": {"image": "{value}"},
+                },
             },
         },
         "cores": {"choices": [1, 2, 4, 8], "default": 2},
         "memory": {"choices": ["2G", "4G", "8G", "16G", "32G", "64G"], "default": "4G"},
-        "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4},
-                         "xilinx.com/fpga": {"display_name": "AMD/Xilinx FPGA", "models": ["u55c"], "max": 2}},
+        "accelerators": {
+            "nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["t4", "a100"], "max": 4},
+            "xilinx.com/fpga": {"display_name": "AMD/Xilinx FPGA", "models": ["u55c"], "max": 2},
+        },
         "targets": ["cluster", "naples", "leonardo", "docker"],
     },
     {

@@ -76,8 +76,12 @@ def main() -> int:
             stack = real_slurm.enter_context(InterlinkStack(cluster.control_plane, slurm, workdir / "interlink"))
             slurm_conf = str(slurm.conf)
             (server_port,) = free_ports(1)
-            slurm_env = {"DEMO_SLURM_NODE": stack.node, "DEMO_SLURM_CPUS": str(slurm.cpus),
-                         "DEMO_SLURM_MEMORY_MB": str(slurm.memory_mb), "DEMO_SERVER_PORT": str(server_port)}
+            slurm_env = {
+                "DEMO_SLURM_NODE": stack.node,
+                "DEMO_SLURM_CPUS": str(slurm.cpus),
+                "DEMO_SLURM_MEMORY_MB": str(slurm.memory_mb),
+                "DEMO_SERVER_PORT": str(server_port),
+            }
         # The rights helm-values/rbac-availability.yaml grants (read Nodes and
         # the pods bound to them), so that the form shows each site's free
         # capacity and accelerators, as on a hub whose admin applied that file.
@@ -95,27 +99,39 @@ def main() -> int:
             JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
             **slurm_env,
         )
-        print(f"offload_spawner demo hub: http://127.0.0.1:{port}/  (log in at the demo IAM; password for every user: {PASSWORD})")
+        print(
+            f"offload_spawner demo hub: http://127.0.0.1:{port}/  (log in at the demo IAM; password for every user: {PASSWORD})"
+        )
         print(f"demo IAM (OpenID Connect provider): {idp.issuer}")
         for user, groups in sorted(groups_by_user().items()):
             shown = ", ".join(groups) if groups else "(none)  -> only the open Teaching profile"
             print(f"  {user:8} groups: {shown}")
         if why_not_real is None:
-            print(f"SLURM target (leonardo): the real interLink stack (virtual kubelet, API server, SLURM plugin) "
-                  f"and a real SLURM, node {slurm_env['DEMO_SLURM_NODE']}; see its jobs with "
-                  f"SLURM_CONF={slurm_conf} squeue")
+            print(
+                f"SLURM target (leonardo): the real interLink stack (virtual kubelet, API server, SLURM plugin) "
+                f"and a real SLURM, node {slurm_env['DEMO_SLURM_NODE']}; see its jobs with "
+                f"SLURM_CONF={slurm_conf} squeue"
+            )
         else:
             print(f"SLURM target (leonardo): the test bed's imitation (node vk-leonardo), because {why_not_real}")
         print(f"admin kubeconfig (kubectl): {cluster.control_plane.admin_kubeconfig}")
-        print("logs: the hub's below in this terminal; the test bed's (kube-apiserver.log, ...) in "
-              f"{cluster.control_plane.workdir}/, each server's in {cluster.vk_state_dir / 'logs'}/ "
-              "(removed when the demo stops)")
+        print(
+            "logs: the hub's below in this terminal; the test bed's (kube-apiserver.log, ...) in "
+            f"{cluster.control_plane.workdir}/, each server's in {cluster.vk_state_dir / 'logs'}/ "
+            "(removed when the demo stops)"
+        )
         print("Ctrl-C stops the hub, its servers, the provider and the test bed.", flush=True)
         hub = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py"),
-             "--JupyterHub.db_url=sqlite:///" + str(Path(state, "hub.sqlite")),
-             "--JupyterHub.cookie_secret_file=" + str(Path(state, "cookie_secret")),
-             "--ConfigurableHTTPProxy.pid_file=" + str(Path(state, "proxy.pid"))],
+            [
+                sys.executable,
+                "-m",
+                "jupyterhub",
+                "-f",
+                str(HERE / "jupyterhub_config.py"),
+                "--JupyterHub.db_url=sqlite:///" + str(Path(state, "hub.sqlite")),
+                "--JupyterHub.cookie_secret_file=" + str(Path(state, "cookie_secret")),
+                "--ConfigurableHTTPProxy.pid_file=" + str(Path(state, "proxy.pid")),
+            ],
             cwd=state,
             env=env,
             # Its own session: a terminal's Ctrl-C reaches only this script,
@@ -135,6 +151,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 hub.kill()
             return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,6 @@ admission policy has no functions, so the check is written out here once.
 tests/test_dask_placement.py compares the committed file with this output.
 """
 
-
 from __future__ import annotations
 
 import sys
@@ -25,43 +24,59 @@ POD = """has(request.userInfo.extra) && 'authentication.kubernetes.io/pod-name' 
         && size(request.userInfo.extra['authentication.kubernetes.io/pod-name']) == 1
         ? request.userInfo.extra['authentication.kubernetes.io/pod-name'][0] : ''"""
 
+
 def lines(role: str, key: str) -> str:
     """The allowance's text lines for ``role``'s ``key`` (an empty text: none)."""
-    return f"params.metadata.annotations['dask-placement.offload-spawner.io/{role}.{key}'].split('\\n').filter(l, l != '')"
+    return (
+        f"params.metadata.annotations['dask-placement.offload-spawner.io/{role}.{key}'].split('\\n').filter(l, l != '')"
+    )
+
 
 def tol(t: str) -> str:
     """Toleration ``t`` as offload_spawner.dask.dask_placement.toleration_line writes it."""
-    return (f"((has({t}.key) ? {t}.key : '') + '|' + (has({t}.operator) && {t}.operator != '' ? {t}.operator : 'Equal') + '|' "
-            f"+ (has({t}.value) ? {t}.value : '') + '|' + (has({t}.effect) ? {t}.effect : '') + '|' "
-            f"+ (has({t}.tolerationSeconds) ? string({t}.tolerationSeconds) : ''))")
+    return (
+        f"((has({t}.key) ? {t}.key : '') + '|' + (has({t}.operator) && {t}.operator != '' ? {t}.operator : 'Equal') + '|' "
+        f"+ (has({t}.value) ? {t}.value : '') + '|' + (has({t}.effect) ? {t}.effect : '') + '|' "
+        f"+ (has({t}.tolerationSeconds) ? string({t}.tolerationSeconds) : ''))"
+    )
+
 
 def bounded(role: str, m: str) -> str:
     """Every resource of map ``m`` is cpu or memory, within ``role``'s size."""
-    return (f"{m}.all(r, r in ['cpu', 'memory'] && isQuantity({m}[r]) "
-            f"&& quantity({m}[r]).compareTo(quantity(params.metadata.annotations['dask-placement.offload-spawner.io/{role}.' + r])) <= 0)")
+    return (
+        f"{m}.all(r, r in ['cpu', 'memory'] && isQuantity({m}[r]) "
+        f"&& quantity({m}[r]).compareTo(quantity(params.metadata.annotations['dask-placement.offload-spawner.io/{role}.' + r])) <= 0)"
+    )
+
 
 def check(part: str, role: str) -> str:
     """part: CEL path of a {metadata, spec} pair (e.g. object.spec.worker)."""
     s, m = f"{part}.spec", f"{part}.metadata"
     ns, ts, an = lines(role, "nodeSelector"), lines(role, "tolerations"), lines(role, "annotations")
-    return " && ".join([
-        "params.metadata.annotations['dask-placement.offload-spawner.io/allowed'] == 'true'",
-        f"!has({s}.nodeName) && !(has({s}.affinity) && has({s}.affinity.nodeAffinity))",
-        f"(!has({s}.schedulerName) || {s}.schedulerName in ['', 'default-scheduler'])",
-        f"!has({s}.priorityClassName) && !has({s}.priority) && !has({s}.runtimeClassName) && !has({s}.overhead)",
-        f"(has({s}.nodeSelector) ? {s}.nodeSelector.all(k, (k + '=' + {s}.nodeSelector[k]) in {ns}) && size({s}.nodeSelector) == size({ns}) : size({ns}) == 0)",
-        f"(!has({s}.tolerations) || {s}.tolerations.all(t, {tol('t')} in {ts}))",
-        f"(has({m}) && has({m}.annotations) ? {m}.annotations.all(k, (k + '=' + {m}.annotations[k]) in {an}) && size({m}.annotations) == size({an}) : size({an}) == 0)",
-        f"size({s}.containers) == 1 && (!has({s}.initContainers) || size({s}.initContainers) == 0)",
-        f"{s}.containers.all(c, has(c.resources) && has(c.resources.limits) && 'cpu' in c.resources.limits && 'memory' in c.resources.limits "
-        f"&& {bounded(role, 'c.resources.limits')} && (!has(c.resources.requests) || {bounded(role, 'c.resources.requests')}))",
-    ])
+    return " && ".join(
+        [
+            "params.metadata.annotations['dask-placement.offload-spawner.io/allowed'] == 'true'",
+            f"!has({s}.nodeName) && !(has({s}.affinity) && has({s}.affinity.nodeAffinity))",
+            f"(!has({s}.schedulerName) || {s}.schedulerName in ['', 'default-scheduler'])",
+            f"!has({s}.priorityClassName) && !has({s}.priority) && !has({s}.runtimeClassName) && !has({s}.overhead)",
+            f"(has({s}.nodeSelector) ? {s}.nodeSelector.all(k, (k + '=' + {s}.nodeSelector[k]) in {ns}) && size({s}.nodeSelector) == size({ns}) : size({ns}) == 0)",
+            f"(!has({s}.tolerations) || {s}.tolerations.all(t, {tol('t')} in {ts}))",
+            f"(has({m}) && has({m}.annotations) ? {m}.annotations.all(k, (k + '=' + {m}.annotations[k]) in {an}) && size({m}.annotations) == size({an}) : size({an}) == 0)",
+            f"size({s}.containers) == 1 && (!has({s}.initContainers) || size({s}.initContainers) == 0)",
+            f"{s}.containers.all(c, has(c.resources) && has(c.resources.limits) && 'cpu' in c.resources.limits && 'memory' in c.resources.limits "
+            f"&& {bounded(role, 'c.resources.limits')} && (!has(c.resources.requests) || {bounded(role, 'c.resources.requests')}))",
+        ]
+    )
+
 
 KINDS = {
     "daskclusters": [("object.spec.worker", "worker"), ("object.spec.scheduler", "scheduler")],
     "daskworkergroups": [("object.spec.worker", "worker")],
-    "daskjobs": [("object.spec.job", "worker"), ("object.spec.cluster.spec.worker", "worker"),
-                 ("object.spec.cluster.spec.scheduler", "scheduler")],
+    "daskjobs": [
+        ("object.spec.job", "worker"),
+        ("object.spec.cluster.spec.worker", "worker"),
+        ("object.spec.cluster.spec.scheduler", "scheduler"),
+    ],
 }
 
 out = []

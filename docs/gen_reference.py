@@ -28,14 +28,28 @@ SCHEMA = ROOT / "docs" / "catalog.schema.json"
 #: A class whose module is not in this checkout is left out.
 CLASSES = [
     ("offload_spawner.hub.spawner", "OffloadSpawner", "c.OffloadSpawner.<name> / hub.config.OffloadSpawner.<name>"),
-    ("offload_spawner.identity.iam", "IAMOAuthenticator", "c.IAMOAuthenticator.<name> / hub.config.IAMOAuthenticator.<name>"),
+    (
+        "offload_spawner.identity.iam",
+        "IAMOAuthenticator",
+        "c.IAMOAuthenticator.<name> / hub.config.IAMOAuthenticator.<name>",
+    ),
 ]
 
 #: Catalog models in reading order (the backends' settings models, from the
 #: backend registry, after Toleration); models not listed follow alphabetically.
 MODEL_ORDER = [
-    "Catalog", "Target", "Limits", "Toleration", "<backend settings>", "Profile", "ProfileOption", "Choice",
-    "UnlistedChoice", "CoresOption", "MemoryOption", "AcceleratorOffer",
+    "Catalog",
+    "Target",
+    "Limits",
+    "Toleration",
+    "<backend settings>",
+    "Profile",
+    "ProfileOption",
+    "Choice",
+    "UnlistedChoice",
+    "CoresOption",
+    "MemoryOption",
+    "AcceleratorOffer",
 ]
 
 
@@ -45,7 +59,8 @@ def model_order() -> list[str]:
 
     backends = [a.settings_model.__name__ for a in settings_adapters() if a.settings_model is not None]
     at = MODEL_ORDER.index("<backend settings>")
-    return MODEL_ORDER[:at] + backends + MODEL_ORDER[at + 1:]
+    return MODEL_ORDER[:at] + backends + MODEL_ORDER[at + 1 :]
+
 
 HEADER = """\
 # Configuration reference

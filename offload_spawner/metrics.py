@@ -239,18 +239,31 @@ def capacity_families(watchers: Iterable[Any]) -> list[GaugeMetricFamily]:
     watchers' memory (each watcher carries the catalog it watches for)."""
 
     keys = ["target", "backend"]
-    up = GaugeMetricFamily(f"{PREFIX}_target_up", "1 when the target's virtual node is up, 0 when down "
-                           "(absent while availability is unknown).", labels=keys)
-    cores = GaugeMetricFamily(f"{PREFIX}_target_cores", "Cores of the target's virtual node: allocatable, "
-                              "allocated (pods and in-flight spawns) and free.", labels=[*keys, "state"])
-    memory = GaugeMetricFamily(f"{PREFIX}_target_memory_bytes", "Memory of the target's virtual node: "
-                               "allocatable, allocated and free.", labels=[*keys, "state"])
+    up = GaugeMetricFamily(
+        f"{PREFIX}_target_up",
+        "1 when the target's virtual node is up, 0 when down (absent while availability is unknown).",
+        labels=keys,
+    )
+    cores = GaugeMetricFamily(
+        f"{PREFIX}_target_cores",
+        "Cores of the target's virtual node: allocatable, allocated (pods and in-flight spawns) and free.",
+        labels=[*keys, "state"],
+    )
+    memory = GaugeMetricFamily(
+        f"{PREFIX}_target_memory_bytes",
+        "Memory of the target's virtual node: allocatable, allocated and free.",
+        labels=[*keys, "state"],
+    )
     accelerators = GaugeMetricFamily(
-        f"{PREFIX}_target_accelerators", "Accelerators per model on the target: capacity, allocated and available.",
+        f"{PREFIX}_target_accelerators",
+        "Accelerators per model on the target: capacity, allocated and available.",
         labels=[*keys, "resource", "model", "state"],
     )
-    watching = GaugeMetricFamily(f"{PREFIX}_availability_known", "1 while the hub watches the targets' "
-                                 "virtual nodes (availability known), else 0.", labels=[])
+    watching = GaugeMetricFamily(
+        f"{PREFIX}_availability_known",
+        "1 while the hub watches the targets' virtual nodes (availability known), else 0.",
+        labels=[],
+    )
     known = 0
     for watcher in watchers:
         catalog = getattr(watcher, "catalog", None)
@@ -295,7 +308,8 @@ class CapacityCollector:
         from kubespawner import KubeSpawner
 
         watchers = [
-            w for key, w in list(KubeSpawner.reflectors.items())
+            w
+            for key, w in list(KubeSpawner.reflectors.items())
             if isinstance(key, tuple) and key and key[0] == "offload-availability"
         ]
         try:

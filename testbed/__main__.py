@@ -22,14 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the test bed and keep it running until Ctrl-C")
     up.add_argument("--workdir", type=Path, help="keep certificates, kubeconfigs and logs here (default: a temp dir)")
-    up.add_argument("--interlink", action="store_true",
-                    help="also start a real SLURM cluster and the real interLink stack (node vk-slurm)")
-    up.add_argument("--k8s-plugin", action="store_true",
-                    help="also start interLink's real Kubernetes plugin behind its own interLink API server and "
-                         "virtual kubelet (node vk-k8s), offloading into namespace offload-remote-<ns>")
-    up.add_argument("--htcondor", action="store_true",
-                    help="also start the real interLink HTCondor plugin behind its own interLink API server "
-                         "and virtual kubelet (node vk-htcondor), with the test bed's HTCondor stand-ins")
+    up.add_argument(
+        "--interlink",
+        action="store_true",
+        help="also start a real SLURM cluster and the real interLink stack (node vk-slurm)",
+    )
+    up.add_argument(
+        "--k8s-plugin",
+        action="store_true",
+        help="also start interLink's real Kubernetes plugin behind its own interLink API server and "
+        "virtual kubelet (node vk-k8s), offloading into namespace offload-remote-<ns>",
+    )
+    up.add_argument(
+        "--htcondor",
+        action="store_true",
+        help="also start the real interLink HTCondor plugin behind its own interLink API server "
+        "and virtual kubelet (node vk-htcondor), with the test bed's HTCondor stand-ins",
+    )
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     args = parser.parse_args(argv)
 
@@ -62,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             from .k8s_plugin import NAMESPACE_PREFIX, KubernetesPluginStack
 
             k8s_stack = KubernetesPluginStack(cp, cp.workdir / "k8s-plugin", keep=cluster.control_plane.keep).start()
-            print(f"\n  real interLink node {k8s_stack.node} (Kubernetes plugin -> namespaces "
-                  f"{NAMESPACE_PREFIX}-<ns> here); logs in {k8s_stack.workdir}")
+            print(
+                f"\n  real interLink node {k8s_stack.node} (Kubernetes plugin -> namespaces "
+                f"{NAMESPACE_PREFIX}-<ns> here); logs in {k8s_stack.workdir}"
+            )
         print("\nThe test bed is up:")
         for key, value in cp.describe().items():
             print(f"  {key:28} {value}")

@@ -54,8 +54,10 @@ class LocalCluster:
             raise
         self.timings["control plane"] = cp.timings["total"]
         self.timings["total"] = time.monotonic() - t0
-        self.echo(f"nodes {', '.join(n.name for n in self.nodes)} schedulable in {self.timings['nodes']:.1f}s; "
-                  f"test bed up in {self.timings['total']:.1f}s")
+        self.echo(
+            f"nodes {', '.join(n.name for n in self.nodes)} schedulable in {self.timings['nodes']:.1f}s; "
+            f"test bed up in {self.timings['total']:.1f}s"
+        )
         return self
 
     def stop(self) -> None:

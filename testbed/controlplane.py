@@ -69,10 +69,17 @@ NODE_READER_RULES: list[dict[str, Any]] = [
 
 #: What a virtual kubelet needs (modelled on interLink's Helm chart).
 VIRTUAL_KUBELET_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["nodes"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
     {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["get", "update", "patch"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "update", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["get", "update", "patch"]},
     {"apiGroups": [""], "resources": ["secrets", "configmaps", "serviceaccounts"], "verbs": ["get", "list", "watch"]},
@@ -93,7 +100,9 @@ def ensure_built(echo: Callable[[str], None] = log) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
     echo(f"binaries ready in {time.monotonic() - start:.1f}s")
-    return Path(subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=True).stdout.strip())
+    return Path(
+        subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=True).stdout.strip()
+    )
 
 
 def free_ports(count: int) -> list[int]:
@@ -225,15 +234,20 @@ class ControlPlane:
                 pass
             for proc in self.processes:
                 if not proc.alive():
-                    raise ControlPlaneError(f"{proc.name} exited ({proc.popen.returncode if proc.popen else '?'}) "
-                                            f"while waiting for {what}:\n{proc.tail()}")
+                    raise ControlPlaneError(
+                        f"{proc.name} exited ({proc.popen.returncode if proc.popen else '?'}) "
+                        f"while waiting for {what}:\n{proc.tail()}"
+                    )
             if time.monotonic() > deadline:
                 raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(0.2)
 
     def _start(self) -> None:
         assert self.bin_dir is not None
-        bins = {name: str(self.bin_dir / name) for name in ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")}
+        bins = {
+            name: str(self.bin_dir / name)
+            for name in ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
+        }
         etcd_port, etcd_peer, api_port, sched_port, kcm_port = free_ports(5)
         self.server = f"https://127.0.0.1:{api_port}"
         w = self.workdir
@@ -241,9 +255,16 @@ class ControlPlane:
         t = time.monotonic()
         pki = Pki(w / "pki")
         serving = pki.issue(
-            "apiserver", "kube-apiserver", server=True,
-            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                       "kubernetes.default.svc.cluster.local"),
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
             ip_addresses=("127.0.0.1", "10.0.0.1"),
         )
         admin = pki.issue("admin", "testbed-admin", ("system:masters",))
@@ -258,67 +279,147 @@ class ControlPlane:
         self._admin = KubeRest(self.server, pki.ca.cert, client=admin)
         t = self._phase("pki", t)
 
-        self._spawn("etcd", [
-            bins["etcd"], "--name", "testbed", "--data-dir", str(w / "etcd-data"),
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster", f"testbed=http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster-state", "new", "--unsafe-no-fsync", "--log-level", "warn",
-        ])
-        self._wait("etcd /health", lambda: b'"health":"true"' in urllib.request.urlopen(
-            f"http://127.0.0.1:{etcd_port}/health", timeout=2).read(), 30)
+        self._spawn(
+            "etcd",
+            [
+                bins["etcd"],
+                "--name",
+                "testbed",
+                "--data-dir",
+                str(w / "etcd-data"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster",
+                f"testbed=http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster-state",
+                "new",
+                "--unsafe-no-fsync",
+                "--log-level",
+                "warn",
+            ],
+        )
+        self._wait(
+            "etcd /health",
+            lambda: (
+                b'"health":"true"' in urllib.request.urlopen(f"http://127.0.0.1:{etcd_port}/health", timeout=2).read()
+            ),
+            30,
+        )
         t = self._phase("etcd", t)
 
-        self._spawn("kube-apiserver", [
-            bins["kube-apiserver"],
-            "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(api_port), "--cert-dir", str(w / "apiserver-certs"),
-            "--tls-cert-file", str(serving.cert), "--tls-private-key-file", str(serving.key),
-            "--client-ca-file", str(pki.ca.cert),
-            "--authorization-mode=Node,RBAC", "--anonymous-auth=false",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(sa.cert),
-            "--service-account-signing-key-file", str(sa.key),
-            "--service-cluster-ip-range", SERVICE_CIDR,
-            "--endpoint-reconciler-type", "none", "--profiling=false",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                bins["kube-apiserver"],
+                "--etcd-servers",
+                f"http://127.0.0.1:{etcd_port}",
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(api_port),
+                "--cert-dir",
+                str(w / "apiserver-certs"),
+                "--tls-cert-file",
+                str(serving.cert),
+                "--tls-private-key-file",
+                str(serving.key),
+                "--client-ca-file",
+                str(pki.ca.cert),
+                "--authorization-mode=Node,RBAC",
+                "--anonymous-auth=false",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                str(sa.cert),
+                "--service-account-signing-key-file",
+                str(sa.key),
+                "--service-cluster-ip-range",
+                SERVICE_CIDR,
+                "--endpoint-reconciler-type",
+                "none",
+                "--profiling=false",
+            ],
+        )
         self._wait("kube-apiserver /readyz", lambda: self.admin().request("GET", "/readyz")[0] == 200, 90)
         t = self._phase("apiserver", t)
 
         ca = str(pki.ca.cert)
-        self._spawn("kube-controller-manager", [
-            bins["kube-controller-manager"],
-            "--kubeconfig", str(kcm_kc), "--authentication-kubeconfig", str(kcm_kc),
-            "--authorization-kubeconfig", str(kcm_kc),
-            "--bind-address", "127.0.0.1", "--secure-port", str(kcm_port),
-            "--cert-dir", str(w / "kcm-certs"), "--leader-elect=false",
-            "--use-service-account-credentials",
-            "--service-account-private-key-file", str(sa.key),
-            "--root-ca-file", ca, "--cluster-signing-cert-file", ca,
-            "--cluster-signing-key-file", str(pki.ca.key),
-            "--service-cluster-ip-range", SERVICE_CIDR,
-        ])
-        self._spawn("kube-scheduler", [
-            bins["kube-scheduler"],
-            "--kubeconfig", str(sched_kc), "--authentication-kubeconfig", str(sched_kc),
-            "--authorization-kubeconfig", str(sched_kc),
-            "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
-            "--cert-dir", str(w / "scheduler-certs"), "--leader-elect=false",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                bins["kube-controller-manager"],
+                "--kubeconfig",
+                str(kcm_kc),
+                "--authentication-kubeconfig",
+                str(kcm_kc),
+                "--authorization-kubeconfig",
+                str(kcm_kc),
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(kcm_port),
+                "--cert-dir",
+                str(w / "kcm-certs"),
+                "--leader-elect=false",
+                "--use-service-account-credentials",
+                "--service-account-private-key-file",
+                str(sa.key),
+                "--root-ca-file",
+                ca,
+                "--cluster-signing-cert-file",
+                ca,
+                "--cluster-signing-key-file",
+                str(pki.ca.key),
+                "--service-cluster-ip-range",
+                SERVICE_CIDR,
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                bins["kube-scheduler"],
+                "--kubeconfig",
+                str(sched_kc),
+                "--authentication-kubeconfig",
+                str(sched_kc),
+                "--authorization-kubeconfig",
+                str(sched_kc),
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(sched_port),
+                "--cert-dir",
+                str(w / "scheduler-certs"),
+                "--leader-elect=false",
+            ],
+        )
         self._bootstrap()
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
         for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
             url = f"https://127.0.0.1:{port}/healthz"
-            self._wait(f"{name} /healthz", lambda url=url: urllib.request.urlopen(
-                url, context=insecure, timeout=2).read() == b"ok", 60)
+            self._wait(
+                f"{name} /healthz",
+                lambda url=url: urllib.request.urlopen(url, context=insecure, timeout=2).read() == b"ok",
+                60,
+            )
         # The ServiceAccount controller runs: pods can be admitted in the namespace.
-        self._wait(f"ServiceAccount {self.namespace}/default", lambda: self.admin().request(
-            "GET", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default")[0] == 200, 60)
+        self._wait(
+            f"ServiceAccount {self.namespace}/default",
+            lambda: (
+                self.admin().request("GET", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default")[0] == 200
+            ),
+            60,
+        )
         self._phase("controllers", t)
 
     def _bootstrap(self) -> None:
@@ -327,41 +428,71 @@ class ControlPlane:
         api, ns = self.admin(), self.namespace
         rbac = "/apis/rbac.authorization.k8s.io/v1"
         api.ensure("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        api.ensure(f"/api/v1/namespaces/{ns}/serviceaccounts",
-                   {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": HUB_SERVICE_ACCOUNT}})
-        api.ensure(f"{rbac}/namespaces/{ns}/roles", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "hub"}, "rules": Z2JH_HUB_RULES,
-        })
-        api.ensure(f"{rbac}/namespaces/{ns}/rolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "hub"},
-            "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": ns}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-        })
-        api.ensure(f"{rbac}/clusterroles", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": NODE_READER_ROLE}, "rules": NODE_READER_RULES,
-        })
-        api.ensure(f"{rbac}/clusterroles", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": VK_USER}, "rules": VIRTUAL_KUBELET_RULES,
-        })
-        api.ensure(f"{rbac}/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": VK_USER},
-            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": VK_USER}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": VK_USER},
-        })
+        api.ensure(
+            f"/api/v1/namespaces/{ns}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": HUB_SERVICE_ACCOUNT}},
+        )
+        api.ensure(
+            f"{rbac}/namespaces/{ns}/roles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "hub"},
+                "rules": Z2JH_HUB_RULES,
+            },
+        )
+        api.ensure(
+            f"{rbac}/namespaces/{ns}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "hub"},
+                "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": ns}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+            },
+        )
+        api.ensure(
+            f"{rbac}/clusterroles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": NODE_READER_ROLE},
+                "rules": NODE_READER_RULES,
+            },
+        )
+        api.ensure(
+            f"{rbac}/clusterroles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": VK_USER},
+                "rules": VIRTUAL_KUBELET_RULES,
+            },
+        )
+        api.ensure(
+            f"{rbac}/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": VK_USER},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": VK_USER}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": VK_USER},
+            },
+        )
         token_request = api.call(
-            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{HUB_SERVICE_ACCOUNT}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"expirationSeconds": 86400}},
+            "POST",
+            f"/api/v1/namespaces/{ns}/serviceaccounts/{HUB_SERVICE_ACCOUNT}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}},
         )
         self.hub_token = token_request["status"]["token"]
-        write_kubeconfig(self.hub_kubeconfig, self.server, self.ca_file,
-                         f"system:serviceaccount:{ns}:{HUB_SERVICE_ACCOUNT}",
-                         token=self.hub_token, namespace=ns)
+        write_kubeconfig(
+            self.hub_kubeconfig,
+            self.server,
+            self.ca_file,
+            f"system:serviceaccount:{ns}:{HUB_SERVICE_ACCOUNT}",
+            token=self.hub_token,
+            namespace=ns,
+        )
 
     # --- faults ------------------------------------------------------------------
 
@@ -384,8 +515,9 @@ class ControlPlane:
         (every object is still there); return once it answers /readyz."""
         t0 = time.monotonic()
         self._start_again("kube-apiserver")
-        self._wait("kube-apiserver /readyz after a restart",
-                   lambda: self.admin().request("GET", "/readyz")[0] == 200, timeout)
+        self._wait(
+            "kube-apiserver /readyz after a restart", lambda: self.admin().request("GET", "/readyz")[0] == 200, timeout
+        )
         self.echo(f"kube-apiserver restarted, ready in {time.monotonic() - t0:.1f}s")
 
     def _start_again(self, name: str) -> ManagedProcess:
@@ -409,8 +541,11 @@ class ControlPlane:
             fresh = self._start_again(name)
             port = fresh.argv[fresh.argv.index("--secure-port") + 1]
             url = f"https://127.0.0.1:{port}/healthz"
-            self._wait(f"{name} /healthz after a restart", lambda url=url: urllib.request.urlopen(
-                url, context=insecure, timeout=2).read() == b"ok", timeout)
+            self._wait(
+                f"{name} /healthz after a restart",
+                lambda url=url: urllib.request.urlopen(url, context=insecure, timeout=2).read() == b"ok",
+                timeout,
+            )
         self.echo("kube-scheduler and kube-controller-manager restarted")
 
     def restart_apiserver(self, downtime: float = 0.0) -> None:
@@ -423,16 +558,21 @@ class ControlPlane:
 
     def bind_node_reader(self) -> None:
         """Bind ClusterRole ``offload-spawner-nodes`` to the hub's ServiceAccount."""
-        self.admin().ensure("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": NODE_READER_ROLE},
-            "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": self.namespace}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NODE_READER_ROLE},
-        })
+        self.admin().ensure(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": NODE_READER_ROLE},
+                "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": self.namespace}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NODE_READER_ROLE},
+            },
+        )
 
     def unbind_node_reader(self) -> None:
-        self.admin().call("DELETE", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{NODE_READER_ROLE}",
-                          ok=(200, 202, 404))
+        self.admin().call(
+            "DELETE", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{NODE_READER_ROLE}", ok=(200, 202, 404)
+        )
 
     # --- diagnostics -----------------------------------------------------------
 

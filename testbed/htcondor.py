@@ -75,9 +75,11 @@ def htcondor_plugin_dir() -> Path | None:
 def htcondor_plugin_missing() -> str | None:
     """Why the HTCondor plugin cannot run here, or None."""
     if htcondor_plugin_dir() is None:
-        return ("no interlink-htcondor-plugin/handles.py: set OFFLOAD_UPSTREAM_DIR to a folder holding "
-                "interlink-htcondor-plugin/ (github.com/interlink-hq/interlink-htcondor-plugin at "
-                f"{PLUGIN_COMMIT}), or put ../shared/upstream beside the checkout")
+        return (
+            "no interlink-htcondor-plugin/handles.py: set OFFLOAD_UPSTREAM_DIR to a folder holding "
+            "interlink-htcondor-plugin/ (github.com/interlink-hq/interlink-htcondor-plugin at "
+            f"{PLUGIN_COMMIT}), or put ../shared/upstream beside the checkout"
+        )
     try:
         import flask  # noqa: F401
         import yaml  # noqa: F401
@@ -89,8 +91,9 @@ def htcondor_plugin_missing() -> str | None:
 def plugin_commit(folder: Path) -> str:
     """The plugin's commit: git's answer for a checkout, else the upstream README table's row."""
     if (folder / ".git").exists():  # its own checkout, not a folder inside another repository
-        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
-                              check=False, capture_output=True, text=True)
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+        )
         if head.returncode == 0 and head.stdout.strip():
             return head.stdout.strip()
     try:
@@ -146,8 +149,9 @@ class HTCondorStack(InterlinkChain):
         for sub in (".knoc", "out", "err", "log"):
             (work / sub).mkdir(parents=True, exist_ok=True)
         # The plugin's own example configuration (DataRootFolder ".knoc/", relative to its cwd).
-        (work / "SidecarConfig.yaml").write_text(json.dumps(
-            {"CommandPrefix": "", "ExportPodData": True, "DataRootFolder": ".knoc/"}) + "\n")
+        (work / "SidecarConfig.yaml").write_text(
+            json.dumps({"CommandPrefix": "", "ExportPodData": True, "DataRootFolder": ".knoc/"}) + "\n"
+        )
         job_path = f"{SINGULARITY_STAND_IN.parent}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
         self._job_path = job_path
         condor_config = self.set_idle_seconds(0)
@@ -157,10 +161,24 @@ class HTCondorStack(InterlinkChain):
         argv = [sys.executable, "-m", "testbed.htcondor_plugin", str(self.plugin_dir)]
         if self.accept_created:
             argv.append("--created-as-ok")
-        argv += ["--port", str(plugin_port), "--condor-config", str(condor_config),
-                 "--schedd-host", SCHEDD_HOST, "--collector-host", COLLECTOR_HOST, "--proxy", str(proxy)]
-        env = {**base_env, "PATH": f"{CONDOR_STAND_INS}:{base_env.get('PATH', '/usr/bin:/bin')}",
-               "PYTHONPATH": str(HERE.parent), "PYTHONUNBUFFERED": "1"}
+        argv += [
+            "--port",
+            str(plugin_port),
+            "--condor-config",
+            str(condor_config),
+            "--schedd-host",
+            SCHEDD_HOST,
+            "--collector-host",
+            COLLECTOR_HOST,
+            "--proxy",
+            str(proxy),
+        ]
+        env = {
+            **base_env,
+            "PATH": f"{CONDOR_STAND_INS}:{base_env.get('PATH', '/usr/bin:/bin')}",
+            "PYTHONPATH": str(HERE.parent),
+            "PYTHONUNBUFFERED": "1",
+        }
         self._spawn("htcondor-plugin", argv, env, cwd=work)
         self._wait("the HTCondor plugin listening", lambda: port_listening(plugin_port), 60)
         return {"CPU": str(self.cpus), "Memory": self.memory, "Pods": "100"}
@@ -177,8 +195,14 @@ class HTCondorStack(InterlinkChain):
 
     def condor(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run an HTCondor command (stand-in) as the site's admin would, e.g. ``condor_hold``."""
-        return subprocess.run([str(CONDOR_STAND_INS / tool), *args], check=False, capture_output=True, text=True,
-                              env={**os.environ, "CONDOR_CONFIG": str(self.workdir / "condor_config")}, timeout=60)
+        return subprocess.run(
+            [str(CONDOR_STAND_INS / tool), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CONDOR_CONFIG": str(self.workdir / "condor_config")},
+            timeout=60,
+        )
 
     def stop(self) -> None:
         """Remove the jobs still queued (as an admin's ``condor_rm -all``), then stop the chain."""
@@ -212,17 +236,26 @@ class HTCondorStack(InterlinkChain):
 
     def job_counts(self) -> dict[str, int]:
         """Jobs submitted, and how they ended (completed, removed) so far."""
-        ads = [json.loads(p.read_text()) for where in ("jobs", "history")
-               for p in (self.spool / where).glob("*.json")] if self.spool.exists() else []
-        return {"submitted": len(ads), "completed": sum(ad.get("JobStatus") == 4 for ad in ads),
-                "removed": sum(ad.get("JobStatus") == 3 for ad in ads)}
+        ads = (
+            [json.loads(p.read_text()) for where in ("jobs", "history") for p in (self.spool / where).glob("*.json")]
+            if self.spool.exists()
+            else []
+        )
+        return {
+            "submitted": len(ads),
+            "completed": sum(ad.get("JobStatus") == 4 for ad in ads),
+            "removed": sum(ad.get("JobStatus") == 3 for ad in ads),
+        }
 
     def active_jobs(self) -> list[int]:
         """Clusters Idle, Running or Held (in the queue and not finished)."""
         if not (self.spool / "jobs").exists():
             return []
-        return sorted(int(p.stem) for p in (self.spool / "jobs").glob("*.json")
-                      if json.loads(p.read_text()).get("JobStatus") in (1, 2, 5))
+        return sorted(
+            int(p.stem)
+            for p in (self.spool / "jobs").glob("*.json")
+            if json.loads(p.read_text()).get("JobStatus") in (1, 2, 5)
+        )
 
     def versions(self) -> dict[str, str]:
         stamp, node_info = self.build_stamp(), self.node_info()

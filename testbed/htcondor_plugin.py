@@ -41,8 +41,11 @@ def created_as_ok(response: Any) -> Any:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("plugin_dir", help="folder holding the upstream handles.py")
-    parser.add_argument("--created-as-ok", action="store_true",
-                        help="answer /create's 201 as 200, the only success interLink's API server accepts")
+    parser.add_argument(
+        "--created-as-ok",
+        action="store_true",
+        help="answer /create's 201 as 200, the only success interLink's API server accepts",
+    )
     ours, plugin_args = parser.parse_known_args(argv)
     port = argparse.ArgumentParser(add_help=False)
     port.add_argument("--port", type=int, default=8000)  # handles.py's own default

@@ -80,9 +80,11 @@ def interlink_sources_missing() -> str | None:
         return None
     result = subprocess.run([str(BUILD_SCRIPT), "--source-dir"], check=False, capture_output=True, text=True)
     if result.returncode != 0:
-        return ("no interLink sources: set OFFLOAD_UPSTREAM_DIR to a folder holding interLink/, "
-                "interLink-9ed14a4/ and interlink-slurm-plugin/ (see testbed/build_interlink.sh), "
-                "or put ../shared/upstream beside the checkout")
+        return (
+            "no interLink sources: set OFFLOAD_UPSTREAM_DIR to a folder holding interLink/, "
+            "interLink-9ed14a4/ and interlink-slurm-plugin/ (see testbed/build_interlink.sh), "
+            "or put ../shared/upstream beside the checkout"
+        )
     return None
 
 
@@ -95,8 +97,9 @@ def ensure_interlink_built(echo: Callable[[str], None] = log) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
     echo(f"interlink binaries ready in {time.monotonic() - start:.1f}s")
-    return Path(subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True,
-                               check=True).stdout.strip())
+    return Path(
+        subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=True).stdout.strip()
+    )
 
 
 class InterlinkError(RuntimeError):
@@ -210,33 +213,60 @@ class InterlinkChain:
             base_env.pop(leaked, None)
         resources = self._start_plugin(plugin_port, base_env)
 
-        api_config = self._write("InterLinkConfig.yaml", {
-            "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(api_port),
-            "SidecarURL": "http://127.0.0.1", "SidecarPort": str(plugin_port),
-            "VerboseLogging": True, "ErrorsOnlyLogging": False, "DataRootFolder": f"{w / 'interlink-data'}/",
-        })
-        self._spawn("interlink", [str(self.bin_dir / "interlink")],
-                    {**base_env, "INTERLINKCONFIGPATH": str(api_config)})
+        api_config = self._write(
+            "InterLinkConfig.yaml",
+            {
+                "InterlinkAddress": "http://127.0.0.1",
+                "InterlinkPort": str(api_port),
+                "SidecarURL": "http://127.0.0.1",
+                "SidecarPort": str(plugin_port),
+                "VerboseLogging": True,
+                "ErrorsOnlyLogging": False,
+                "DataRootFolder": f"{w / 'interlink-data'}/",
+            },
+        )
+        self._spawn(
+            "interlink", [str(self.bin_dir / "interlink")], {**base_env, "INTERLINKCONFIGPATH": str(api_config)}
+        )
         self.api_port = api_port
         if not self.kubelet:
             self._wait("the interLink API server listening", lambda: port_listening(api_port), 30)
             return
 
-        vk_config = self._write("VirtualKubeletConfig.yaml", {
-            "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(api_port),
-            "VerboseLogging": True, "ErrorsOnlyLogging": False,
-            "ServiceAccount": "virtual-kubelet", "Namespace": "default",
-            "DisableCSR": True, "HTTP": {"Insecure": True}, "KubeletHTTP": {"Insecure": True},
-            "Resources": resources,
-        })
-        self._spawn("virtual-kubelet", [str(self.bin_dir / "virtual-kubelet")], {
-            **base_env, "CONFIGPATH": str(vk_config), "NODENAME": self.node,
-            "KUBECONFIG": str(self.control_plane.virtual_kubelet_kubeconfig),
-            "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
-        })
+        vk_config = self._write(
+            "VirtualKubeletConfig.yaml",
+            {
+                "InterlinkURL": "http://127.0.0.1",
+                "InterlinkPort": str(api_port),
+                "VerboseLogging": True,
+                "ErrorsOnlyLogging": False,
+                "ServiceAccount": "virtual-kubelet",
+                "Namespace": "default",
+                "DisableCSR": True,
+                "HTTP": {"Insecure": True},
+                "KubeletHTTP": {"Insecure": True},
+                "Resources": resources,
+            },
+        )
+        self._spawn(
+            "virtual-kubelet",
+            [str(self.bin_dir / "virtual-kubelet")],
+            {
+                **base_env,
+                "CONFIGPATH": str(vk_config),
+                "NODENAME": self.node,
+                "KUBECONFIG": str(self.control_plane.virtual_kubelet_kubeconfig),
+                "KUBELET_URL": "127.0.0.1",
+                "KUBELET_PORT": str(kubelet_port),
+                "POD_IP": "127.0.0.1",
+            },
+        )
         t = time.monotonic()
-        self._wait(f"node {self.node} registered", lambda: self.control_plane.admin().request(
-            "GET", f"/api/v1/nodes/{self.node}")[0] == 200, 60)
+        self._wait(
+            f"node {self.node} registered",
+            lambda: self.control_plane.admin().request("GET", f"/api/v1/nodes/{self.node}")[0] == 200,
+            60,
+        )
         self.timings["registered"] = time.monotonic() - t
         # Ready only after the first ping (every 30 s; the SLURM plugin's also writes SLURM's free resources).
         self._wait(f"node {self.node} Ready", self.node_ready, 90)
@@ -244,16 +274,25 @@ class InterlinkChain:
 
     def _grant_rbac(self) -> None:
         api, rbac = self.control_plane.admin(), "/apis/rbac.authorization.k8s.io/v1"
-        api.ensure(f"{rbac}/clusterroles", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": EXTRA_RBAC_ROLE}, "rules": EXTRA_RBAC_RULES,
-        })
-        api.ensure(f"{rbac}/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": EXTRA_RBAC_ROLE},
-            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": VK_USER}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXTRA_RBAC_ROLE},
-        })
+        api.ensure(
+            f"{rbac}/clusterroles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": EXTRA_RBAC_ROLE},
+                "rules": EXTRA_RBAC_RULES,
+            },
+        )
+        api.ensure(
+            f"{rbac}/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": EXTRA_RBAC_ROLE},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": VK_USER}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXTRA_RBAC_ROLE},
+            },
+        )
 
     # --- faults ------------------------------------------------------------------
 
@@ -261,8 +300,7 @@ class InterlinkChain:
         for proc in self.processes:
             if proc.name == name:
                 return proc
-        raise InterlinkError(f"{name} is not part of this stack (one of "
-                             f"{', '.join(p.name for p in self.processes)})")
+        raise InterlinkError(f"{name} is not part of this stack (one of {', '.join(p.name for p in self.processes)})")
 
     def stop_component(self, name: str) -> None:
         """Stop one component (``interlink``, ``slurm-plugin`` or ``virtual-kubelet``),
@@ -362,20 +400,37 @@ class InterlinkStack(InterlinkChain):
         assert self.bin_dir is not None
         slurm = self.slurm
         self.data_root.mkdir(exist_ok=True)
-        plugin_config = self._write("SlurmConfig.yaml", {
-            "SidecarPort": str(plugin_port), "Socket": "",
-            "SbatchPath": slurm.command("sbatch"), "ScancelPath": slurm.command("scancel"),
-            "SqueuePath": slurm.command("squeue"), "SinfoPath": slurm.command("sinfo"),
-            "CommandPrefix": "", "ImagePrefix": "docker://", "SingularityPath": str(SINGULARITY_STAND_IN),
-            "ExportPodData": True, "DataRootFolder": f"{self.data_root}/", "Namespace": "jhub",
-            "Tsocks": False, "BashPath": "/bin/bash", "VerboseLogging": True, "ErrorsOnlyLogging": False,
-            "EnableProbes": False,
-        })
-        self._spawn("slurm-plugin", [str(self.bin_dir / "slurm-plugin")],
-                    {**base_env, "SLURMCONFIGPATH": str(plugin_config),
-                     **({"SHARED_FS": "true"} if self.shared_fs else {})})
+        plugin_config = self._write(
+            "SlurmConfig.yaml",
+            {
+                "SidecarPort": str(plugin_port),
+                "Socket": "",
+                "SbatchPath": slurm.command("sbatch"),
+                "ScancelPath": slurm.command("scancel"),
+                "SqueuePath": slurm.command("squeue"),
+                "SinfoPath": slurm.command("sinfo"),
+                "CommandPrefix": "",
+                "ImagePrefix": "docker://",
+                "SingularityPath": str(SINGULARITY_STAND_IN),
+                "ExportPodData": True,
+                "DataRootFolder": f"{self.data_root}/",
+                "Namespace": "jhub",
+                "Tsocks": False,
+                "BashPath": "/bin/bash",
+                "VerboseLogging": True,
+                "ErrorsOnlyLogging": False,
+                "EnableProbes": False,
+            },
+        )
+        self._spawn(
+            "slurm-plugin",
+            [str(self.bin_dir / "slurm-plugin")],
+            {**base_env, "SLURMCONFIGPATH": str(plugin_config), **({"SHARED_FS": "true"} if self.shared_fs else {})},
+        )
         return {
-            "CPU": str(slurm.cpus), "Memory": f"{slurm.memory_mb}Mi", "Pods": "100",
+            "CPU": str(slurm.cpus),
+            "Memory": f"{slurm.memory_mb}Mi",
+            "Pods": "100",
             "Accelerators": [{"ResourceType": "nvidia.com/gpu", "Model": GPU_TYPE, "Available": str(GPU_COUNT)}],
         }
 
@@ -411,7 +466,11 @@ def job_id(pod: dict[str, Any]) -> str | None:
     return ((pod.get("metadata") or {}).get("annotations") or {}).get("JobID")
 
 
-
 __all__ = [
-    "DEFAULT_NODE", "InterlinkChain", "InterlinkStack", "ensure_interlink_built", "interlink_sources_missing", "job_id",
+    "DEFAULT_NODE",
+    "InterlinkChain",
+    "InterlinkStack",
+    "ensure_interlink_built",
+    "interlink_sources_missing",
+    "job_id",
 ]

@@ -60,7 +60,8 @@ def k8s_plugin_missing() -> str | None:
     result = subprocess.run([str(BUILD_SCRIPT), "--check"], check=False, capture_output=True, text=True)
     if result.returncode != 0:
         return (result.stderr.strip() or "testbed/build_k8s_plugin.sh --check failed") + (
-            " (see testbed/build_k8s_plugin.sh)")
+            " (see testbed/build_k8s_plugin.sh)"
+        )
     return None
 
 
@@ -73,8 +74,7 @@ def ensure_k8s_plugin_installed(echo: Callable[[str], None] = log) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
     echo(f"k8s plugin ready in {time.monotonic() - start:.1f}s")
-    return Path(subprocess.run([str(BUILD_SCRIPT), "--dir"], capture_output=True, text=True,
-                               check=True).stdout.strip())
+    return Path(subprocess.run([str(BUILD_SCRIPT), "--dir"], capture_output=True, text=True, check=True).stdout.strip())
 
 
 def remote_namespace(source_namespace: str) -> str:
@@ -110,23 +110,36 @@ class KubernetesPluginStack(InterlinkChain):
         # The plugin reads an INI file (src/private/config.sample.ini lists the keys);
         # CONFIG_FILE_PATH points it elsewhere (src/app/common/config.py).
         ini = configparser.ConfigParser()
-        ini.read_dict({
-            "app": {"name": "interlink-kubernetes-plugin", "description": "test bed", "version": "testbed",
-                    "api_versions": "v1", "api_docs_path": "/docs",
-                    "socket_address": "http://127.0.0.1", "socket_port": str(plugin_port)},
-            "log": {"level": "INFO", "rich_enabled": "False", "requests_enabled": "False"},
-            "k8s": {"kubeconfig_path": str(self.control_plane.admin_kubeconfig)},
-            "offloading": {"namespace_prefix": NAMESPACE_PREFIX,
-                           "node_selector": json.dumps({"kubernetes.io/hostname": REMOTE_NODE})},
-            "tcp_tunnel": {"enabled": "False"},
-        })
+        ini.read_dict(
+            {
+                "app": {
+                    "name": "interlink-kubernetes-plugin",
+                    "description": "test bed",
+                    "version": "testbed",
+                    "api_versions": "v1",
+                    "api_docs_path": "/docs",
+                    "socket_address": "http://127.0.0.1",
+                    "socket_port": str(plugin_port),
+                },
+                "log": {"level": "INFO", "rich_enabled": "False", "requests_enabled": "False"},
+                "k8s": {"kubeconfig_path": str(self.control_plane.admin_kubeconfig)},
+                "offloading": {
+                    "namespace_prefix": NAMESPACE_PREFIX,
+                    "node_selector": json.dumps({"kubernetes.io/hostname": REMOTE_NODE}),
+                },
+                "tcp_tunnel": {"enabled": "False"},
+            }
+        )
         plugin_config = w / "k8s-plugin.ini"
         with plugin_config.open("w") as f:
             ini.write(f)
         # Run from the copy of its src/: it imports ``main:app`` and reads ``app/templates`` relative to it.
-        self._spawn("k8s-plugin", [str(self.plugin_dir / "venv" / "bin" / "python"), "-m", "app.server"],
-                    {**base_env, "PYTHONUNBUFFERED": "1", "CONFIG_FILE_PATH": str(plugin_config)},
-                    cwd=self.plugin_dir / "src")
+        self._spawn(
+            "k8s-plugin",
+            [str(self.plugin_dir / "venv" / "bin" / "python"), "-m", "app.server"],
+            {**base_env, "PYTHONUNBUFFERED": "1", "CONFIG_FILE_PATH": str(plugin_config)},
+            cwd=self.plugin_dir / "src",
+        )
         return {"CPU": "16", "Memory": "64Gi", "Pods": "100"}
 
     def pods_submitted(self) -> int:
@@ -136,8 +149,10 @@ class KubernetesPluginStack(InterlinkChain):
     def versions(self) -> dict[str, str]:
         """Commits of the components (the two build stamps) and what the node reports."""
         stamp, node_info = self.build_stamp(), self.node_info()
-        versions = {"interlink_commit": stamp.get("interlink", ""),
-                    "kubelet_version": str(node_info.get("kubeletVersion", ""))}
+        versions = {
+            "interlink_commit": stamp.get("interlink", ""),
+            "kubelet_version": str(node_info.get("kubeletVersion", "")),
+        }
         assert self.plugin_dir is not None
         try:
             text = (self.plugin_dir / ".versions").read_text()
@@ -149,13 +164,19 @@ class KubernetesPluginStack(InterlinkChain):
         try:  # the interpreter the plugin's venv was made from (the plugin needs >= 3.12)
             cfg = (self.plugin_dir / "venv" / "pyvenv.cfg").read_text()
             versions["plugin_python"] = next(
-                line.split("=", 1)[1].strip() for line in cfg.splitlines() if line.startswith("version"))
+                line.split("=", 1)[1].strip() for line in cfg.splitlines() if line.startswith("version")
+            )
         except (OSError, StopIteration):
             versions["plugin_python"] = ""
         return versions
 
 
 __all__ = [
-    "DEFAULT_NODE", "NAMESPACE_PREFIX", "REMOTE_NODE", "KubernetesPluginStack", "ensure_k8s_plugin_installed",
-    "k8s_plugin_missing", "remote_namespace",
+    "DEFAULT_NODE",
+    "NAMESPACE_PREFIX",
+    "REMOTE_NODE",
+    "KubernetesPluginStack",
+    "ensure_k8s_plugin_installed",
+    "k8s_plugin_missing",
+    "remote_namespace",
 ]

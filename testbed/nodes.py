@@ -151,11 +151,16 @@ class NodeSpec:
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "machineID": self.name, "systemUUID": self.name, "bootID": self.name,
-                "kernelVersion": "", "osImage": f"interLink {self.backend} plugin" if self.virtual else "testbed",
+                "machineID": self.name,
+                "systemUUID": self.name,
+                "bootID": self.name,
+                "kernelVersion": "",
+                "osImage": f"interLink {self.backend} plugin" if self.virtual else "testbed",
                 "containerRuntimeVersion": f"interlink://{self.backend}" if self.virtual else "testbed://local",
-                "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": "virtual-kubelet" if self.virtual else "amd64",
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "virtual-kubelet" if self.virtual else "amd64",
             },
         }
 
@@ -163,12 +168,23 @@ class NodeSpec:
 #: The default node set for the tests and the demo.
 DEFAULT_NODES: tuple[NodeSpec, ...] = (
     NodeSpec("vk-naples", cpu="96", memory="180Gi", backend="htcondor"),
-    NodeSpec("vk-leonardo", cpu="32", memory="480Gi", backend="slurm",
-             extended={"nvidia.com/gpu": "4"}, models={"nvidia.com/gpu": "a100"}),
-    NodeSpec("vk-docker", cpu="16", memory="64Gi", backend="docker",
-             extended={"xilinx.com/fpga": "2"}, models={"xilinx.com/fpga": "u55c"}),
-    NodeSpec("node-local", cpu="16", memory="64Gi", pods="110",
-             labels={"hub.jupyter.org/node-purpose": "user"}),
+    NodeSpec(
+        "vk-leonardo",
+        cpu="32",
+        memory="480Gi",
+        backend="slurm",
+        extended={"nvidia.com/gpu": "4"},
+        models={"nvidia.com/gpu": "a100"},
+    ),
+    NodeSpec(
+        "vk-docker",
+        cpu="16",
+        memory="64Gi",
+        backend="docker",
+        extended={"xilinx.com/fpga": "2"},
+        models={"xilinx.com/fpga": "u55c"},
+    ),
+    NodeSpec("node-local", cpu="16", memory="64Gi", pods="110", labels={"hub.jupyter.org/node-purpose": "user"}),
 )
 
 
@@ -197,8 +213,13 @@ async def register(api: client.ApiClient, spec: NodeSpec, since: str | None = No
                 taints.append(taint)
         node = await core.patch_node(
             spec.name,
-            {"metadata": {"labels": manifest["metadata"]["labels"], "annotations": manifest["metadata"]["annotations"]},
-             "spec": {"taints": taints}},
+            {
+                "metadata": {
+                    "labels": manifest["metadata"]["labels"],
+                    "annotations": manifest["metadata"]["annotations"],
+                },
+                "spec": {"taints": taints},
+            },
             _content_type=MERGE_PATCH,
         )
     await core.patch_node_status(spec.name, {"status": spec.status(since)}, _content_type=MERGE_PATCH)
@@ -219,8 +240,9 @@ async def renew_lease(api: client.ApiClient, spec: NodeSpec, node_uid: str) -> N
         "spec": {"holderIdentity": spec.name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _now_micro()},
     }
     try:
-        await coordination.patch_namespaced_lease(spec.name, LEASE_NAMESPACE, {"spec": body["spec"]},
-                                                  _content_type=MERGE_PATCH)
+        await coordination.patch_namespaced_lease(
+            spec.name, LEASE_NAMESPACE, {"spec": body["spec"]}, _content_type=MERGE_PATCH
+        )
     except ApiException as e:
         if e.status != 404:
             raise
@@ -236,8 +258,13 @@ async def post_status(api: client.ApiClient, spec: NodeSpec, since: str) -> None
 class NodeKeeper:
     """Registers nodes and keeps them alive (lease every ``lease_every`` s, status every ``status_every`` s)."""
 
-    def __init__(self, api: client.ApiClient, specs: tuple[NodeSpec, ...] | list[NodeSpec],
-                 lease_every: float = 10.0, status_every: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        specs: tuple[NodeSpec, ...] | list[NodeSpec],
+        lease_every: float = 10.0,
+        status_every: float = 30.0,
+    ) -> None:
         self.api = api
         self.specs = tuple(specs)
         self.lease_every = lease_every

@@ -4,8 +4,10 @@ It runs ``testbed/oidc/server.js`` (the ``oidc-provider`` npm package; ``npm ci`
 in ``testbed/oidc`` — ``make setup`` does it) as a child process, for tests and
 the demo::
 
-    with OidcProvider(users={"alice": {"password": "pw", "groups": ["cms"]}},
-                      redirect_uris=["http://127.0.0.1:8000/hub/oauth_callback"]) as idp:
+    with OidcProvider(
+        users={"alice": {"password": "pw", "groups": ["cms"]}},
+        redirect_uris=["http://127.0.0.1:8000/hub/oauth_callback"],
+    ) as idp:
         c.IAMOAuthenticator.issuer = idp.issuer
         ...
         session = login_through_hub(hub_url, "alice", "pw")
@@ -130,7 +132,9 @@ class OidcProvider:
         )
         config_path.chmod(0o600)
         self.log_path = self._workdir / "oidc-provider.log"
-        self._proc = ManagedProcess("oidc-provider", [node, str(OIDC_DIR / "server.js"), str(config_path)], self.log_path, cwd=OIDC_DIR).start()
+        self._proc = ManagedProcess(
+            "oidc-provider", [node, str(OIDC_DIR / "server.js"), str(config_path)], self.log_path, cwd=OIDC_DIR
+        ).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -163,7 +167,11 @@ class OidcProvider:
 
     def _admin(self, method: str, path: str, **kwargs: Any) -> dict:
         r = requests.request(
-            method, f"{self.issuer}/admin/{path}", headers={"Authorization": f"Bearer {self._admin_token}"}, timeout=10, **kwargs
+            method,
+            f"{self.issuer}/admin/{path}",
+            headers={"Authorization": f"Bearer {self._admin_token}"},
+            timeout=10,
+            **kwargs,
         )
         r.raise_for_status()
         return r.json()
@@ -199,14 +207,22 @@ class OidcProvider:
         public), without a hub: what a client gets when a user logs in to it."""
         client = next((c for c in self.extra_clients if c["client_id"] == client_id), None)
         if client_id is None or client_id == self.client_id:
-            client = {"client_id": self.client_id, "client_secret": self.client_secret,
-                      "redirect_uris": self.redirect_uris}
+            client = {
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "redirect_uris": self.redirect_uris,
+            }
         if client is None:
             raise OidcProviderError(f"no client {client_id!r} at this provider")
         redirect_uri = (client.get("redirect_uris") or self.redirect_uris)[0]
         s = requests.Session()
-        params = {"client_id": client["client_id"], "redirect_uri": redirect_uri, "response_type": "code",
-                  "scope": " ".join(DEFAULT_SCOPES), "state": secrets.token_urlsafe(8)}
+        params = {
+            "client_id": client["client_id"],
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": " ".join(DEFAULT_SCOPES),
+            "state": secrets.token_urlsafe(8),
+        }
         r = s.get(f"{self.issuer}/authorize", params=params, timeout=timeout, allow_redirects=False)
         code = None
         for _ in range(10):
@@ -283,8 +299,12 @@ def login_through_hub(
         raise OidcProviderError(f"the hub did not log {username} in: HTTP {r.status_code} at {r.url.split('?')[0]}")
     if "/interaction/" in r.url:
         raise OidcProviderError(f"the provider refused the login for {username}")
-    if not any(c.name.startswith("jupyterhub-session-id") or c.name.startswith("jupyterhub-hub-login") for c in s.cookies):
-        raise OidcProviderError(f"the hub did not log {username} in (ended at {r.url.split('?')[0]}, HTTP {r.status_code})")
+    if not any(
+        c.name.startswith("jupyterhub-session-id") or c.name.startswith("jupyterhub-hub-login") for c in s.cookies
+    ):
+        raise OidcProviderError(
+            f"the hub did not log {username} in (ended at {r.url.split('?')[0]}, HTTP {r.status_code})"
+        )
     return s
 
 

@@ -91,7 +91,7 @@ def rewrite_mounts(value: str, mounts: dict[str, Path]) -> str:
     """Replace a leading container mountPath in ``value`` with its local directory."""
     for mount_path in sorted(mounts, key=len, reverse=True):
         if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-            return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")):]
+            return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")) :]
     return value
 
 

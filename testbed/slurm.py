@@ -41,10 +41,21 @@ DEFAULT_PARTITIONS: tuple[str, ...] = ("boost_usr_prod", "lrd_all_serial")
 GPU_TYPE = "a100"
 GPU_COUNT = 2
 #: SLURM job states that are over (squeue's long names).
-FINISHED_STATES = frozenset({
-    "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-    "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "REVOKED", "SPECIAL_EXIT",
-})
+FINISHED_STATES = frozenset(
+    {
+        "COMPLETED",
+        "CANCELLED",
+        "FAILED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "REVOKED",
+        "SPECIAL_EXIT",
+    }
+)
 SLURM_BIN = Path("/usr/bin")
 
 
@@ -107,8 +118,15 @@ class SlurmCluster:
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a client command against this cluster (in its work directory, where
         ``sbatch`` writes the output of jobs that name no ``--output``)."""
-        result = subprocess.run([self.command(argv[0]), *argv[1:]], check=False, env=self.env, capture_output=True,
-                                text=True, timeout=60, cwd=self.workdir)
+        result = subprocess.run(
+            [self.command(argv[0]), *argv[1:]],
+            check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.workdir,
+        )
         if check and result.returncode != 0:
             raise SlurmError(f"{' '.join(argv)}: exit {result.returncode}: {result.stderr.strip()}")
         return result
@@ -133,8 +151,10 @@ class SlurmCluster:
                 self.echo(f"== {proc.name} (log {proc.log_path}):\n{proc.tail()}")
             self.stop()
             raise
-        self.echo(f"slurm ready in {time.monotonic() - t0:.1f}s (node {self.node}, {self.cpus} CPUs, "
-                  f"partitions {', '.join(self.partitions)}, gres gpu:{GPU_TYPE}:{self.gpus})")
+        self.echo(
+            f"slurm ready in {time.monotonic() - t0:.1f}s (node {self.node}, {self.cpus} CPUs, "
+            f"partitions {', '.join(self.partitions)}, gres gpu:{GPU_TYPE}:{self.gpus})"
+        )
         return self
 
     def stop(self) -> None:
@@ -154,8 +174,7 @@ class SlurmCluster:
         self.echo(f"slurm stopped in {time.monotonic() - t0:.1f}s")
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.workdir / "log" / f"{name}.log", env=self.env,
-                              cwd=self.workdir).start()
+        proc = ManagedProcess(name, argv, self.workdir / "log" / f"{name}.log", env=self.env, cwd=self.workdir).start()
         self.processes.append(proc)
         return proc
 
@@ -179,11 +198,19 @@ class SlurmCluster:
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
         socket_path = w / "munge" / "munge.socket"
-        self._spawn("munged", [
-            _sbin("munged"), "--foreground", "--force", f"--socket={socket_path}",
-            f"--key-file={key}", f"--pid-file={w / 'munge' / 'munged.pid'}",
-            f"--seed-file={w / 'munge' / 'munged.seed'}", f"--log-file={w / 'log' / 'munged-own.log'}",
-        ])
+        self._spawn(
+            "munged",
+            [
+                _sbin("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={socket_path}",
+                f"--key-file={key}",
+                f"--pid-file={w / 'munge' / 'munged.pid'}",
+                f"--seed-file={w / 'munge' / 'munged.seed'}",
+                f"--log-file={w / 'log' / 'munged-own.log'}",
+            ],
+        )
         self._wait("the munge socket", socket_path.exists, 20)
 
         ctld_port, slurmd_port = free_ports(2)
@@ -191,8 +218,11 @@ class SlurmCluster:
         self._spawn("slurmctld", [_sbin("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._wait("slurmctld", lambda: self.run("sinfo", "-h", check=False).returncode == 0, 30)
         self._spawn("slurmd", [_sbin("slurmd"), "-D", "-f", str(self.conf), "-N", self.node])
-        self._wait(f"node {self.node} idle", lambda: self.run(
-            "sinfo", "-h", "-N", "-o", "%t", check=False).stdout.split()[:1] == ["idle"], 60)
+        self._wait(
+            f"node {self.node} idle",
+            lambda: self.run("sinfo", "-h", "-N", "-o", "%t", check=False).stdout.split()[:1] == ["idle"],
+            60,
+        )
 
     def _write_config(self, munge_socket: Path, ctld_port: int, slurmd_port: int) -> None:
         w = self.workdir
@@ -224,8 +254,10 @@ class SlurmCluster:
             "KillWait=5",
             "MpiDefault=none",
             "GresTypes=gpu",
-            (f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
-             f"Gres=gpu:{GPU_TYPE}:{self.gpus} State=UNKNOWN"),
+            (
+                f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
+                f"Gres=gpu:{GPU_TYPE}:{self.gpus} State=UNKNOWN"
+            ),
         ]
         for i, partition in enumerate(self.partitions):
             default = " Default=YES" if i == 0 else ""

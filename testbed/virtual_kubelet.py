@@ -152,8 +152,13 @@ class PodRunner:
 
     def _container_status(self, state: dict[str, Any], ready: bool = False) -> dict[str, Any]:
         return {
-            "name": self.container["name"], "image": self.container.get("image", ""), "imageID": "",
-            "ready": ready, "started": "running" in state, "restartCount": 0, "state": state,
+            "name": self.container["name"],
+            "image": self.container.get("image", ""),
+            "imageID": "",
+            "ready": ready,
+            "started": "running" in state,
+            "restartCount": 0,
+            "state": state,
         }
 
     @staticmethod
@@ -163,8 +168,10 @@ class PodRunner:
         return [
             {"type": kind, "status": status, "lastTransitionTime": now}
             for kind, status in (
-                ("PodScheduled", "True"), ("Initialized", "True"),
-                ("ContainersReady", ready_status), ("Ready", ready_status),
+                ("PodScheduled", "True"),
+                ("Initialized", "True"),
+                ("ContainersReady", ready_status),
+                ("Ready", ready_status),
             )
         ]
 
@@ -172,8 +179,11 @@ class PodRunner:
         base = {"hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "startTime": self.vk.start_time(self.uid)}
         body = {"metadata": {"uid": self.uid}, "status": {**base, **status}}
         try:
-            await until_reachable(lambda: self.vk.core.patch_namespaced_pod_status(
-                self.name, self.namespace, body, _content_type=MERGE_PATCH))
+            await until_reachable(
+                lambda: self.vk.core.patch_namespaced_pod_status(
+                    self.name, self.namespace, body, _content_type=MERGE_PATCH
+                )
+            )
         except ApiException as e:
             if e.status not in (404, 409, 422):
                 raise
@@ -181,36 +191,67 @@ class PodRunner:
 
     async def report_pending(self, reason: str | None, message: str | None) -> None:
         waiting = {k: v for k, v in (("reason", reason), ("message", message)) if v}
-        await self._patch_status({
-            "phase": "Pending", "conditions": self._conditions(False),
-            "containerStatuses": [self._container_status({"waiting": waiting})],
-        })
+        await self._patch_status(
+            {
+                "phase": "Pending",
+                "conditions": self._conditions(False),
+                "containerStatuses": [self._container_status({"waiting": waiting})],
+            }
+        )
 
     async def report_running(self) -> None:
         assert self.ip
-        await self._patch_status({
-            "phase": "Running", "podIP": self.ip, "podIPs": [{"ip": self.ip}],
-            "conditions": self._conditions(True),
-            "containerStatuses": [self._container_status({"running": {"startedAt": self.started_at}}, ready=True)],
-        })
+        await self._patch_status(
+            {
+                "phase": "Running",
+                "podIP": self.ip,
+                "podIPs": [{"ip": self.ip}],
+                "conditions": self._conditions(True),
+                "containerStatuses": [self._container_status({"running": {"startedAt": self.started_at}}, ready=True)],
+            }
+        )
 
     async def report_failed(self, message: str) -> None:
         _say(f"{self.key}: ProviderFailed: {message}")
-        await self._patch_status({
-            "phase": "Failed", "reason": "ProviderFailed", "message": message,
-            "conditions": self._conditions(False),
-            "containerStatuses": [self._container_status(
-                {"terminated": {"exitCode": 1, "reason": "ProviderFailed", "message": message,
-                                "startedAt": self.started_at or _now(), "finishedAt": _now()}})],
-        })
+        await self._patch_status(
+            {
+                "phase": "Failed",
+                "reason": "ProviderFailed",
+                "message": message,
+                "conditions": self._conditions(False),
+                "containerStatuses": [
+                    self._container_status(
+                        {
+                            "terminated": {
+                                "exitCode": 1,
+                                "reason": "ProviderFailed",
+                                "message": message,
+                                "startedAt": self.started_at or _now(),
+                                "finishedAt": _now(),
+                            }
+                        }
+                    )
+                ],
+            }
+        )
 
     async def report_exit(self, code: int) -> None:
         phase, reason = ("Succeeded", "Completed") if code == 0 else ("Failed", "Error")
         status: dict[str, Any] = {
-            "phase": phase, "conditions": self._conditions(False),
-            "containerStatuses": [self._container_status(
-                {"terminated": {"exitCode": code, "reason": reason,
-                                "startedAt": self.started_at, "finishedAt": _now()}})],
+            "phase": phase,
+            "conditions": self._conditions(False),
+            "containerStatuses": [
+                self._container_status(
+                    {
+                        "terminated": {
+                            "exitCode": code,
+                            "reason": reason,
+                            "startedAt": self.started_at,
+                            "finishedAt": _now(),
+                        }
+                    }
+                )
+            ],
         }
         if self.ip:
             status.update(podIP=self.ip, podIPs=[{"ip": self.ip}])
@@ -253,15 +294,22 @@ class PodRunner:
             with open(self.log_path, "ab") as log:
                 try:
                     self.process = await asyncio.create_subprocess_exec(
-                        *spec.argv, env=spec.env, cwd=spec.cwd,
-                        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                        start_new_session=True, preexec_fn=die_with_parent,
+                        *spec.argv,
+                        env=spec.env,
+                        cwd=spec.cwd,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
                     )
                 except OSError as e:
                     raise ProviderError(f"cannot start {spec.argv[0]!r}: {e.strerror or e}") from None
             self.started_at = _now()
-            _say(f"{self.key}: started pid {self.process.pid} on {self.pod['spec']['nodeName']} "
-                 f"as {self.ip} (log {self.log_path})")
+            _say(
+                f"{self.key}: started pid {self.process.pid} on {self.pod['spec']['nodeName']} "
+                f"as {self.ip} (log {self.log_path})"
+            )
             written = {PID_ANNOTATION: str(self.process.pid), LOG_ANNOTATION: str(self.log_path)}
             if not self.virtual:
                 written[JOB_ID_ANNOTATION] = f"testbed-{self.process.pid}"
@@ -422,10 +470,14 @@ class VirtualKubelet:
 
     async def annotate(self, runner: PodRunner, annotations: dict[str, str]) -> None:
         try:
-            await until_reachable(lambda: self.core.patch_namespaced_pod(
-                runner.name, runner.namespace, {"metadata": {"uid": runner.uid, "annotations": annotations}},
-                _content_type=MERGE_PATCH,
-            ))
+            await until_reachable(
+                lambda: self.core.patch_namespaced_pod(
+                    runner.name,
+                    runner.namespace,
+                    {"metadata": {"uid": runner.uid, "annotations": annotations}},
+                    _content_type=MERGE_PATCH,
+                )
+            )
         except ApiException as e:
             if e.status not in (404, 409, 422):
                 raise
@@ -473,12 +525,18 @@ class VirtualKubelet:
 
     async def _report_lost(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        body = {"metadata": {"uid": meta["uid"]},
-                "status": {"phase": "Failed", "reason": "ProviderFailed",
-                           "message": "the virtual kubelet restarted and lost this pod's process"}}
+        body = {
+            "metadata": {"uid": meta["uid"]},
+            "status": {
+                "phase": "Failed",
+                "reason": "ProviderFailed",
+                "message": "the virtual kubelet restarted and lost this pod's process",
+            },
+        }
         with contextlib.suppress(ApiException):
-            await self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body,
-                                                        _content_type=MERGE_PATCH)
+            await self.core.patch_namespaced_pod_status(
+                meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH
+            )
 
     async def _finish(self, runner: PodRunner, delete: bool, grace: float) -> None:
         await runner.kill(grace)
@@ -491,10 +549,14 @@ class VirtualKubelet:
     async def _delete(self, namespace: str, name: str, uid: str) -> None:
         """Finalize a graceful delete, as the kubelet does once the containers are gone."""
         try:
-            await until_reachable(lambda: self.core.delete_namespaced_pod(
-                name, namespace, grace_period_seconds=0,
-                body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
-            ))
+            await until_reachable(
+                lambda: self.core.delete_namespaced_pod(
+                    name,
+                    namespace,
+                    grace_period_seconds=0,
+                    body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
+                )
+            )
         except ApiException as e:
             if e.status not in (404, 409):
                 raise
@@ -512,8 +574,12 @@ class VirtualKubelet:
                     resource_version = listing["metadata"]["resourceVersion"]
                     ready.set()
                 response = await self.core.list_pod_for_all_namespaces(
-                    watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
-                    timeout_seconds=240, _request_timeout=300, _preload_content=False,
+                    watch=True,
+                    resource_version=resource_version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=240,
+                    _request_timeout=300,
+                    _preload_content=False,
                 )
                 if response.status != 200:
                     await _json(response)  # raises
@@ -598,8 +664,9 @@ def main(argv: list[str] | None = None) -> int:
 class VirtualKubeletProcess:
     """Runs the virtual kubelet as a child process and waits until its nodes are schedulable."""
 
-    def __init__(self, kubeconfig: Path, state_dir: Path, admin: KubeRest,
-                 nodes: Iterable[NodeSpec] = DEFAULT_NODES) -> None:
+    def __init__(
+        self, kubeconfig: Path, state_dir: Path, admin: KubeRest, nodes: Iterable[NodeSpec] = DEFAULT_NODES
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.state_dir = state_dir
         self.admin = admin
@@ -611,13 +678,27 @@ class VirtualKubeletProcess:
         ready_file = self.state_dir / "ready"
         ready_file.unlink(missing_ok=True)
         root = Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+            PYTHONUNBUFFERED="1",
+        )
         self.process = ManagedProcess(
             "virtual-kubelet",
-            [sys.executable, "-m", "testbed.virtual_kubelet", "--kubeconfig", str(self.kubeconfig),
-             "--state-dir", str(self.state_dir), "--ready-file", str(ready_file)],
-            self.state_dir / "virtual-kubelet.log", env=env, cwd=root,
+            [
+                sys.executable,
+                "-m",
+                "testbed.virtual_kubelet",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--state-dir",
+                str(self.state_dir),
+                "--ready-file",
+                str(ready_file),
+            ],
+            self.state_dir / "virtual-kubelet.log",
+            env=env,
+            cwd=root,
         ).start()
         deadline = time.monotonic() + timeout
         while not (ready_file.exists() and self.nodes_schedulable()):
@@ -637,8 +718,9 @@ class VirtualKubeletProcess:
             return False
         seen = {}
         for node in listing["items"]:
-            ready = any(c["type"] == "Ready" and c["status"] == "True"
-                        for c in node.get("status", {}).get("conditions", []))
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", [])
+            )
             tainted = any(t["key"].startswith("node.kubernetes.io/") for t in node["spec"].get("taints") or [])
             seen[node["metadata"]["name"]] = ready and not tainted
         return all(seen.get(name) for name in self.node_names)

@@ -55,8 +55,12 @@ def operator_pods(cluster: dict[str, Any], namespace: str) -> dict[str, dict[str
 
     def pod(deployment: dict[str, Any]) -> dict[str, Any]:
         template = deployment["spec"]["template"]
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template["metadata"]),
-                "spec": copy.deepcopy(template["spec"])}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": copy.deepcopy(template["metadata"]),
+            "spec": copy.deepcopy(template["spec"]),
+        }
 
     return {"scheduler": pod(scheduler_deployment), "worker": pod(worker_deployment)}
 

@@ -66,7 +66,9 @@ async def stub_server():
 @pytest.fixture
 def requires_chp():
     if shutil.which("configurable-http-proxy") is None:
-        pytest.fail("configurable-http-proxy is not on PATH: run `npm install -g configurable-http-proxy` (.ci/run does)")
+        pytest.fail(
+            "configurable-http-proxy is not on PATH: run `npm install -g configurable-http-proxy` (.ci/run does)"
+        )
 
 
 class HubClient:
@@ -85,7 +87,9 @@ class HubClient:
             r = await api_request(self.app, "groups", group, method="post", data=json.dumps({"users": users}))
             assert r.status_code in (201, 409), r.text
             if r.status_code == 409:
-                r = await api_request(self.app, "groups", group, "users", method="post", data=json.dumps({"users": users}))
+                r = await api_request(
+                    self.app, "groups", group, "users", method="post", data=json.dumps({"users": users})
+                )
                 r.raise_for_status()
 
     def spawn_url(self, user: str) -> str:

@@ -46,9 +46,12 @@ async def leonardo_pods():
     """The watcher for vk-leonardo (3 of its 4 a100 in use), as the spawners will find it."""
     watcher = AvailabilityWatcher(["vk-leonardo", "vk-naples"], "jhub", logging.getLogger("test"))
     pods = {"jhub/busy": pod("busy", gpus=3)}
-    watcher.nodes = SimpleNamespace(resources={
-        "/vk-leonardo": node(), "/vk-naples": node("vk-naples", gpus=None, labels={}),
-    })
+    watcher.nodes = SimpleNamespace(
+        resources={
+            "/vk-leonardo": node(),
+            "/vk-naples": node("vk-naples", gpus=None, labels={}),
+        }
+    )
     watcher.pods = {"vk-leonardo": SimpleNamespace(resources=pods)}
     watcher.state = "running"
     KubeSpawner.reflectors[("offload-availability", "jhub")] = watcher
@@ -59,8 +62,11 @@ async def leonardo_pods():
 def spawner(contract_config, name: str, fail: bool = False) -> StopsBeforeCreating:
     config = Config()
     config.OffloadSpawner.update({**contract_config, "namespace": "jhub"})
-    s = StopsBeforeCreating(user=CliUser(name, [CliGroup(g) for g in GPU_USER]),
-                            hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    s = StopsBeforeCreating(
+        user=CliUser(name, [CliGroup(g) for g in GPU_USER]),
+        hub=Hub(ip="hub", port=8081, base_url="/hub/"),
+        config=config,
+    )
     s.fail = fail
     s.user_options = dict(GPU)
     return s

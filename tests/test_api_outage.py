@@ -61,10 +61,17 @@ def delete(error: BaseException | None) -> bool:
     return asyncio.run(spawner._make_delete_pod_request("jupyter-carol", None, 1, 3))
 
 
-@pytest.mark.parametrize("error", [
-    refused(), aiohttp.ServerDisconnectedError(), ConnectionResetError(104, "reset"),
-    ApiException(status=503), ApiException(status=500), ApiException(status=429),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        refused(),
+        aiohttp.ServerDisconnectedError(),
+        ConnectionResetError(104, "reset"),
+        ApiException(status=503),
+        ApiException(status=500),
+        ApiException(status=429),
+    ],
+)
 def test_an_api_server_that_cannot_answer_is_asked_again(error, caplog):
     with caplog.at_level(logging.WARNING):
         assert create(error) is False

@@ -30,20 +30,27 @@ from test_availability import node, pod
 
 def _site(name: str, node_name: str, **extra) -> dict:
     return {
-        "display_name": name, "backend": "slurm", "node": node_name, "offload": "session",
-        "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}}, **extra,
+        "display_name": name,
+        "backend": "slurm",
+        "node": node_name,
+        "offload": "session",
+        "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
+        **extra,
     }
 
 
 def auto_config() -> dict:
     return {
-        "profile_list": [{
-            "display_name": "GPU notebook", "slug": "gpu",
-            "cores": {"choices": [1, 2, 4, 64], "default": 2},
-            "memory": {"choices": ["2G", "4G"], "default": "4G"},
-            "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 2}},
-            "targets": ["staff-only", "alpha", "beta", "cluster"],
-        }],
+        "profile_list": [
+            {
+                "display_name": "GPU notebook",
+                "slug": "gpu",
+                "cores": {"choices": [1, 2, 4, 64], "default": 2},
+                "memory": {"choices": ["2G", "4G"], "default": "4G"},
+                "accelerators": {"nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 2}},
+                "targets": ["staff-only", "alpha", "beta", "cluster"],
+            }
+        ],
         "offload_targets": {
             "cluster": {"display_name": "This cluster", "limits": {"cores": 4}},
             "staff-only": _site("Staff site", "vk-staff", allowed_groups=["staff"]),
@@ -97,10 +104,12 @@ def test_ranking_never_names_a_target_the_user_may_not_use(catalog):
 
 def test_bad_rankings_are_reported_at_hub_start(catalog):
     assert ranking_problems(["alpha", "nowhere"], catalog) == [
-        "offload_auto_target_ranking: 'nowhere' is not one of offload_targets"]
+        "offload_auto_target_ranking: 'nowhere' is not one of offload_targets"
+    ]
     assert ranking_problems(["alpha", "alpha"], catalog) == ["offload_auto_target_ranking: a target is listed twice"]
     assert ranking_problems({"beta": "high"}, catalog) == [
-        "offload_auto_target_ranking.beta: the weight must be a number"]
+        "offload_auto_target_ranking.beta: the weight must be a number"
+    ]
     assert ranking_problems({"beta": 3}, catalog) == [] and ranking_problems(None, catalog) == []
     with pytest.raises(ValueError, match="nowhere"):
         check_catalog({**auto_config(), "offload_auto_target_ranking": ["nowhere"]})
@@ -262,8 +271,9 @@ def sites(monkeypatch):
         await self.load_user_options()
         state.attempts.append(self._plan.target)
         if self._plan.target in state.failing:
-            raise spawn_error(f"{self._plan.target_display_name} could not run your server: sbatch refused",
-                              "remote_failure", 503)
+            raise spawn_error(
+                f"{self._plan.target_display_name} could not run your server: sbatch refused", "remote_failure", 503
+            )
         return "http://127.0.0.1:1"
 
     async def stop(self, now=False):
@@ -282,10 +292,17 @@ def sites(monkeypatch):
 
 def failover_spawner(name: str, groups=()) -> OffloadSpawner:
     config = Config()
-    config.OffloadSpawner.update({**auto_config(), "namespace": "jhub", "offload_auto_target": True,
-                                  "offload_auto_target_ranking": ["staff-only", "alpha", "beta"]})
-    s = OffloadSpawner(user=CliUser(name, [CliGroup(g) for g in groups]),
-                       hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    config.OffloadSpawner.update(
+        {
+            **auto_config(),
+            "namespace": "jhub",
+            "offload_auto_target": True,
+            "offload_auto_target_ranking": ["staff-only", "alpha", "beta"],
+        }
+    )
+    s = OffloadSpawner(
+        user=CliUser(name, [CliGroup(g) for g in groups]), hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config
+    )
     s.user_options = dict(GPU_AUTO)
     return s
 
@@ -306,8 +323,10 @@ async def test_a_fast_failure_fails_over_once_to_the_next_target_after_removing_
     from prometheus_client import REGISTRY
 
     def failovers():
-        return REGISTRY.get_sample_value("offload_spawner_failovers_total",
-                                         {"from_target": "alpha", "to_target": "beta"}) or 0
+        return (
+            REGISTRY.get_sample_value("offload_spawner_failovers_total", {"from_target": "alpha", "to_target": "beta"})
+            or 0
+        )
 
     before = failovers()
     sites.failing = {"alpha"}
@@ -375,8 +394,9 @@ def test_the_chosen_plan_carries_the_users_storage_and_reserved_node_tolerations
     config = auto_config()
     catalog = build_catalog(
         **config,
-        storage={"work": {"display_name": "$WORK", "mount_path": "/work",
-                          "targets": {"beta": {"path": "/site/{username}"}}}},
+        storage={
+            "work": {"display_name": "$WORK", "mount_path": "/work", "targets": {"beta": {"path": "/site/{username}"}}}
+        },
         reservations=[{"value": "staff", "groups": ["staff"]}],
     )
     menu, avail = availability(catalog, ["staff"], cluster())

@@ -38,19 +38,33 @@ A100 = AcceleratorOffered("nvidia.com/gpu", "NVIDIA GPU", "nvidia-gpu-type", ("t
 TAINT = {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"}
 
 
-def node(name="vk-leonardo", *, gpus="4", ready=True, reason="InterlinkPingSuccessful", message="pong",
-         unschedulable=False, taints=(TAINT,), labels=None, cpu="32", memory="480Gi") -> dict:
+def node(
+    name="vk-leonardo",
+    *,
+    gpus="4",
+    ready=True,
+    reason="InterlinkPingSuccessful",
+    message="pong",
+    unschedulable=False,
+    taints=(TAINT,),
+    labels=None,
+    cpu="32",
+    memory="480Gi",
+) -> dict:
     allocatable = {"cpu": cpu, "memory": memory, "pods": "100"}
     if gpus is not None:
         allocatable["nvidia.com/gpu"] = gpus
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": name, "labels": {"nvidia-gpu-type": "a100"} if labels is None else labels},
         "spec": {"taints": list(taints), **({"unschedulable": True} if unschedulable else {})},
         "status": {
-            "allocatable": allocatable, "capacity": allocatable,
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": reason,
-                            "message": message}],
+            "allocatable": allocatable,
+            "capacity": allocatable,
+            "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False", "reason": reason, "message": message}
+            ],
         },
     }
 
@@ -61,9 +75,13 @@ def pod(name, node_name="vk-leonardo", *, cpu="1", memory="1Gi", gpus=None, phas
     if gpus:
         limits["nvidia.com/gpu"] = str(gpus)  # extended resources: limits only, as KubeSpawner writes them
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "namespace": ns},
-        "spec": {"nodeName": node_name, "containers": [{"name": "c", "resources": {"requests": requests, "limits": limits}}]},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"name": "c", "resources": {"requests": requests, "limits": limits}}],
+        },
         "status": {"phase": phase},
     }
 
@@ -71,10 +89,21 @@ def pod(name, node_name="vk-leonardo", *, cpu="1", memory="1Gi", gpus=None, phas
 # --- quantities and requests ----------------------------------------------------
 
 
-@pytest.mark.parametrize("text, value", [
-    ("32", 32), ("500m", 0.5), ("480Gi", 480 * 2**30), ("1k", 1000), ("2M", 2_000_000), (4, 4), ("1.5", 1.5),
-    ("junk", 0), ("", 0), (True, 0),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("32", 32),
+        ("500m", 0.5),
+        ("480Gi", 480 * 2**30),
+        ("1k", 1000),
+        ("2M", 2_000_000),
+        (4, 4),
+        ("1.5", 1.5),
+        ("junk", 0),
+        ("", 0),
+        (True, 0),
+    ],
+)
 def test_parse_quantity(text, value):
     assert parse_quantity(text) == value
 
@@ -90,8 +119,14 @@ def test_pod_requests_take_limits_when_no_request_and_the_larger_of_init_and_con
 
 
 def test_used_counts_only_live_pods_bound_to_the_node():
-    pods = [pod("a", gpus=1), pod("b", gpus=2, phase="Pending"), pod("done", gpus=1, phase="Succeeded"),
-            pod("failed", gpus=1, phase="Failed"), pod("elsewhere", "vk-docker", gpus=1), pod("other-ns", ns="x")]
+    pods = [
+        pod("a", gpus=1),
+        pod("b", gpus=2, phase="Pending"),
+        pod("done", gpus=1, phase="Succeeded"),
+        pod("failed", gpus=1, phase="Failed"),
+        pod("elsewhere", "vk-docker", gpus=1),
+        pod("other-ns", ns="x"),
+    ]
     state = node_state("vk-leonardo", node(), pods)
     assert state.used["nvidia.com/gpu"] == 3
     assert state.used["cpu"] == 3
@@ -100,8 +135,9 @@ def test_used_counts_only_live_pods_bound_to_the_node():
 
 
 def test_cluster_view_reads_lists_and_keeps_only_named_nodes():
-    view = cluster_view([{"kind": "NodeList", "items": [node(), node("vk-docker")]}, pod("a", gpus=1)],
-                        ["vk-leonardo", "vk-missing"])
+    view = cluster_view(
+        [{"kind": "NodeList", "items": [node(), node("vk-docker")]}, pod("a", gpus=1)], ["vk-leonardo", "vk-missing"]
+    )
     assert set(view.nodes) == {"vk-leonardo", "vk-missing"}
     assert view.nodes["vk-leonardo"].used["nvidia.com/gpu"] == 1
     assert not view.nodes["vk-missing"].registered
@@ -115,21 +151,29 @@ def test_gpus_by_model_total_used_available(contract_catalog):
     view = cluster_view([node(), pod("a", gpus=1), pod("b", gpus=2)])
     a = target_availability("leonardo", _leonardo(contract_catalog), [A100], view)
     assert a.status == "up"
-    assert (a.model("nvidia.com/gpu", "a100").total, a.model("nvidia.com/gpu", "a100").used,
-            a.model("nvidia.com/gpu", "a100").available) == (4, 3, 1)
+    assert (
+        a.model("nvidia.com/gpu", "a100").total,
+        a.model("nvidia.com/gpu", "a100").used,
+        a.model("nvidia.com/gpu", "a100").available,
+    ) == (4, 3, 1)
     # The node's label says a100: it has no t4 at all.
     assert a.model("nvidia.com/gpu", "t4").total == 0
     assert a.cores_free == 30 and a.cores_total == 32
     assert "NVIDIA GPU a100: 4 total, 3 used, 1 available" in a.summary
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"ready": False, "reason": "InterlinkPingFailed", "message": "plugin unreachable"},
-     "interLink ping failed: plugin unreachable"),
-    ({"ready": False, "reason": "KubeletNotReady", "message": ""}, "not ready (KubeletNotReady)"),
-    ({"unschedulable": True}, "cordoned"),
-    ({"taints": (TAINT, {"key": "maintenance", "effect": "NoSchedule"})}, "taint maintenance"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (
+            {"ready": False, "reason": "InterlinkPingFailed", "message": "plugin unreachable"},
+            "interLink ping failed: plugin unreachable",
+        ),
+        ({"ready": False, "reason": "KubeletNotReady", "message": ""}, "not ready (KubeletNotReady)"),
+        ({"unschedulable": True}, "cordoned"),
+        ({"taints": (TAINT, {"key": "maintenance", "effect": "NoSchedule"})}, "taint maintenance"),
+    ],
+)
 def test_a_site_that_cannot_take_sessions_is_down_with_its_reason(contract_catalog, kwargs, words):
     view = cluster_view([node(**kwargs)])
     a = target_availability("leonardo", _leonardo(contract_catalog), [A100], view)
@@ -209,28 +253,39 @@ def test_form_shows_live_numbers_and_disables_an_exhausted_model(contract_catalo
     view = cluster_view([node(), node("vk-naples", gpus=None, labels={}), pod("a", cpu="4", gpus=4)])
     page = html.unescape(_form(contract_catalog, view))
     assert '<option value="nvidia.com/gpu:a100" disabled>NVIDIA GPU a100 (unavailable: all 4 in use)</option>' in page
-    assert re.search(r'data-availability="leonardo" data-status="up">Up · 28 of 32 cores free · 479G of 480G memory '
-                     r'free · NVIDIA GPU t4: 0 total, 0 used, 0 available · NVIDIA GPU a100: 4 total, 4 used, 0 '
-                     r'available<', page)
+    assert re.search(
+        r'data-availability="leonardo" data-status="up">Up · 28 of 32 cores free · 479G of 480G memory '
+        r"free · NVIDIA GPU t4: 0 total, 0 used, 0 available · NVIDIA GPU a100: 4 total, 4 used, 0 "
+        r"available<",
+        page,
+    )
     # The page's per-target data carries the same numbers for the script.
-    targets = json.loads(re.search(r'data-targets="([^"]*)"', _form(contract_catalog, view)).group(1).replace("&#34;", '"'))
+    targets = json.loads(
+        re.search(r'data-targets="([^"]*)"', _form(contract_catalog, view)).group(1).replace("&#34;", '"')
+    )
     assert targets["leonardo"]["availability"]["accelerators"]["nvidia.com/gpu:a100"] == {
-        "total": 4, "used": 4, "available": 0}
+        "total": 4,
+        "used": 4,
+        "available": 0,
+    }
     # With one free, it is enabled again.
     view = cluster_view([node(), node("vk-naples", gpus=None, labels={}), pod("a", gpus=3)])
     assert '<option value="nvidia.com/gpu:a100">' in _form(contract_catalog, view)
 
 
 def test_a_down_target_is_disabled_and_not_preselected(contract_catalog):
-    view = cluster_view([node(ready=False, reason="InterlinkPingFailed", message="no answer"),
-                         node("vk-naples", gpus=None, labels={})])
+    view = cluster_view(
+        [node(ready=False, reason="InterlinkPingFailed", message="no answer"), node("vk-naples", gpus=None, labels={})]
+    )
     page = html.unescape(_form(contract_catalog, view))
     assert '<option value="leonardo" disabled>CINECA Leonardo (SLURM) (down)</option>' in page
     assert 'data-status="down">Down: interLink ping failed: no answer<' in page
 
 
 def test_unknown_availability_disables_nothing(contract_catalog):
-    page = _form(contract_catalog, ClusterView(known=False, note="this site does not publish its free capacity to this hub"))
+    page = _form(
+        contract_catalog, ClusterView(known=False, note="this site does not publish its free capacity to this hub")
+    )
     assert " disabled" not in page
     assert page.count('data-status="unknown">This site does not publish its free capacity to this hub') == 2
     assert page.count('data-status="unknown">Free capacity is not shown for this cluster') == 1
@@ -240,10 +295,9 @@ def test_unknown_availability_disables_nothing(contract_catalog):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True,
-                          timeout=120)
-
-
+    return subprocess.run(
+        [sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_form_and_render_with_an_exhausted_gpu_model(contract_file, tmp_path, capsys):
@@ -291,11 +345,14 @@ def test_cli_render_without_a_cluster_file_or_with_a_free_gpu(contract_file, tmp
     )
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{a: 1}", "expected a list of Node and Pod objects"),
-    ("- {kind: Secret, metadata: {name: x}}", "found kind 'Secret'"),
-    ("[unclosed", "--cluster"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("{a: 1}", "expected a list of Node and Pod objects"),
+        ("- {kind: Secret, metadata: {name: x}}", "found kind 'Secret'"),
+        ("[unclosed", "--cluster"),
+    ],
+)
 def test_cli_refuses_a_bad_cluster_file(contract_file, tmp_path, content, words, capsys):
     from offload_spawner.hub.cli import main
 
@@ -317,5 +374,9 @@ def test_the_shipped_rbac_is_the_role_the_e2e_tests_bind():
     assert role["rules"] == NODE_READER_RULES
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in role["rules"])
     assert binding["kind"] == "ClusterRoleBinding"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NODE_READER_ROLE}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": NODE_READER_ROLE,
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}]

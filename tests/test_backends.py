@@ -43,7 +43,12 @@ TARGETS = {
         "node": "vk-remote",
         "kubernetes_plugin": {"remote_pvcs": ["data", "scratch"]},
     },
-    "generic": {"display_name": "Generic", "backend": "generic", "node": "vk-generic", "annotations": {"example.org/queue": "short"}},
+    "generic": {
+        "display_name": "Generic",
+        "backend": "generic",
+        "node": "vk-generic",
+        "annotations": {"example.org/queue": "short"},
+    },
     "cluster": {"display_name": "Here", "backend": "kubernetes"},
 }
 
@@ -54,7 +59,10 @@ PROFILE = {
         "image": {
             "display_name": "Image",
             "choices": {"base": {"display_name": "Base", "kubespawner_override": {"image": "ghcr.io/org/base:1"}}},
-            "unlisted_choice": {"enabled": True, "kubespawner_override": {"image": "{value}", "extra_labels": {"img": "{value}"}}},
+            "unlisted_choice": {
+                "enabled": True,
+                "kubespawner_override": {"image": "{value}", "extra_labels": {"img": "{value}"}},
+            },
         }
     },
     "cores": {"min": 1, "max": 8},
@@ -83,7 +91,9 @@ def test_every_backend_has_an_adapter():
 
 
 def test_slurm_annotations(catalog):
-    selection = Selection(profile="p", target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=2)
+    selection = Selection(
+        profile="p", target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=2
+    )
     assert annotations(catalog, "slurm", selection) == {
         **SHADOW,
         "slurm-job.vk.io/flags": "--partition=boost_usr_prod --account=icsc_ai --qos=normal --time=1-00:00:00 "
@@ -101,7 +111,9 @@ def test_slurm_gres_only_for_a_gpu_and_unless_turned_off(catalog):
     # Off only where the flavor requests the GPUs.
     cfg = {**TARGETS["slurm"], "slurm": {**TARGETS["slurm"]["slurm"], "gres_from_accelerators": False}}
     cat = build_catalog(offload_targets={"slurm": cfg})
-    selection = Selection(profile=None, target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=1)
+    selection = Selection(
+        profile=None, target="slurm", accelerator="nvidia.com/gpu", accelerator_model="a100", accelerator_count=1
+    )
     assert "--gres" not in annotations(cat, "slurm", selection)["slurm-job.vk.io/flags"]
 
 
@@ -153,8 +165,13 @@ def test_no_user_free_text_reaches_any_annotation(catalog, target):
     menu = build_menu(catalog, [])
     selection = select(
         menu,
-        {"target": target, "image--unlisted-choice": MARKER, "cores": "3", "memory": "5G",
-         **({"accelerator": "nvidia.com/gpu:a100", "accelerator_count": 3} if target == "slurm" else {})},
+        {
+            "target": target,
+            "image--unlisted-choice": MARKER,
+            "cores": "3",
+            "memory": "5G",
+            **({"accelerator": "nvidia.com/gpu:a100", "accelerator_count": 3} if target == "slurm" else {}),
+        },
     )
     assert selection.options["image"] == OptionPick(unlisted=MARKER)
     direct = annotations(catalog, target, selection)

@@ -49,7 +49,11 @@ KUBESPAWNER_PROFILE_LIST = [
     {
         "display_name": "Demo - profile_list entry 2",
         "slug": "demo-2",
-        "kubespawner_override": {"extra_resource_guarantees": {"nvidia.com/gpu": "1"}, "cpu_limit": 2, "mem_limit": "4G"},
+        "kubespawner_override": {
+            "extra_resource_guarantees": {"nvidia.com/gpu": "1"},
+            "cpu_limit": 2,
+            "mem_limit": "4G",
+        },
     },
 ]
 
@@ -137,7 +141,9 @@ def test_missing_slug_is_derived_from_display_name_as_kubespawner_does():
 
 
 def test_profile_list_as_dict_is_taken_in_key_order():
-    catalog = build_catalog(profile_list={"b": {"display_name": "Bee", "slug": "bee"}, "a": {"display_name": "Ay", "slug": "ay"}})
+    catalog = build_catalog(
+        profile_list={"b": {"display_name": "Bee", "slug": "bee"}, "a": {"display_name": "Ay", "slug": "ay"}}
+    )
     assert [p.resolved_slug for p in catalog.profile_list] == ["ay", "bee"]
 
 
@@ -152,7 +158,10 @@ def test_first_choice_is_default_when_none_is_marked():
             {
                 "display_name": "P",
                 "profile_options": {
-                    "image": {"display_name": "Image", "choices": {"one": {"display_name": "1"}, "two": {"display_name": "2"}}}
+                    "image": {
+                        "display_name": "Image",
+                        "choices": {"one": {"display_name": "1"}, "two": {"display_name": "2"}},
+                    }
                 },
             }
         ]
@@ -235,7 +244,19 @@ def test_profile_target_without_any_offload_targets():
 
 @pytest.mark.parametrize(
     "flag",
-    ["--mail-user=a b", "--x;rm -rf /", "--x;rm", "--comment='hi'", '--comment="hi"', "--x=$(id)", "--x=`id`", "--x|y", "--x&", "exclusive", "--x\n--y"],
+    [
+        "--mail-user=a b",
+        "--x;rm -rf /",
+        "--x;rm",
+        "--comment='hi'",
+        '--comment="hi"',
+        "--x=$(id)",
+        "--x=`id`",
+        "--x|y",
+        "--x&",
+        "exclusive",
+        "--x\n--y",
+    ],
 )
 def test_bad_slurm_extra_flag(contract_config, flag):
     contract_config["offload_targets"]["leonardo"]["slurm"]["extra_flags"] = ["--exclusive", flag]
@@ -243,13 +264,17 @@ def test_bad_slurm_extra_flag(contract_config, flag):
     assert problem.startswith("offload_targets.leonardo.slurm.extra_flags[1]: ")
 
 
-@pytest.mark.parametrize("flag", ["--exclusive", "-N", "--gres=gpu:a100:1", "--constraint=a100,nvlink", "--mail-type=END"])
+@pytest.mark.parametrize(
+    "flag", ["--exclusive", "-N", "--gres=gpu:a100:1", "--constraint=a100,nvlink", "--mail-type=END"]
+)
 def test_good_slurm_extra_flags(contract_config, flag):
     contract_config["offload_targets"]["leonardo"]["slurm"]["extra_flags"] = [flag]
     assert build_catalog(**contract_config).offload_targets["leonardo"].slurm.extra_flags == [flag]
 
 
-@pytest.mark.parametrize("field, value", [("partition", "boost usr"), ("account", "a;b"), ("qos", "x'y"), ("time_limit", "4 hours")])
+@pytest.mark.parametrize(
+    "field, value", [("partition", "boost usr"), ("account", "a;b"), ("qos", "x'y"), ("time_limit", "4 hours")]
+)
 def test_bad_slurm_words(contract_config, field, value):
     contract_config["offload_targets"]["leonardo"]["slurm"][field] = value
     assert only_problem(**contract_config).startswith(f"offload_targets.leonardo.slurm.{field}: ")
@@ -326,13 +351,18 @@ def test_duplicate_profile_slug_derived_from_display_name(contract_config):
 
 
 def test_two_default_profiles():
-    problem = only_problem(profile_list=[{"display_name": "A", "default": True}, {"display_name": "B", "default": True}])
+    problem = only_problem(
+        profile_list=[{"display_name": "A", "default": True}, {"display_name": "B", "default": True}]
+    )
     assert problem.startswith("profile_list: ")
     assert "default" in problem
 
 
 def test_two_default_choices():
-    option = {"display_name": "Image", "choices": {"a": {"display_name": "A", "default": True}, "b": {"display_name": "B", "default": True}}}
+    option = {
+        "display_name": "Image",
+        "choices": {"a": {"display_name": "A", "default": True}, "b": {"display_name": "B", "default": True}},
+    }
     problem = only_problem(profile_list=[{"display_name": "P", "profile_options": {"image": option}}])
     assert problem.startswith("profile_list[0].profile_options.image: ")
     assert "default" in problem

@@ -23,8 +23,6 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
-
-
 @pytest.fixture
 def values_file(tmp_path, contract_config) -> Path:
     """The same catalog as Zero-to-JupyterHub values (hub.config + singleuser.profileList)."""
@@ -83,17 +81,36 @@ def test_check_refuses_a_config_for_another_spawner(tmp_path):
 
 def test_render_prints_pod_secrets_files_and_user_options(contract_file):
     r = run(
-        "render", "-f", str(contract_file), "--user", "carol", "--groups", "cms,ai-infn,gpu-users",
-        "-o", "profile=analysis", "-o", "target=leonardo", "-o", "cores=8",
-        "-o", "accelerator=nvidia.com/gpu:a100", "-o", "accelerator_count=2",
+        "render",
+        "-f",
+        str(contract_file),
+        "--user",
+        "carol",
+        "--groups",
+        "cms,ai-infn,gpu-users",
+        "-o",
+        "profile=analysis",
+        "-o",
+        "target=leonardo",
+        "-o",
+        "cores=8",
+        "-o",
+        "accelerator=nvidia.com/gpu:a100",
+        "-o",
+        "accelerator_count=2",
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) == {"pod", "secrets", "files", "user_options"}
     kubernetes_validate.validate(out["pod"], desired_version="1.34", strict=True)
     assert out["user_options"] == {
-        "profile": "analysis", "image": "alma9", "cores": 8, "memory": "4G",
-        "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 2, "target": "leonardo",
+        "profile": "analysis",
+        "image": "alma9",
+        "cores": 8,
+        "memory": "4G",
+        "accelerator": "nvidia.com/gpu:a100",
+        "accelerator_count": 2,
+        "target": "leonardo",
     }
     spec = out["pod"]["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
@@ -133,7 +150,15 @@ def test_form_holds_nothing_the_user_may_not_use(contract_file):
     assert r.returncode == 0, r.stderr
     html = r.stdout
     assert 'name="profile" value="analysis"' in html
-    for hidden in ("Dask offload", "INFN Naples", "CINECA Leonardo", "naples", "leonardo", "ghcr.io/org/offload", "NVIDIA GPU"):
+    for hidden in (
+        "Dask offload",
+        "INFN Naples",
+        "CINECA Leonardo",
+        "naples",
+        "leonardo",
+        "ghcr.io/org/offload",
+        "NVIDIA GPU",
+    ):
         assert hidden not in html, hidden
 
 
@@ -141,7 +166,19 @@ def test_values_file_is_read_like_the_chart(values_file):
     r = run("check", "-f", str(values_file))
     assert r.returncode == 0, r.stderr
     assert "1 profile(s), 3 target(s)" in r.stdout
-    r = run("render", "-f", str(values_file), "--user", "hana", "--groups", "highrate", "-o", "target=naples", "-o", "image=offload")
+    r = run(
+        "render",
+        "-f",
+        str(values_file),
+        "--user",
+        "hana",
+        "--groups",
+        "highrate",
+        "-o",
+        "target=naples",
+        "-o",
+        "image=offload",
+    )
     assert r.returncode == 0, r.stderr
     pod = json.loads(r.stdout)["pod"]
     assert pod["spec"]["containers"][0]["image"] == "ghcr.io/org/offload:1.0"
@@ -150,14 +187,16 @@ def test_values_file_is_read_like_the_chart(values_file):
 
 def test_values_file_without_profiles_uses_the_singleuser_image(tmp_path):
     path = tmp_path / "values.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         hub:
           config:
             JupyterHub: {spawner_class: offload}
         singleuser:
           image: {name: quay.io/jupyter/base-notebook, tag: "2025-01-01"}
           cpu: {limit: 2}
-    """))
+    """)
+    )
     r = run("render", "-f", str(path), "--user", "eve")
     assert r.returncode == 0, r.stderr
     container = json.loads(r.stdout)["pod"]["spec"]["containers"][0]
@@ -178,14 +217,28 @@ def test_render_shows_the_automatic_choice_with_a_cluster_file(tmp_path):
     )
     state = tmp_path / "cluster.json"
     state.write_text(json.dumps(cluster()))
-    args = ["render", "-f", str(config), "--user", "carol", "--cluster", str(state), "-o", "profile=gpu",
-            "-o", "target=auto", "-o", "accelerator=nvidia.com/gpu:a100"]
+    args = [
+        "render",
+        "-f",
+        str(config),
+        "--user",
+        "carol",
+        "--cluster",
+        str(state),
+        "-o",
+        "profile=gpu",
+        "-o",
+        "target=auto",
+        "-o",
+        "accelerator=nvidia.com/gpu:a100",
+    ]
     r = run(*args)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["target_choice"]["chosen"] == "beta"
     assert out["target_choice"]["candidates"][0] == {
-        "target": "alpha", "fits": False,
+        "target": "alpha",
+        "fits": False,
         "why_not": "All 4 NVIDIA GPU a100 on Site Alpha are in use; try again later or pick another target.",
     }
     assert out["user_options"]["target"] == "beta"

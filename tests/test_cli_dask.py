@@ -12,8 +12,21 @@ from test_cli import run
 
 
 def test_render_prints_the_dask_file_in_full(contract_file):
-    r = run("render", "-f", str(contract_file), "--user", "hana", "--groups", "highrate",
-            "-o", "profile=analysis", "-o", "image=offload", "-o", "target=naples")
+    r = run(
+        "render",
+        "-f",
+        str(contract_file),
+        "--user",
+        "hana",
+        "--groups",
+        "highrate",
+        "-o",
+        "profile=analysis",
+        "-o",
+        "image=offload",
+        "-o",
+        "target=naples",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out["files"]) == {DASK_CONFIG_FILE}
@@ -28,4 +41,3 @@ def test_render_prints_the_dask_file_in_full(contract_file):
     mounts = out["pod"]["spec"]["containers"][0]["volumeMounts"]
     assert any(m["mountPath"] == DASK_CONFIG_DIR for m in mounts)
     assert "redacted" not in out["files"][DASK_CONFIG_FILE]
-

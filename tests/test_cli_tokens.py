@@ -19,8 +19,17 @@ RENDER = ("--user", "carol", "--groups", "cms,ai-infn,gpu-users", "-o", "profile
 @pytest.fixture
 def auth_state_file(tmp_path):
     path = tmp_path / "auth_state.json"
-    path.write_text(json.dumps({"access_token": ACCESS, "refresh_token": REFRESH, "id_token": ID_TOKEN,
-                                "scope": ["openid", "wlcg.groups"], "oauth_user": {"sub": "carol"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "access_token": ACCESS,
+                "refresh_token": REFRESH,
+                "id_token": ID_TOKEN,
+                "scope": ["openid", "wlcg.groups"],
+                "oauth_user": {"sub": "carol"},
+            }
+        )
+    )
     return path
 
 
@@ -33,8 +42,10 @@ def no_token_in(text: str) -> None:
 @pytest.mark.parametrize("output", ["json", "yaml"])
 def test_render_shows_tokens_only_as_a_redacted_secret(contract_file, auth_state_file, output):
     # the admin opts in to the refresh token for leonardo
-    contract_file.write_text(contract_file.read_text()
-                             + '\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {"refresh_token": True}\n')
+    contract_file.write_text(
+        contract_file.read_text()
+        + '\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {"refresh_token": True}\n'
+    )
     r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(auth_state_file), "--output", output)
     assert r.returncode == 0, r.stderr
     no_token_in(r.stdout + r.stderr)
@@ -53,8 +64,11 @@ def test_render_shows_tokens_only_as_a_redacted_secret(contract_file, auth_state
     pod = out["pod"]
     kubernetes_validate.validate(pod, desired_version="1.34", strict=True)
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
-    for var, key in (("ACCESS_TOKEN", "access_token"), ("JUPYTERHUB_API_TOKEN", "jupyterhub_api_token"),
-                     ("REFRESH_TOKEN", "refresh_token")):
+    for var, key in (
+        ("ACCESS_TOKEN", "access_token"),
+        ("JUPYTERHUB_API_TOKEN", "jupyterhub_api_token"),
+        ("REFRESH_TOKEN", "refresh_token"),
+    ):
         assert env[var] == {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
     assert "JPY_API_TOKEN" not in env
     assert env["BEARER_TOKEN_FILE"]["value"] == "/var/run/secrets/offload-spawner/access_token"

@@ -53,14 +53,17 @@ class Pool:
         self.set_idle(0)
 
     def set_idle(self, seconds: int) -> None:
-        self.config.write_text(f"SPOOL = {self.root / 'spool'}\n"
-                               f"STAND_IN_JOB_PATH = {SINGULARITY.parent}:/usr/bin:/bin\n"
-                               f"STAND_IN_IDLE_SECONDS = {seconds}\n")
+        self.config.write_text(
+            f"SPOOL = {self.root / 'spool'}\n"
+            f"STAND_IN_JOB_PATH = {SINGULARITY.parent}:/usr/bin:/bin\n"
+            f"STAND_IN_IDLE_SECONDS = {seconds}\n"
+        )
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "CONDOR_CONFIG": str(self.config)}
-        return subprocess.run([str(CONDOR / tool), *args], cwd=self.iwd, env=env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [str(CONDOR / tool), *args], cwd=self.iwd, env=env, capture_output=True, text=True, timeout=60
+        )
 
     def job(self, script: str, inputs: str = "", name: str = "job") -> Path:
         executable = self.iwd / ".knoc" / f"{name}.sh"
@@ -71,8 +74,15 @@ class Pool:
         return submit
 
     def submit(self, submit: Path, *extra: str) -> str:
-        r = self.run("condor_submit", "-pool", "collector.example", "-remote", "schedd.example",
-                     f"./.knoc//{submit.name}", *extra)
+        r = self.run(
+            "condor_submit",
+            "-pool",
+            "collector.example",
+            "-remote",
+            "schedd.example",
+            f"./.knoc//{submit.name}",
+            *extra,
+        )
         assert r.returncode == 0, r.stderr
         # handles.py, htcondor_batch_submit: the id is the last word up to its dot.
         return r.stdout.split(" ")[-1].split(".")[0]
@@ -190,8 +200,10 @@ def test_input_files_are_transferred_and_the_singularity_line_runs(pool):
     secret = pool.root / "secrets" / "token"
     secret.parent.mkdir()
     secret.write_text("s3cret\n")
-    script = ('#!/bin/bash\n\nsingularity exec --env GREETING=hello --env TOKEN_FILE=/run/t/token "--bind" '
-              "./token:/run/t/token, docker://busybox /bin/sh -c 'echo $GREETING; cat $TOKEN_FILE; pwd'\n")
+    script = (
+        '#!/bin/bash\n\nsingularity exec --env GREETING=hello --env TOKEN_FILE=/run/t/token "--bind" '
+        "./token:/run/t/token, docker://busybox /bin/sh -c 'echo $GREETING; cat $TOKEN_FILE; pwd'\n"
+    )
     cluster = pool.submit(pool.job(script, inputs=f"{secret},"), "-spool")
     pool.wait(cluster, COMPLETED)
     out = (pool.iwd / "out" / f"mm_mul.out.{cluster}.0").read_text().splitlines()
@@ -199,11 +211,14 @@ def test_input_files_are_transferred_and_the_singularity_line_runs(pool):
     assert out[2] != str(pool.iwd) and out[2].endswith(f"dir_{cluster}"), out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-pool", "-remote", "x.jdl"], "-pool requires another argument"),
-    (["-frobnicate", "x.jdl"], "unknown option -frobnicate"),
-    ([], "Usage: condor_submit"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-pool", "-remote", "x.jdl"], "-pool requires another argument"),
+        (["-frobnicate", "x.jdl"], "unknown option -frobnicate"),
+        ([], "Usage: condor_submit"),
+    ],
+)
 def test_a_bad_submit_line_is_refused_and_queues_nothing(pool, args, message):
     r = pool.run("condor_submit", *args)
     assert r.returncode == 1 and message in r.stderr, r.stderr
@@ -236,7 +251,8 @@ def test_the_plugin_commit_comes_from_the_upstream_readme_table(tmp_path):
     assert plugin_commit(folder) == PLUGIN_COMMIT  # no table: the pinned commit
     (folder.parent / "README.md").write_text(
         "| folder | repository | commit | what it is |\n|---|---|---|---|\n"
-        "| interlink-htcondor-plugin/ | github.com/interlink-hq/interlink-htcondor-plugin | 0a1b2c3 | HTCondor |\n")
+        "| interlink-htcondor-plugin/ | github.com/interlink-hq/interlink-htcondor-plugin | 0a1b2c3 | HTCondor |\n"
+    )
     assert plugin_commit(folder) == "0a1b2c3"
 
 

@@ -34,8 +34,11 @@ def test_every_queried_metric_is_served():
     dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     queried = {m for e in exprs for m in re.findall(r"\b((?:offload_spawner|jupyterhub)_[a-z_]+)\b", e)}
-    assert {"offload_spawner_target_accelerators", "offload_spawner_spawns_started_total",
-            "jupyterhub_running_servers"} <= queried
+    assert {
+        "offload_spawner_target_accelerators",
+        "offload_spawner_spawns_started_total",
+        "jupyterhub_running_servers",
+    } <= queried
     assert queried - _served() == set()
 
 

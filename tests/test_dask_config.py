@@ -39,17 +39,35 @@ NAPLES = {
     "htcondor": {"singularity_options": ["--cleanenv"]},
     "tolerations": [{"key": "site/naples", "operator": "Exists", "effect": "NoSchedule"}],
     "node_selector": {"site": "naples"},
-    "dask": {"worker_cores": 4, "worker_memory": "16G", "max_worker_memory": "32G", "workers": 2,
-             "max_workers": 40, "scheduler_cores": 2, "scheduler_memory": "4G", "idle_timeout": 600},
+    "dask": {
+        "worker_cores": 4,
+        "worker_memory": "16G",
+        "max_worker_memory": "32G",
+        "workers": 2,
+        "max_workers": 40,
+        "scheduler_cores": 2,
+        "scheduler_memory": "4G",
+        "idle_timeout": 600,
+    },
 }
 TARGETS = {
     "cluster": {"display_name": "This cluster"},
     "naples": NAPLES,
-    "leonardo": {"display_name": "Leonardo", "backend": "slurm", "node": "vk-leonardo", "offload": "session",
-                 "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai"}},
-    "leonardo-dask": {"display_name": "Leonardo + Dask", "backend": "slurm", "node": "vk-leonardo",
-                      "offload": "session", "slurm": {"partition": "boost_usr_prod", "time_limit": "01:00:00"},
-                      "dask": {}},
+    "leonardo": {
+        "display_name": "Leonardo",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai"},
+    },
+    "leonardo-dask": {
+        "display_name": "Leonardo + Dask",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "slurm": {"partition": "boost_usr_prod", "time_limit": "01:00:00"},
+        "dask": {},
+    },
     "cluster-dask": {"display_name": "Here + Dask", "dask": {"workers": 0}},
 }
 GROUP_LIMITS = {"cms": {"cores": 2, "memory": "8G"}}
@@ -61,8 +79,13 @@ def render(slug: str, groups=("highrate",), user: str = "hana", pod: str = POD, 
     catalog = build_catalog(offload_targets=TARGETS, group_limits=GROUP_LIMITS)
     target = catalog.offload_targets[slug]
     return dask_config(
-        target_slug=slug, target=target, ceiling=target_ceiling(user_ceiling(catalog, groups), target),
-        image=image, namespace=NAMESPACE, pod_name=pod, user_name=user,
+        target_slug=slug,
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, groups), target),
+        image=image,
+        namespace=NAMESPACE,
+        pod_name=pod,
+        user_name=user,
         hub_api_url=target.hub_api_url or "http://hub:8081/hub/api",
     )
 
@@ -73,8 +96,16 @@ def render(slug: str, groups=("highrate",), user: str = "hana", pod: str = POD, 
 @pytest.mark.parametrize(
     "dask,path,message",
     [
-        ({"worker_cores": 8, "max_worker_cores": 4}, "offload_targets.naples.dask", "worker_cores 8 is above max_worker_cores 4"),
-        ({"worker_memory": "64G", "max_worker_memory": "32G"}, "offload_targets.naples.dask", "worker_memory 64G is above max_worker_memory 32G"),
+        (
+            {"worker_cores": 8, "max_worker_cores": 4},
+            "offload_targets.naples.dask",
+            "worker_cores 8 is above max_worker_cores 4",
+        ),
+        (
+            {"worker_memory": "64G", "max_worker_memory": "32G"},
+            "offload_targets.naples.dask",
+            "worker_memory 64G is above max_worker_memory 32G",
+        ),
         ({"workers": 5, "max_workers": 2}, "offload_targets.naples.dask", "workers 5 is above max_workers 2"),
         ({"worker_memory": "lots"}, "offload_targets.naples.dask.worker_memory", "is not a memory size"),
         ({"wokers": 2}, "offload_targets.naples.dask.wokers", "unknown key"),
@@ -132,7 +163,9 @@ def test_same_shape_as_dask_kubernetes_make_cluster_spec(tmp_path):
     from dask_kubernetes.operator import make_cluster_spec
 
     ours = yaml.safe_load(render("naples").files[DASK_CONFIG_FILE])["kubernetes"]["custom-cluster-spec"]
-    theirs = make_cluster_spec(name=ours["metadata"]["name"], image="ghcr.io/org/offload:1.0", n_workers=2, idle_timeout=600)
+    theirs = make_cluster_spec(
+        name=ours["metadata"]["name"], image="ghcr.io/org/offload:1.0", n_workers=2, idle_timeout=600
+    )
     assert ours["spec"]["scheduler"]["service"] == theirs["spec"]["scheduler"]["service"]
     for role in ("scheduler", "worker"):
         mine, upstream = ours["spec"][role]["spec"]["containers"][0], theirs["spec"][role]["spec"]["containers"][0]
@@ -162,7 +195,9 @@ def test_pods_from_the_spec_are_placed_sized_and_reference_tokens(tmp_path):
         assert meta["labels"]["offload-spawner.io/target"] == "naples"
         assert meta["labels"]["dask.org/component"] == role
         container = podspec["containers"][0]
-        assert (container["resources"]["limits"]["cpu"], container["resources"]["limits"]["memory"]) == expected_size[role]
+        assert (container["resources"]["limits"]["cpu"], container["resources"]["limits"]["memory"]) == expected_size[
+            role
+        ]
         # HTCondor sizes the job from requests, read as whole cores and <n>Mi (interlink-htcondor-plugin/handles.py)
         cores, memory = expected_size[role]
         assert container["resources"]["requests"] == {"cpu": cores, "memory": f"{int(memory) // 2**20}Mi"}
@@ -171,7 +206,11 @@ def test_pods_from_the_spec_are_placed_sized_and_reference_tokens(tmp_path):
         assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org/hub/api"
         # off-site: the hub token only when the target's tokens.dask_pods names it (test_hostile.py)
         assert "JUPYTERHUB_API_TOKEN" not in env
-        assert env["ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": ACCESS_TOKEN_KEY, "optional": True}
+        assert env["ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": secret,
+            "key": ACCESS_TOKEN_KEY,
+            "optional": True,
+        }
         # the access-token file, as the server gets it (default policy: env and file)
         assert env["BEARER_TOKEN_FILE"]["value"] == f"{TOKEN_DIR}/{ACCESS_TOKEN_KEY}"
         assert {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True} in container["volumeMounts"]
@@ -201,18 +240,30 @@ def test_session_target_dask_pods_follow_the_target_and_in_cluster_ones_stay_her
 
 def test_worker_and_scheduler_sizes_are_capped_by_the_users_ceiling():
     # cms: at most 2 cores / 8G per server -> no Dask pod is larger
-    spec = yaml.safe_load(render("naples", groups=("cms",)).files[DASK_CONFIG_FILE])["kubernetes"]["custom-cluster-spec"]
+    spec = yaml.safe_load(render("naples", groups=("cms",)).files[DASK_CONFIG_FILE])["kubernetes"][
+        "custom-cluster-spec"
+    ]
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
     scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
     assert worker["resources"]["limits"] == {"cpu": "2", "memory": str(8 * 2**30)}
     assert scheduler["resources"]["limits"] == {"cpu": "2", "memory": str(4 * 2**30)}
     assert worker["args"][worker["args"].index("--nthreads") + 1] == "2"
     # max_worker_* caps the default too (worker_memory 16G, max 8G)
-    catalog = build_catalog(offload_targets={"n": {**NAPLES, "dask": {"worker_memory": "8G", "max_worker_memory": "8G",
-                                                                          "worker_cores": 0.5}}})
+    catalog = build_catalog(
+        offload_targets={
+            "n": {**NAPLES, "dask": {"worker_memory": "8G", "max_worker_memory": "8G", "worker_cores": 0.5}}
+        }
+    )
     target = catalog.offload_targets["n"]
-    out = dask_config(target_slug="n", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
-                      image="img:1", namespace="ns", pod_name="p", user_name="u")
+    out = dask_config(
+        target_slug="n",
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="img:1",
+        namespace="ns",
+        pod_name="p",
+        user_name="u",
+    )
     worker = yaml.safe_load(out.files[DASK_CONFIG_FILE])["kubernetes"]["custom-cluster-spec"]["spec"]["worker"]
     container = worker["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "0.5", "memory": str(8 * 2**30)}

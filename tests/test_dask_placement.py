@@ -32,11 +32,17 @@ from offload_spawner.pipeline.plan import target_tolerations
 POLICY_FILE = Path(__file__).resolve().parents[1] / "helm-values" / "rbac-dask-tenant-policy.yaml"
 POD = "jupyter-ann"
 TARGETS = {
-    "leonardo": {"display_name": "Leonardo", "backend": "slurm", "node": "vk-leonardo", "offload": "dask",
-                 "slurm": {"partition": "boost_usr_prod"},
-                 "dask": {"worker_cores": 2, "worker_memory": "8G"},
-                 "tolerations": [{"key": "site", "operator": "Equal", "value": "cineca", "effect": "NoSchedule",
-                                  "tolerationSeconds": 30}]},
+    "leonardo": {
+        "display_name": "Leonardo",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "dask",
+        "slurm": {"partition": "boost_usr_prod"},
+        "dask": {"worker_cores": 2, "worker_memory": "8G"},
+        "tolerations": [
+            {"key": "site", "operator": "Equal", "value": "cineca", "effect": "NoSchedule", "tolerationSeconds": 30}
+        ],
+    },
 }
 
 
@@ -44,8 +50,13 @@ def own_cluster() -> dict[str, Any]:
     catalog = build_catalog(offload_targets=TARGETS)
     target = catalog.offload_targets["leonardo"]
     return cluster_spec(
-        name=cluster_name(POD), target_slug="leonardo", target=target, settings=target.dask_settings,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target), image="img:1", secret=f"{POD}-offload",
+        name=cluster_name(POD),
+        target_slug="leonardo",
+        target=target,
+        settings=target.dask_settings,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="img:1",
+        secret=f"{POD}-offload",
         user_name="ann",
     )
 

@@ -48,8 +48,13 @@ def test_with_the_real_interlink_stack_the_slurm_target_is_its_node(monkeypatch)
     """demo/run.py passes the real stack's node and SLURM's size: the SLURM target moves
     there, offers what that SLURM has, and asks for GPUs with --gres (the test bed's
     plugin has no flavors)."""
-    for name, value in {"DEMO_TESTBED": "1", "DEMO_SLURM_NODE": "vk-slurm", "DEMO_SLURM_CPUS": "2",
-                        "DEMO_SLURM_MEMORY_MB": "8192", "DEMO_SERVER_PORT": "40123"}.items():
+    for name, value in {
+        "DEMO_TESTBED": "1",
+        "DEMO_SLURM_NODE": "vk-slurm",
+        "DEMO_SLURM_CPUS": "2",
+        "DEMO_SLURM_MEMORY_MB": "8192",
+        "DEMO_SERVER_PORT": "40123",
+    }.items():
         monkeypatch.setenv(name, value)
     catalog = demo_catalog()
     leonardo = catalog.offload_targets["leonardo"]

@@ -54,5 +54,7 @@ def test_relative_links_resolve(page):
 
 def test_link_checker_can_fail(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# A Title: here\n[ok](#a-title-here) [web](https://x.org/y) [bad](missing.md) [bad anchor](#nope)\n")
+    page.write_text(
+        "# A Title: here\n[ok](#a-title-here) [web](https://x.org/y) [bad](missing.md) [bad anchor](#nope)\n"
+    )
     assert broken_links(page) == ["missing.md", "#nope"]

@@ -14,8 +14,12 @@ EXAMPLES = sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix in (".py", ".yam
 
 
 def check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_there_are_examples():

@@ -23,8 +23,14 @@ CHROMIUM = "/usr/bin/chromium"
 # As the machine notes say: without these flags chromium keeps trying hosts
 # this machine cannot reach.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 GROUPS = {"cms": ["bob", "carol"], "highrate": ["hana"], "ai-infn": ["carol"], "gpu-users": ["carol"]}
 
@@ -94,7 +100,11 @@ async def test_two_users_see_pick_and_submit(hub, browser, tmp_path):
     await page.wait_for_url("**/user/bob/**")
     model = await hub.wait_ready("bob")
     assert model["servers"][""]["user_options"] == {
-        "profile": "analysis", "image": "alma9", "cores": 4, "memory": "8G", "target": "cluster",
+        "profile": "analysis",
+        "image": "alma9",
+        "cores": 4,
+        "memory": "8G",
+        "target": "cluster",
     }
 
     # --- carol (cms + ai-infn + gpu-users): GPUs only where the target offers them
@@ -115,8 +125,13 @@ async def test_two_users_see_pick_and_submit(hub, browser, tmp_path):
     await page.wait_for_url("**/user/carol/**")
     model = await hub.wait_ready("carol")
     assert model["servers"][""]["user_options"] == {
-        "profile": "analysis", "image": "alma9", "cores": 2, "memory": "4G",
-        "accelerator": gpu, "accelerator_count": 2, "target": "leonardo",
+        "profile": "analysis",
+        "image": "alma9",
+        "cores": 2,
+        "memory": "4G",
+        "accelerator": gpu,
+        "accelerator_count": 2,
+        "target": "leonardo",
     }
     [(_, pod)] = [(u, p) for u, p in RecordingSpawner.recorded if u == "carol"]
     assert pod["spec"]["nodeSelector"]["kubernetes.io/hostname"] == "vk-leonardo"
@@ -133,7 +148,10 @@ async def test_refused_form_comes_back_with_the_message_by_the_field(hub, browse
     await error.wait_for()
     assert "is not an allowed Image" in await error.inner_text()
     # the user's choice is kept
-    assert await page.input_value('input[name="profile-option-analysis--image--unlisted-choice"]') == "docker.io/library/python:3"
+    assert (
+        await page.input_value('input[name="profile-option-analysis--image--unlisted-choice"]')
+        == "docker.io/library/python:3"
+    )
     shot = tmp_path / "form-hana-error.png"
     await page.screenshot(path=str(shot), full_page=True)
     keep(shot)
@@ -150,7 +168,12 @@ async def test_script_tag_in_admin_text_renders_as_text(offload_hub, contract_co
 
 async def test_fields_of_the_unselected_profile_are_hidden(offload_hub, contract_config, browser):
     contract_config["profile_list"].append(
-        {"display_name": "Teaching", "slug": "teaching", "cores": {"min": 0.5, "max": 2, "default": 1}, "targets": ["cluster"]}
+        {
+            "display_name": "Teaching",
+            "slug": "teaching",
+            "cores": {"min": 0.5, "max": 2, "default": 1},
+            "targets": ["cluster"],
+        }
     )
     hub = await offload_hub(contract_config, groups={"cms": ["bob"]}, users=["bob"])
     page = await open_form(browser, hub.app, "bob")
@@ -174,8 +197,10 @@ async def test_any_available_in_the_browser(offload_hub, browser, tmp_path):
     submitting it stores target "auto" with the user's choices."""
     from test_auto_target import auto_config
 
-    hub = await offload_hub({**auto_config(), "offload_auto_target": True,
-                             "offload_auto_target_label": "Wherever there is room"}, users=["dave"])
+    hub = await offload_hub(
+        {**auto_config(), "offload_auto_target": True, "offload_auto_target_label": "Wherever there is room"},
+        users=["dave"],
+    )
     page = await open_form(browser, hub.app, "dave")
     name = "profile-option-gpu--"
     assert await option_values(page, name + "target") == ["auto", "alpha", "beta", "cluster"]

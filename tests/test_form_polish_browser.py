@@ -52,15 +52,23 @@ async def test_the_pattern_compiles_in_chromium_and_agrees_with_the_hub(hub, bro
     pattern = await page.get_attribute(IMAGE_TEXT, "pattern")
     assert pattern, "the contract's regex has a v-mode spelling; the page must carry it"
     # HTML compiles the attribute as ^(?:pattern)$ with the v flag.
-    compiled = await page.evaluate("p => { try { new RegExp('^(?:' + p + ')$', 'v'); return true } catch (e) { return String(e) } }",
-                                   pattern)
+    compiled = await page.evaluate(
+        "p => { try { new RegExp('^(?:' + p + ')$', 'v'); return true } catch (e) { return String(e) } }", pattern
+    )
     assert compiled is True, compiled
     assert not [m for m in console if "pattern" in m.lower() or m.startswith("error")], console
 
     regex = contract_catalog.profile("analysis").profile_options["image"].unlisted_choice.validation_regex
     await page.select_option(IMAGE, "__other__")
-    for text in ("ghcr.io/org/my-image:1.0", "ghcr.io/org/a/b.c_d-e:x", "docker.io/library/python:3",
-                 "ghcr.io/org/UPPER:1", "ghcr.io/org/x", "ghcr.io/org/x:1 2", "ghcrxio/org/x:1"):
+    for text in (
+        "ghcr.io/org/my-image:1.0",
+        "ghcr.io/org/a/b.c_d-e:x",
+        "docker.io/library/python:3",
+        "ghcr.io/org/UPPER:1",
+        "ghcr.io/org/x",
+        "ghcr.io/org/x:1 2",
+        "ghcrxio/org/x:1",
+    ):
         await page.fill(IMAGE_TEXT, text)
         browser_says = await page.eval_on_selector(IMAGE_TEXT, "e => !e.validity.patternMismatch")
         assert browser_says == bool(re.fullmatch(regex, text)), text
@@ -111,7 +119,10 @@ async def test_after_a_refusal_every_field_keeps_the_users_choice(hub, browser, 
     assert await page.input_value(IMAGE) == "__other__"
     assert await page.input_value(IMAGE_TEXT) == "docker.io/library/python:3"
     assert (await page.input_value(TARGET), await page.input_value(CORES), await page.input_value(MEMORY)) == (
-        "naples", "4", "8G")
+        "naples",
+        "4",
+        "8G",
+    )
     # The message is in the image field's own block.
     assert await page.locator('[data-option="image"] [data-offload-field-error]').count() == 1
     shot = tmp_path / "form-refused.png"
@@ -125,7 +136,10 @@ async def test_after_a_refusal_every_field_keeps_the_users_choice(hub, browser, 
     await page.click('#spawn_form button[type="submit"]')
     await page.locator('[data-offload-field-error="cores"]').wait_for()
     assert (await page.input_value(IMAGE), await page.input_value(TARGET), await page.input_value(MEMORY)) == (
-        "offload", "naples", "8G")
+        "offload",
+        "naples",
+        "8G",
+    )
     assert await page.locator(".offload-cores [data-offload-field-error]").count() == 1
     assert [u for u, _ in RecordingSpawner.recorded] == []
 
@@ -143,5 +157,8 @@ async def test_after_a_refusal_the_accelerator_and_its_count_are_kept(hub, brows
     await page.click('#spawn_form button[type="submit"]')
     await page.locator('[data-offload-field-error="cores"]').wait_for()
     assert (await page.input_value(TARGET), await page.input_value(accelerator), await page.input_value(count)) == (
-        "leonardo", "nvidia.com/gpu:a100", "2")
+        "leonardo",
+        "nvidia.com/gpu:a100",
+        "2",
+    )
     assert [u for u, _ in RecordingSpawner.recorded] == []

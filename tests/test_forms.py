@@ -56,7 +56,9 @@ def test_maps_kubespawner_field_names():
 
 
 def test_other_profiles_fields_are_dropped():
-    data = form(**{"profile": "analysis", f("cores"): "2", "profile-option-gpu--cores": "64", "profile-option-gpu--image": "x"})
+    data = form(
+        **{"profile": "analysis", f("cores"): "2", "profile-option-gpu--cores": "64", "profile-option-gpu--image": "x"}
+    )
     assert user_options_from_form(data) == {"profile": "analysis", "cores": "2"}
 
 
@@ -112,7 +114,9 @@ def test_no_profile_gives_empty_options():
 
 
 def test_form_options_validate_against_the_menu(contract_catalog):
-    data = form(**{"profile": "analysis", f("image"): "alma9", f("cores"): "4", f("memory"): "8G", f("target"): "cluster"})
+    data = form(
+        **{"profile": "analysis", f("image"): "alma9", f("cores"): "4", f("memory"): "8G", f("target"): "cluster"}
+    )
     selection = select(build_menu(contract_catalog, ["cms"]), user_options_from_form(data))
     assert (selection.cores, selection.memory, selection.target) == (4, 8 * 2**30, "cluster")
 
@@ -203,7 +207,11 @@ def test_admin_text_is_escaped():
                     "image": {
                         "display_name": f"Image {XSS}",
                         "choices": {"a": {"display_name": f"Choice {XSS}"}},
-                        "unlisted_choice": {"enabled": True, "display_name": f"Own {XSS}", "validation_message": f"msg {XSS}"},
+                        "unlisted_choice": {
+                            "enabled": True,
+                            "display_name": f"Own {XSS}",
+                            "validation_message": f"msg {XSS}",
+                        },
                     }
                 },
             }
@@ -219,7 +227,17 @@ def test_admin_text_is_escaped():
 def test_overrides_never_reach_the_browser(contract_catalog):
     for groups in (["cms"], ["highrate"], GPU_USER):
         html = render_form(build_menu(contract_catalog, groups))
-        for admin_only in ("ghcr.io/org/offload:1.0", "ghcr.io/org/alma9:1.0", "kubespawner_override", "boost_usr_prod", "icsc_ai", "vk-leonardo", "vk-naples", "hub.example.org", "--exclusive"):
+        for admin_only in (
+            "ghcr.io/org/offload:1.0",
+            "ghcr.io/org/alma9:1.0",
+            "kubespawner_override",
+            "boost_usr_prod",
+            "icsc_ai",
+            "vk-leonardo",
+            "vk-naples",
+            "hub.example.org",
+            "--exclusive",
+        ):
             assert not leaks(html, admin_only), (groups, admin_only)
 
 
@@ -243,8 +261,12 @@ def test_visible_choices_for_highrate(contract_catalog):
 
 def test_hidden_profile_is_not_in_the_form(contract_config):
     contract_config["profile_list"].append(
-        {"display_name": "Secret admin tools", "slug": "admintools", "allowed_groups": ["admins"],
-         "profile_options": {"x": {"display_name": "Xopt", "choices": {"xchoice": {"display_name": "Xdisplay"}}}}}
+        {
+            "display_name": "Secret admin tools",
+            "slug": "admintools",
+            "allowed_groups": ["admins"],
+            "profile_options": {"x": {"display_name": "Xopt", "choices": {"xchoice": {"display_name": "Xdisplay"}}}},
+        }
     )
     catalog = build_catalog(**contract_config)
     html = render_form(build_menu(catalog, ["cms"]))
@@ -262,7 +284,10 @@ def test_gpu_user_sees_only_what_leonardo_offers(contract_catalog):
 
 
 def test_cores_above_the_ceiling_are_not_offered():
-    catalog = build_catalog(profile_list=[{"display_name": "P", "slug": "p", "cores": {"choices": [1, 2, 4, 8]}}], group_limits={"g": {"cores": 2}})
+    catalog = build_catalog(
+        profile_list=[{"display_name": "P", "slug": "p", "cores": {"choices": [1, 2, 4, 8]}}],
+        group_limits={"g": {"cores": 2}},
+    )
     html = render_form(build_menu(catalog, ["g"]))
     assert read(html).options["profile-option-p--cores"] == ["1", "2"]
 
@@ -334,7 +359,9 @@ def test_saved_options_that_no_longer_validate_give_a_notice(contract_catalog):
 
 def test_saved_valid_options_are_preselected_without_notice(contract_catalog):
     menu = build_menu(contract_catalog, ["highrate"])
-    html = render_form(menu, {"profile": "analysis", "image": "offload", "cores": 8, "memory": "16G", "target": "naples"})
+    html = render_form(
+        menu, {"profile": "analysis", "image": "offload", "cores": 8, "memory": "16G", "target": "naples"}
+    )
     assert "data-offload-notice" not in html
     data = posted(html)
     assert data[f("image")] == ["offload"]

@@ -79,7 +79,10 @@ def start_cli(*args: str) -> subprocess.Popen:
     # Run from the checkout so that its offload_spawner is the one imported.
     return subprocess.Popen(
         [sys.executable, "-m", "offload_spawner.hub.cli", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -255,9 +258,27 @@ def _render(capsys, *args: str) -> dict:
 def test_example_gpu_session_on_leonardo(capsys, tmp_path):
     auth_state = tmp_path / "auth_state.json"
     auth_state.write_text('{"oauth_user": {"preferred_username": "carol", "uid": 41003}}')
-    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "--auth-state", str(auth_state),
-                  "-o", "profile=ai", "-o", "target=leonardo",
-                  "-o", "accelerator=nvidia.com/gpu:a100", "-o", "accelerator_count=1", "-o", "cores=8", "-o", "memory=64G")
+    pod = _render(
+        capsys,
+        "--user",
+        "carol",
+        "--groups",
+        "ai-infn",
+        "--auth-state",
+        str(auth_state),
+        "-o",
+        "profile=ai",
+        "-o",
+        "target=leonardo",
+        "-o",
+        "accelerator=nvidia.com/gpu:a100",
+        "-o",
+        "accelerator_count=1",
+        "-o",
+        "cores=8",
+        "-o",
+        "memory=64G",
+    )
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     annotations = pod["metadata"]["annotations"]
@@ -277,8 +298,23 @@ def test_example_gpu_session_on_leonardo(capsys, tmp_path):
 
 
 def test_example_fpga_session_on_the_docker_site(capsys):
-    pod = _render(capsys, "--user", "carol", "--groups", "ai-infn", "-o", "profile=ai", "-o", "target=fpga",
-                  "-o", "image=vitis", "-o", "accelerator=xilinx.com/fpga:u55c", "-o", "accelerator_count=1")
+    pod = _render(
+        capsys,
+        "--user",
+        "carol",
+        "--groups",
+        "ai-infn",
+        "-o",
+        "profile=ai",
+        "-o",
+        "target=fpga",
+        "-o",
+        "image=vitis",
+        "-o",
+        "accelerator=xilinx.com/fpga:u55c",
+        "-o",
+        "accelerator_count=1",
+    )
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-docker", "xilinx-fpga-type": "u55c"}
     assert pod["spec"]["containers"][0]["resources"]["limits"]["xilinx.com/fpga"] == "1"
     assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/vitis-notebook:3.5"
@@ -286,8 +322,19 @@ def test_example_fpga_session_on_the_docker_site(capsys):
 
 
 def test_example_dask_target_keeps_the_session_here(capsys):
-    pod = _render(capsys, "--user", "hana", "--groups", "highrate", "-o", "profile=analysis", "-o", "target=naples",
-                  "-o", "image=dask")
+    pod = _render(
+        capsys,
+        "--user",
+        "hana",
+        "--groups",
+        "highrate",
+        "-o",
+        "profile=analysis",
+        "-o",
+        "target=naples",
+        "-o",
+        "image=dask",
+    )
     assert "kubernetes.io/hostname" not in (pod["spec"].get("nodeSelector") or {})
     assert pod["metadata"]["labels"]["offload-spawner.io/target"] == "naples"
     assert pod["spec"]["containers"][0]["image"] == "ghcr.io/example-org/alma9-dask:1.0"
@@ -298,7 +345,20 @@ def test_example_dask_target_keeps_the_session_here(capsys):
 def test_example_refuses_what_a_group_may_not_use(capsys):
     from offload_spawner.hub.cli import main
 
-    code = main(["render", "-f", str(HELM_VALUES / "values.yaml"), "--user", "bob", "--groups", "cms",
-                 "-o", "profile=analysis", "-o", "target=naples"])
+    code = main(
+        [
+            "render",
+            "-f",
+            str(HELM_VALUES / "values.yaml"),
+            "--user",
+            "bob",
+            "--groups",
+            "cms",
+            "-o",
+            "profile=analysis",
+            "-o",
+            "target=naples",
+        ]
+    )
     assert code == 2
     assert "naples" in capsys.readouterr().err

@@ -53,7 +53,9 @@ def test_free_text_equal_to_a_hidden_choice_is_refused(contract_catalog, text):
 
 def test_free_text_equal_to_a_visible_choice_is_still_accepted(contract_catalog):
     for groups, image in ((CMS, "ghcr.io/org/alma9:1.0"), (HIGHRATE, "ghcr.io/org/offload:1.0")):
-        selection = select(build_menu(contract_catalog, groups), {"profile": "analysis", "image--unlisted-choice": image})
+        selection = select(
+            build_menu(contract_catalog, groups), {"profile": "analysis", "image--unlisted-choice": image}
+        )
         assert selection.options["image"].unlisted == image
 
 
@@ -70,8 +72,13 @@ def test_hidden_docker_hub_image_is_refused_in_every_spelling(contract_config):
         "image": "{value}"
     }
     menu = build_menu(build_catalog(**config), CMS)
-    for text in ("licensed/tool", "docker.io/licensed/tool", "docker.io/licensed/tool:latest", "licensed/tool:latest",
-                 "index.docker.io/licensed/tool"):
+    for text in (
+        "licensed/tool",
+        "docker.io/licensed/tool",
+        "docker.io/licensed/tool:latest",
+        "licensed/tool:latest",
+        "index.docker.io/licensed/tool",
+    ):
         refused(menu, {"profile": "analysis", "image--unlisted-choice": text})
     # a different tag is a different image
     assert select(menu, {"profile": "analysis", "image--unlisted-choice": "licensed/tool:2"})
@@ -191,7 +198,10 @@ def test_a_raw_annotation_may_not_replace_a_typed_one(key):
     [
         ({"cpu_limit": "lots"}, "profile_list[0].kubespawner_override.cpu_limit"),
         ({"imgae": "x"}, "profile_list[0].kubespawner_override.imgae"),
-        ({"extra_annotations": {"slurm-job.vk.io/flags": "--wrap=x"}}, "profile_list[0].kubespawner_override.extra_annotations"),
+        (
+            {"extra_annotations": {"slurm-job.vk.io/flags": "--wrap=x"}},
+            "profile_list[0].kubespawner_override.extra_annotations",
+        ),
     ],
 )
 def test_kubespawner_override_wrong_types_and_misspelt_keys_are_refused(override, path):
@@ -255,8 +265,14 @@ def dask_pod_env(tokens: dict | None) -> dict[str, dict]:
     catalog = build_catalog([{"display_name": "A"}], {"naples": target})
     t = catalog.offload_targets["naples"]
     spec = cluster_spec(
-        name="c", target_slug="naples", target=t, settings=t.dask_settings, ceiling=Ceiling(cores=None, memory=None),
-        image="img:1", secret="jupyter-alice-offload", user_name="alice",
+        name="c",
+        target_slug="naples",
+        target=t,
+        settings=t.dask_settings,
+        ceiling=Ceiling(cores=None, memory=None),
+        image="img:1",
+        secret="jupyter-alice-offload",
+        user_name="alice",
     )
     envs = {}
     for role in ("scheduler", "worker"):

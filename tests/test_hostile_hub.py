@@ -64,14 +64,17 @@ async def test_a_link_never_carries_free_text(hub):
     image = "ghcr.io/org/attacker-chosen:1"
     for query in (
         {"opt-profile": "analysis", "opt-image--unlisted-choice": image},
-        {"profile": "analysis", "profile-option-analysis--image": "__other__",
-         "profile-option-analysis--image--unlisted-choice": image},
+        {
+            "profile": "analysis",
+            "profile-option-analysis--image": "__other__",
+            "profile-option-analysis--image--unlisted-choice": image,
+        },
     ):
         r = await get_link(hub, "bob", query)
         assert r.status_code == 200
         # JupyterHub's form action repeats the request's URL, but its POST reads the body only
         # (jupyterhub/handlers/pages.py, SpawnHandler._post): the fields must not hold the text.
-        form = r.text[r.text.index('id="offload-spawner-form"'):]
+        form = r.text[r.text.index('id="offload-spawner-form"') :]
         assert "attacker-chosen" not in form
         assert (await hub.api_user("bob"))["servers"] == {}
     assert pods_of("bob") == []
@@ -117,7 +120,9 @@ async def test_a_broken_callable_profile_list_gives_a_clear_message_not_a_500(of
     hub = await offload_hub(config, groups=GROUPS, users=USERS)
     form = await hub.get_form("bob")
     assert form.status_code == 200, form.text[:500]
-    assert "error in the hub&#39;s configuration" in form.text or "error in the hub's configuration" in html.unescape(form.text)
+    assert "error in the hub&#39;s configuration" in form.text or "error in the hub's configuration" in html.unescape(
+        form.text
+    )
     assert "imgae" not in form.text  # the details are for the admins' log
     r = await hub.api_spawn("bob", {})
     assert r.status_code == 503, r.text

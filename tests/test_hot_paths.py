@@ -49,8 +49,12 @@ def test_check_with_the_cache_still_names_a_misspelt_setting(contract_file, tmp_
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     contract_file.write_text(contract_file.read_text() + "\nc.OffloadSpawner.group_limit = {}\n")
     for _ in range(2):  # without, then with the cache
-        r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(contract_file)],
-                           env=env, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(contract_file)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 1
         assert "OffloadSpawner.group_limit: not a setting of OffloadSpawner (did you mean 'group_limits'?)" in r.stderr
 

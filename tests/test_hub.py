@@ -158,7 +158,9 @@ async def test_rest_api_spawn_on_a_slurm_target(hub):
     [pod] = pods_of("carol")
     validate_pod(pod)
     spec = pod["spec"]
-    assert {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"} in spec[
+        "tolerations"
+    ]
     assert spec["nodeSelector"]["kubernetes.io/hostname"] == "vk-leonardo"
     assert spec["nodeSelector"]["nvidia-gpu-type"] == "a100"
     limits = spec["containers"][0]["resources"]["limits"]
@@ -186,8 +188,14 @@ PLAIN_PROFILES = [
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    "minimal": {"display_name": "Minimal", "kubespawner_override": {"image": "quay.io/jupyter/minimal-notebook:2025-01-01"}},
-                    "scipy": {"display_name": "SciPy", "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01"}},
+                    "minimal": {
+                        "display_name": "Minimal",
+                        "kubespawner_override": {"image": "quay.io/jupyter/minimal-notebook:2025-01-01"},
+                    },
+                    "scipy": {
+                        "display_name": "SciPy",
+                        "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01"},
+                    },
                 },
             }
         },

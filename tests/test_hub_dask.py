@@ -75,8 +75,11 @@ async def test_dask_pods_hub_token_is_scoped_and_revoked_when_the_server_ends(of
     the path of a server that ended by itself."""
     config = copy.deepcopy(contract_config)
     naples = config["offload_targets"]["naples"]
-    naples["tokens"] = {**naples.get("tokens", {}), "dask_pods": ["access_token", "hub_token"],
-                        "dask_hub_scopes": ["read:users:name!user", "read:users:activity!user"]}
+    naples["tokens"] = {
+        **naples.get("tokens", {}),
+        "dask_pods": ["access_token", "hub_token"],
+        "dask_hub_scopes": ["read:users:name!user", "read:users:activity!user"],
+    }
     hub = await offload_hub(config, groups=GROUPS, users=("hana",))
     r = await hub.api_spawn("hana", {"profile": "analysis", "image": "offload", "cores": 4, "target": "naples"})
     assert r.status_code in (201, 202), r.text

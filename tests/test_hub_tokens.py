@@ -24,7 +24,9 @@ pytestmark = pytest.mark.hub
 TARGETS = {
     "cluster": {"display_name": "This cluster"},
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
         "tokens": {"refresh_token": True, "hub_token": {"env": True, "file": True}},
     },
 }

@@ -44,8 +44,6 @@ def idp():
         yield provider
 
 
-
-
 @pytest.fixture
 async def iam_hub(hub_app, idp, crypt_key, requires_chp, stub_server, tmp_path):
     """Factory: a hub logging users in through the provider."""
@@ -184,10 +182,14 @@ async def test_a_rotated_refresh_token_is_kept(iam_hub, hub_app):
         assert new["refresh_token"] and new["refresh_token"] != old["refresh_token"]
         assert (await user.get_auth_state())["refresh_token"] == new["refresh_token"]
         # the stored (new) refresh token works; the old one was consumed
-        info = await app.authenticator.get_token_info(None, app.authenticator.build_refresh_token_request_params(new["refresh_token"]))
+        info = await app.authenticator.get_token_info(
+            None, app.authenticator.build_refresh_token_request_params(new["refresh_token"])
+        )
         assert info["access_token"]
         with pytest.raises(HTTPClientError) as refused:
-            await app.authenticator.get_token_info(None, app.authenticator.build_refresh_token_request_params(old["refresh_token"]))
+            await app.authenticator.get_token_info(
+                None, app.authenticator.build_refresh_token_request_params(old["refresh_token"])
+            )
         assert refused.value.code == 400
 
 

@@ -228,7 +228,9 @@ def test_a_cycle_through_a_package_init_is_found(tmp_path):
     assert import_cycle(source) is not None
 
 
-@pytest.mark.parametrize("module", ["offload_spawner.hub.spawner", "offload_spawner.entrypoint", "offload_spawner.hub.cli"])
+@pytest.mark.parametrize(
+    "module", ["offload_spawner.hub.spawner", "offload_spawner.entrypoint", "offload_spawner.hub.cli"]
+)
 def test_the_modules_import_on_their_own(module):
     # a fresh interpreter: no earlier import of the package hides an order problem
     subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)

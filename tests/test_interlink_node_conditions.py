@@ -21,25 +21,50 @@ PING_ERROR = 'Ping failed: Post "http://127.0.0.1:4321/pinglink": dial tcp 127.0
 def interlink_conditions(ready: bool, link_reason: str, link_message: str) -> list[dict[str, str]]:
     """``NodeConditionWithInterlink(ready, ...)`` as the API returns it (timestamps left out)."""
     return [
-        {"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletPending",
-         "message": "kubelet is pending."},
-        {"type": "OutOfDisk", "status": "False", "reason": "KubeletHasSufficientDisk",
-         "message": "kubelet has sufficient disk space available"},
-        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
-         "message": "kubelet has sufficient memory available"},
-        {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure",
-         "message": "kubelet has no disk pressure"},
-        {"type": "NetworkUnavailable", "status": "False" if ready else "True", "reason": "RouteCreated",
-         "message": "RouteController created a route"},
-        {"type": "InterlinkConnectivity", "status": "True" if ready else "False", "reason": link_reason,
-         "message": link_message},
+        {
+            "type": "Ready",
+            "status": "True" if ready else "False",
+            "reason": "KubeletPending",
+            "message": "kubelet is pending.",
+        },
+        {
+            "type": "OutOfDisk",
+            "status": "False",
+            "reason": "KubeletHasSufficientDisk",
+            "message": "kubelet has sufficient disk space available",
+        },
+        {
+            "type": "MemoryPressure",
+            "status": "False",
+            "reason": "KubeletHasSufficientMemory",
+            "message": "kubelet has sufficient memory available",
+        },
+        {
+            "type": "DiskPressure",
+            "status": "False",
+            "reason": "KubeletHasNoDiskPressure",
+            "message": "kubelet has no disk pressure",
+        },
+        {
+            "type": "NetworkUnavailable",
+            "status": "False" if ready else "True",
+            "reason": "RouteCreated",
+            "message": "RouteController created a route",
+        },
+        {
+            "type": "InterlinkConnectivity",
+            "status": "True" if ready else "False",
+            "reason": link_reason,
+            "message": link_message,
+        },
     ]
 
 
 def vk_node(conditions: list[dict[str, str]]) -> dict:
     allocatable = {"cpu": "32", "memory": "480Gi", "pods": "100", "nvidia.com/gpu": "4"}
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": "vk-leonardo", "labels": {"nvidia-gpu-type": "a100"}},
         "spec": {"taints": [TAINT]},
         "status": {"allocatable": allocatable, "capacity": allocatable, "conditions": conditions},
@@ -71,8 +96,12 @@ def test_a_node_not_ready_for_another_reason_says_so_not_the_last_ping(contract_
     """The node lifecycle controller marks a silent node Unknown; the last ping's words
     (successful) would contradict that and are not shown."""
     conditions = interlink_conditions(True, "InterlinkPingSuccessful", "Ping successful with code 200")
-    conditions[0] = {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
-                     "message": "Kubelet stopped posting node status."}
+    conditions[0] = {
+        "type": "Ready",
+        "status": "Unknown",
+        "reason": "NodeStatusUnknown",
+        "message": "Kubelet stopped posting node status.",
+    }
     node = vk_node(conditions)
     a = target_availability("leonardo", contract_catalog.offload_targets["leonardo"], [A100], cluster_view([node]))
     assert a.status == "down"

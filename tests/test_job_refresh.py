@@ -29,8 +29,11 @@ from test_cli_tokens import RENDER, auth_state_file, no_token_in  # noqa: F401 -
 HUB_TOKEN_URL = "https://iam.example.org/token"
 SECRET = "job-client-secret-value"
 #: the delivered token files and the writable directory, as the refresher's arguments
-TOKEN_PATHS = ["/var/run/secrets/offload-spawner/access_token", "/var/run/secrets/offload-spawner/refresh_token",
-               "/var/run/offload-spawner-fresh"]
+TOKEN_PATHS = [
+    "/var/run/secrets/offload-spawner/access_token",
+    "/var/run/secrets/offload-spawner/refresh_token",
+    "/var/run/offload-spawner-fresh",
+]
 GOOD = {"refresh_token": True, "refresh_in_job": {"client_id": "jobs"}}
 
 
@@ -51,8 +54,10 @@ def test_settings_opt_in_per_target():
     [
         ({"refresh_in_job": {"client_id": "jobs"}}, "refresh_in_job needs refresh_token: true"),
         ({**GOOD, "access_token": {"env": True, "file": False}}, "refresh_in_job needs access_token.file: true"),
-        ({"access_token": {"file": False}, "refresh_in_job": {"client_id": "jobs"}},
-         "access_token.file: true (the refresher renews the token file) and refresh_token: true"),
+        (
+            {"access_token": {"file": False}, "refresh_in_job": {"client_id": "jobs"}},
+            "access_token.file: true (the refresher renews the token file) and refresh_token: true",
+        ),
         ({**GOOD, "refresh_in_job": {}}, "offload_targets.t.tokens.refresh_in_job.client_id"),
         ({**GOOD, "refresh_in_job": {"client_id": "a b"}}, "offload_targets.t.tokens.refresh_in_job.client_id"),
         ({**GOOD, "refresh_in_job": {"client_id": "j", "refresh_at": 1}}, "refresh_in_job.refresh_at"),
@@ -91,7 +96,9 @@ def test_the_files_hold_the_program_and_its_configuration():
     assert set(files) == {PROGRAM_PATH, CONFIG_PATH}
     assert files[PROGRAM_PATH] == program_source()
     assert json.loads(files[CONFIG_PATH])["client_id"] == "jobs"
-    shown = displayed_files({**files, "/etc/dask/x.yaml": "a: 1"}, )
+    shown = displayed_files(
+        {**files, "/etc/dask/x.yaml": "a: 1"},
+    )
     assert shown["/etc/dask/x.yaml"] == "a: 1"
     assert shown[PROGRAM_PATH].startswith("<the token refresher program")
 
@@ -121,10 +128,14 @@ def test_the_program_imports_only_the_standard_library():
     import sys
 
     tree = ast.parse(program_source())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+    }
     assert imported - {"__future__"} <= sys.stdlib_module_names
 
 
@@ -132,14 +143,21 @@ def test_the_program_imports_only_the_standard_library():
 
 
 def _opt_in(contract_file, tokens: dict, cmd: list[str] | None = ["jupyterhub-singleuser"]) -> None:  # noqa: B006
-    contract_file.write_text(contract_file.read_text()
-                             + f'\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {tokens!r}\n'
-                             + f"c.OffloadSpawner.cmd = {cmd!r}\n")
+    contract_file.write_text(
+        contract_file.read_text()
+        + f'\nc.OffloadSpawner.offload_targets["leonardo"]["tokens"] = {tokens!r}\n'
+        + f"c.OffloadSpawner.cmd = {cmd!r}\n"
+    )
 
 
 def test_render_a_server_that_renews_its_token(contract_file, auth_state_file):  # noqa: F811
-    _opt_in(contract_file, {"refresh_token": True, "refresh_in_job": {
-        "client_id": "jobs", "client_secret": SECRET, "token_url": HUB_TOKEN_URL}})
+    _opt_in(
+        contract_file,
+        {
+            "refresh_token": True,
+            "refresh_in_job": {"client_id": "jobs", "client_secret": SECRET, "token_url": HUB_TOKEN_URL},
+        },
+    )
     r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(auth_state_file))
     assert r.returncode == 0, r.stderr
     no_token_in(r.stdout + r.stderr)
@@ -157,8 +175,9 @@ def test_render_a_server_that_renews_its_token(contract_file, auth_state_file): 
     assert mounts["/var/run/offload-spawner-fresh"]["name"] == "offload-fresh-tokens"
     assert mounts["/var/run/offload-spawner-refresher"]["readOnly"] is True
     # Each file under its Secret key's name, where interLink's SLURM plugin also puts it (it ignores items).
-    [refresher_volume] = [v for v in pod["spec"]["volumes"]
-                          if v["name"] == mounts["/var/run/offload-spawner-refresher"]["name"]]
+    [refresher_volume] = [
+        v for v in pod["spec"]["volumes"] if v["name"] == mounts["/var/run/offload-spawner-refresher"]["name"]
+    ]
     items = refresher_volume["secret"]["items"]
     assert {i["path"] for i in items} == {PROGRAM_FILE.rsplit("/", 1)[1], CONFIG_FILE.rsplit("/", 1)[1]}
     assert all(i["path"] == i["key"] for i in items)
@@ -184,8 +203,11 @@ def test_render_without_a_token_endpoint_is_refused(contract_file, auth_state_fi
 
 def test_render_without_a_command_to_wrap_is_refused(contract_file, auth_state_file):  # noqa: F811
     # Without the spawner's cmd the image's own CMD runs, which the refresher cannot know.
-    _opt_in(contract_file, {"refresh_token": True, "refresh_in_job": {"client_id": "j", "token_url": HUB_TOKEN_URL}},
-            cmd=None)
+    _opt_in(
+        contract_file,
+        {"refresh_token": True, "refresh_in_job": {"client_id": "j", "token_url": HUB_TOKEN_URL}},
+        cmd=None,
+    )
     r = run("render", "-f", str(contract_file), *RENDER, "--auth-state", str(auth_state_file))
     assert r.returncode == 2, r.stdout
     assert "no command for the refresher to start: set the spawner's cmd" in r.stderr

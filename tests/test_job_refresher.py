@@ -195,8 +195,9 @@ def test_a_refresh_token_of_another_client_is_refused(idp, tmp_path, jobs):
 def test_a_rotated_refresh_token_is_kept(tmp_path, jobs):
     # oidc-provider with rotation: a used refresh token is consumed (reusing it fails), so three
     # renewals in a row prove that each used the refresh token of the answer before.
-    with OidcProvider(USERS, access_token_ttl=TTL, rotate_refresh_token=True,
-                      extra_clients=[{"client_id": JOB_CLIENT}]) as rotating:
+    with OidcProvider(
+        USERS, access_token_ttl=TTL, rotate_refresh_token=True, extra_clients=[{"client_id": JOB_CLIENT}]
+    ) as rotating:
         tokens = rotating.login_tokens("alice", "pw", client_id=JOB_CLIENT)
         job = new_job(tmp_path, tokens, f"{rotating.issuer}/token", JOB_CLIENT)
         jobs.append(job.start())
@@ -259,8 +260,12 @@ def test_an_unusable_configuration_is_refused_clearly(tmp_path):
     (tmp_path / "a").write_text("access")
     (tmp_path / "b").write_text("refresh")
     (tmp_path / "c").mkdir()
-    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), *(str(tmp_path / n) for n in "abc")],
-                       capture_output=True, text=True, timeout=PATIENCE)
+    r = subprocess.run(
+        [sys.executable, "-I", "-S", str(PROGRAM), str(config), *(str(tmp_path / n) for n in "abc")],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
     assert r.returncode == job_token_refresher.CONFIG_EXIT
     assert "token_url must be an http(s) URL" in r.stderr
     assert "Traceback" not in r.stderr
@@ -270,9 +275,25 @@ def test_an_unusable_configuration_is_refused_clearly(tmp_path):
 def test_without_delivered_tokens_the_command_still_runs(tmp_path):
     config = tmp_path / "refresher.json"
     config.write_text(json.dumps({"token_url": "http://127.0.0.1:9/token", "client_id": "x"}))
-    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), str(tmp_path / "none"),
-                        str(tmp_path / "none2"), str(tmp_path), "--", sys.executable, "-c", "raise SystemExit(5)"],
-                       capture_output=True, text=True, timeout=PATIENCE)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(PROGRAM),
+            str(config),
+            str(tmp_path / "none"),
+            str(tmp_path / "none2"),
+            str(tmp_path),
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(5)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
     assert r.returncode == 5
     assert "no access token was delivered to this job" in r.stderr
 
@@ -298,9 +319,25 @@ def test_an_unwritable_directory_is_said_and_the_command_still_runs(tmp_path):
     config.write_text(json.dumps({"token_url": "http://127.0.0.1:9/token", "client_id": "x"}))
     (tmp_path / "a").write_text("access-token-value")
     (tmp_path / "r").write_text("refresh-token-value")
-    r = subprocess.run([sys.executable, "-I", "-S", str(PROGRAM), str(config), str(tmp_path / "a"),
-                        str(tmp_path / "r"), str(tmp_path / "missing-dir"), "--", sys.executable, "-c",
-                        "raise SystemExit(4)"], capture_output=True, text=True, timeout=PATIENCE)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(PROGRAM),
+            str(config),
+            str(tmp_path / "a"),
+            str(tmp_path / "r"),
+            str(tmp_path / "missing-dir"),
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(4)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
     assert r.returncode == 4
     assert "cannot write into" in r.stderr and "the access token will not be renewed" in r.stderr
     assert "token-value" not in r.stderr

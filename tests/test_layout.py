@@ -38,8 +38,17 @@ MAY_IMPORT: dict[str, set[str]] = {
     "availability": {"pipeline", "backends", "spawn_errors", "spawner_base", "metrics"},
     "remote": {"pipeline", "backends", "spawn_errors", "spawner_base", "metrics"},
     "dask": {"pipeline", "backends", "identity", "spawn_errors", "spawner_base"},
-    "hub": {"pipeline", "backends", "identity", "availability", "remote", "dask", "spawn_errors", "spawner_base",
-            "metrics"},
+    "hub": {
+        "pipeline",
+        "backends",
+        "identity",
+        "availability",
+        "remote",
+        "dask",
+        "spawn_errors",
+        "spawner_base",
+        "metrics",
+    },
     "entrypoint": {"hub"},
     "__init__": {"_version", "entrypoint"},
 }
@@ -47,6 +56,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 #: parts that must stay pure: plain data in and out, nothing of the hub edge
 PURE = {"pipeline", "backends"}
 HUB_LIBRARIES = {"jupyterhub", "kubespawner", "tornado", "traitlets", "jinja2", "oauthenticator"}
+
 
 def modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module of the package."""

@@ -11,14 +11,27 @@ from offload_spawner.remote.lifecycle import describe, format_duration, remote_f
 TARGET = "CINECA Leonardo (SLURM)"
 
 
-def pod(phase: str = "Pending", node: str | None = "vk-leonardo", waiting: dict | None = None,
-        terminated: dict | None = None, job_id: str | None = None, ready: bool = False, **status: Any) -> dict:
-    out: dict[str, Any] = {"metadata": {"name": "jupyter-carol", "annotations": {}}, "spec": {}, "status": {"phase": phase, **status}}
+def pod(
+    phase: str = "Pending",
+    node: str | None = "vk-leonardo",
+    waiting: dict | None = None,
+    terminated: dict | None = None,
+    job_id: str | None = None,
+    ready: bool = False,
+    **status: Any,
+) -> dict:
+    out: dict[str, Any] = {
+        "metadata": {"name": "jupyter-carol", "annotations": {}},
+        "spec": {},
+        "status": {"phase": phase, **status},
+    }
     if node:
         out["spec"]["nodeName"] = node
     if job_id:
         out["metadata"]["annotations"]["JobID"] = job_id
-    state = {"waiting": waiting} if waiting is not None else {"terminated": terminated} if terminated is not None else None
+    state = (
+        {"waiting": waiting} if waiting is not None else {"terminated": terminated} if terminated is not None else None
+    )
     if state is not None:
         out["status"]["containerStatuses"] = [{"name": "notebook", "state": state}]
     if phase == "Running":
@@ -28,7 +41,9 @@ def pod(phase: str = "Pending", node: str | None = "vk-leonardo", waiting: dict 
     return out
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (45, "45 s"), (190, "3 min 10 s"), (3720, "1 h 2 min"), (-3, "0 s")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0, "0 s"), (45, "45 s"), (190, "3 min 10 s"), (3720, "1 h 2 min"), (-3, "0 s")]
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
@@ -48,8 +63,10 @@ def test_not_scheduled_shows_the_schedulers_reason():
 
 #: What interLink's virtual kubelet sets when it hands a pod to its plugin
 #: (interLink/pkg/virtualkubelet/virtualkubelet.go, CreatePod): the words are the *reason*.
-INTERLINK_SUBMITTED = {"reason": "Remote pod submitted",
-                       "message": "The pod has been submitted to the remote plugin for creation"}
+INTERLINK_SUBMITTED = {
+    "reason": "Remote pod submitted",
+    "message": "The pod has been submitted to the remote plugin for creation",
+}
 
 
 def test_submitted():
@@ -73,7 +90,9 @@ def test_queued_without_a_job_id():
 
 
 def test_held_shows_the_hold_reason():
-    status = describe(TARGET, pod(waiting={"reason": "JobHeld", "message": "Job exceeded memory"}, job_id="77.0"), [], 3.0, 1.0)
+    status = describe(
+        TARGET, pod(waiting={"reason": "JobHeld", "message": "Job exceeded memory"}, job_id="77.0"), [], 3.0, 1.0
+    )
     assert status.phase == "held"
     assert status.message == "Held: Job exceeded memory (job 77.0)"
     assert status.phase != "failed"
@@ -99,11 +118,16 @@ def test_provider_failed_is_a_failure_with_the_sites_message():
 def test_terminated_container_is_a_failure():
     assert remote_failure(pod("Running", terminated={"exitCode": 137, "reason": "OOMKilled"})) is not None
     assert remote_failure(pod(terminated={"exitCode": 2, "reason": "Error"})) == "Error (exit code 2)"
-    assert remote_failure(pod(terminated={"exitCode": 1, "message": "apptainer: image not found"})) == "apptainer: image not found"
+    assert (
+        remote_failure(pod(terminated={"exitCode": 1, "message": "apptainer: image not found"}))
+        == "apptainer: image not found"
+    )
     assert remote_failure(pod("Succeeded")) == "the server exited before it was ready"
 
 
-@pytest.mark.parametrize("p", [None, pod(), pod(waiting={}), pod(waiting={"reason": "JobHeld", "message": "x"}), pod("Running", ready=True)])
+@pytest.mark.parametrize(
+    "p", [None, pod(), pod(waiting={}), pod(waiting={"reason": "JobHeld", "message": "x"}), pod("Running", ready=True)]
+)
 def test_no_failure_while_pending_held_or_running(p):
     assert remote_failure(p) is None
 

@@ -37,13 +37,24 @@ def as_dict(pod):
 def leonardo_plan(contract_catalog):
     selection = select(
         build_menu(contract_catalog, GPU_USER),
-        {"target": "leonardo", "cores": 4, "memory": "8G", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 2},
+        {
+            "target": "leonardo",
+            "cores": 4,
+            "memory": "8G",
+            "accelerator": "nvidia.com/gpu:a100",
+            "accelerator_count": 2,
+        },
     )
     return build_plan(contract_catalog, selection)
 
 
 def test_plan_traits(leonardo_plan):
-    assert plan_traits(leonardo_plan) == {"cpu_limit": 4, "cpu_guarantee": 4, "mem_limit": 8 * GI, "mem_guarantee": 8 * GI}
+    assert plan_traits(leonardo_plan) == {
+        "cpu_limit": 4,
+        "cpu_guarantee": 4,
+        "mem_limit": 8 * GI,
+        "mem_guarantee": 8 * GI,
+    }
 
 
 def test_plan_traits_only_what_the_plan_decides():
@@ -56,7 +67,9 @@ def test_apply_plan_to_a_kubespawner_pod(leonardo_plan):
         labels={"component": "singleuser-server"},
         annotations={"hub.jupyter.org/username": "alice"},
         node_selector={"hub.jupyter.org/node-purpose": "user"},
-        tolerations=[{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}],
+        tolerations=[
+            {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+        ],
         cpu_limit=4,
         mem_limit=8 * GI,
     )
@@ -94,7 +107,11 @@ def test_toleration_already_present_is_not_duplicated(leonardo_plan):
 def test_plan_wins_on_a_conflicting_node_selector(leonardo_plan):
     pod = kube_pod(node_selector={"kubernetes.io/hostname": "some-node", "zone": "a"})
     apply_plan_to_pod(pod, leonardo_plan)
-    assert as_dict(pod)["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-leonardo", "zone": "a", "nvidia-gpu-type": "a100"}
+    assert as_dict(pod)["spec"]["nodeSelector"] == {
+        "kubernetes.io/hostname": "vk-leonardo",
+        "zone": "a",
+        "nvidia-gpu-type": "a100",
+    }
 
 
 def test_simple_pod_without_resources_or_metadata_maps():
@@ -111,7 +128,9 @@ def test_simple_pod_without_resources_or_metadata_maps():
     assert pod.metadata.labels == {"offload-spawner.io/target": "t"}
     assert pod.metadata.annotations == {"offload-spawner.io/target": "t"}
     assert pod.spec.node_selector == {"kubernetes.io/hostname": "vk-t"}
-    assert pod.spec.tolerations == [V1Toleration(key="virtual-node.interlink/no-schedule", operator="Exists", effect="NoSchedule")]
+    assert pod.spec.tolerations == [
+        V1Toleration(key="virtual-node.interlink/no-schedule", operator="Exists", effect="NoSchedule")
+    ]
     resources = pod.spec.containers[0].resources
     assert resources.limits == {"xilinx.com/fpga": "1"}
     assert resources.requests == {"xilinx.com/fpga": "1"}

@@ -104,7 +104,15 @@ def test_menu_carries_no_override_or_admin_setting(contract_catalog):
     """Nothing the browser must not see is in the menu (it is all the form gets)."""
     for groups in (["cms"], ["highrate"], ["cms", "ai-infn", "gpu-users"]):
         text = repr(build_menu(contract_catalog, groups))
-        for secret in ("ghcr.io/org/alma9:1.0", "ghcr.io/org/offload:1.0", "kubespawner_override", "boost_usr_prod", "icsc_ai", "vk-leonardo", "hub.example.org"):
+        for secret in (
+            "ghcr.io/org/alma9:1.0",
+            "ghcr.io/org/offload:1.0",
+            "kubespawner_override",
+            "boost_usr_prod",
+            "icsc_ai",
+            "vk-leonardo",
+            "hub.example.org",
+        ):
             assert secret not in text, (groups, secret)
 
 
@@ -243,7 +251,9 @@ def test_profile_whose_targets_are_all_hidden_is_hidden(contract_config):
     assert [t.slug for t in build_menu(catalog, ["highrate"]).profile("analysis").targets] == ["naples"]
 
 
-@pytest.mark.parametrize("resource, label", [(GPU, "nvidia-gpu-type"), (FPGA, "xilinx-fpga-type"), ("intel.com/fpga", "intel-fpga-type")])
+@pytest.mark.parametrize(
+    "resource, label", [(GPU, "nvidia-gpu-type"), (FPGA, "xilinx-fpga-type"), ("intel.com/fpga", "intel-fpga-type")]
+)
 def test_default_model_labels(resource, label):
     cat = one_profile_catalog(accelerators={resource: {"display_name": "A", "models": ["m1"], "max": 2}})
     (acc,) = build_menu(cat, []).profile("p").targets[0].accelerators
@@ -252,7 +262,9 @@ def test_default_model_labels(resource, label):
 
 
 def test_admin_model_label_wins():
-    cat = one_profile_catalog(accelerators={GPU: {"display_name": "A", "models": ["m1"], "model_label": "gpu.example.org/model"}})
+    cat = one_profile_catalog(
+        accelerators={GPU: {"display_name": "A", "models": ["m1"], "model_label": "gpu.example.org/model"}}
+    )
     (acc,) = build_menu(cat, []).profile("p").targets[0].accelerators
     assert acc.model_label == "gpu.example.org/model"
 

@@ -43,9 +43,16 @@ def value(name: str, **labels) -> float:
 
 def test_names_and_labels():
     defined = {
-        m._name: m._labelnames for m in (
-            metrics.SPAWNS_STARTED, metrics.SPAWNS_FINISHED, metrics.SPAWN_DURATION, metrics.QUEUE_DURATION,
-            metrics.REFUSALS, metrics.AUTO_CHOICES, metrics.FAILOVERS, metrics.TOKEN_REFRESHES,
+        m._name: m._labelnames
+        for m in (
+            metrics.SPAWNS_STARTED,
+            metrics.SPAWNS_FINISHED,
+            metrics.SPAWN_DURATION,
+            metrics.QUEUE_DURATION,
+            metrics.REFUSALS,
+            metrics.AUTO_CHOICES,
+            metrics.FAILOVERS,
+            metrics.TOKEN_REFRESHES,
         )
     }
     assert defined == EXPECTED
@@ -71,7 +78,9 @@ def test_label_values_stay_bounded_whatever_the_input():
         metrics.note_spawn_finished(plan, RuntimeError(str(text)), 1.0, 1.0)
     targets = {*metrics._known_targets, metrics.OTHER, metrics.NO_TARGET}
     allowed = {
-        "target": targets, "from_target": targets, "to_target": targets,
+        "target": targets,
+        "from_target": targets,
+        "to_target": targets,
         "backend": {*metrics._BACKENDS, metrics.OTHER},
         "reason": set(metrics.REFUSAL_REASONS),
         "outcome": {*metrics.SPAWN_OUTCOMES, *metrics.TOKEN_OUTCOMES, metrics.OTHER},
@@ -88,14 +97,17 @@ def test_label_values_stay_bounded_whatever_the_input():
     assert every_value.isdisjoint({"carol", "alice@example.org", "../../etc", "{0}", "Site Alpha", "x" * 300})
 
 
-@pytest.mark.parametrize("exc, outcome", [
-    (None, "succeeded"),
-    (spawn_error("x", "remote_failure", 503), "remote_failure"),
-    (spawn_error("x", "timeout", 500), "timeout"),
-    (refusal("x"), "refused"),
-    (TimeoutError(), "timeout"),
-    (RuntimeError("pod create failed"), "failed"),
-])
+@pytest.mark.parametrize(
+    "exc, outcome",
+    [
+        (None, "succeeded"),
+        (spawn_error("x", "remote_failure", 503), "remote_failure"),
+        (spawn_error("x", "timeout", 500), "timeout"),
+        (refusal("x"), "refused"),
+        (TimeoutError(), "timeout"),
+        (RuntimeError("pod create failed"), "failed"),
+    ],
+)
 def test_spawn_outcomes(exc, outcome):
     assert metrics.spawn_outcome(exc) == outcome
 
@@ -218,8 +230,12 @@ async def test_token_refreshes_are_counted_per_outcome():
     token = jwt({"exp": 1000, "sub": "alice"})
     for refresh_token in (None, "r"):
         with pytest.raises(LoginExpired):
-            await ensure_fresh(authenticator(), StoredUser("alice", {"access_token": token,
-                                                                     "refresh_token": refresh_token}), 600, now=900)
+            await ensure_fresh(
+                authenticator(),
+                StoredUser("alice", {"access_token": token, "refresh_token": refresh_token}),
+                600,
+                now=900,
+            )
     assert count("no_refresh_token") == before["no_refresh_token"] + 1
     assert count("failed") == before["failed"] + 1
     assert count("refreshed") == before["refreshed"]

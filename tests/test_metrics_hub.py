@@ -75,7 +75,7 @@ def progress_messages(app, user: str, until: str) -> list[str]:
     with requests.get(url, headers=auth_header(app.db, "admin"), stream=True, timeout=30) as r:
         for line in r.iter_lines(decode_unicode=True):
             if line and line.startswith("data:"):
-                event = json.loads(line[len("data:"):])
+                event = json.loads(line[len("data:") :])
                 messages.append(event.get("message", ""))
                 if messages[-1].startswith(until) or len(messages) > 5:
                     break
@@ -88,11 +88,13 @@ async def auto_hub(hub_app, stub_server, requires_chp, tmp_path):
     RecordingSpawner.stub_url = stub_server
     GatedSpawner.gate = asyncio.Event()
     GatedSpawner.gate.set()
-    app = await hub_app(config={
-        "JupyterHub": {"spawner_class": GatedSpawner},
-        "GatedSpawner": {**auto_config(), "offload_auto_target": True, "offload_availability": True},
-        "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "proxy.pid")},
-    })
+    app = await hub_app(
+        config={
+            "JupyterHub": {"spawner_class": GatedSpawner},
+            "GatedSpawner": {**auto_config(), "offload_auto_target": True, "offload_availability": True},
+            "ConfigurableHTTPProxy": {"pid_file": str(tmp_path / "proxy.pid")},
+        }
+    )
     client = HubClient(app)
     for user in ("carol", "dave", "erin"):
         await client.login(user)
@@ -111,12 +113,17 @@ async def test_any_available_lands_on_the_site_with_room_and_metrics_count_it(au
 
     # carol posts it; the start waits while the spawn page shows the choice.
     GatedSpawner.gate.clear()
-    posting = asyncio.ensure_future(hub.post_form("carol", {
-        "profile": "gpu",
-        "profile-option-gpu--target": "auto",
-        "profile-option-gpu--accelerator": "nvidia.com/gpu:a100",
-        "profile-option-gpu--accelerator_count": "1",
-    }))
+    posting = asyncio.ensure_future(
+        hub.post_form(
+            "carol",
+            {
+                "profile": "gpu",
+                "profile-option-gpu--target": "auto",
+                "profile-option-gpu--accelerator": "nvidia.com/gpu:a100",
+                "profile-option-gpu--accelerator_count": "1",
+            },
+        )
+    )
     spawner = None
     for _ in range(200):
         spawner = app.users["carol"].spawner if "carol" in app.users else None
@@ -126,7 +133,8 @@ async def test_any_available_lands_on_the_site_with_room_and_metrics_count_it(au
     messages = await asyncio.get_running_loop().run_in_executor(None, progress_messages, app, "carol", "Any")
     assert messages[0] == "Server requested"
     assert messages[-1].startswith(
-        "Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100")
+        "Any available: your server runs on Site Beta (not: Site Alpha: All 4 NVIDIA GPU a100"
+    )
     GatedSpawner.gate.set()
     assert (await posting).status_code == 302
     model = await hub.wait_ready("carol")

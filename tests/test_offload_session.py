@@ -18,8 +18,12 @@ pytestmark = pytest.mark.hub
 
 HUB_API_URL = "https://hub.example.org/hub/api"
 GROUPS = {"cms": ["carol"], "ai-infn": ["carol"]}
-BLOCK_METADATA = {"name": "block-cloud-metadata", "image": "tools", "command": ["iptables"],
-                  "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}}}
+BLOCK_METADATA = {
+    "name": "block-cloud-metadata",
+    "image": "tools",
+    "command": ["iptables"],
+    "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
+}
 HOME = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}
 # Zero-to-JupyterHub's scheduling.userPods.nodeAffinity.matchNodePurpose: require
 NODE_PURPOSE = [{"matchExpressions": [{"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}]
@@ -31,9 +35,15 @@ def config(contract_config, **extra):
     cfg = copy.deepcopy(contract_config)
     leonardo = cfg["offload_targets"]["leonardo"]
     leonardo.update(start_timeout=900, http_timeout=120, hub_api_url=HUB_API_URL, pod_shape={"run_as_user": 5123})
-    cfg.update(start_timeout=45, http_timeout=30, volumes=[HOME],
-               volume_mounts=[{"name": "home", "mountPath": "/home/jovyan"}], init_containers=[BLOCK_METADATA],
-               node_affinity_required=NODE_PURPOSE, **extra)
+    cfg.update(
+        start_timeout=45,
+        http_timeout=30,
+        volumes=[HOME],
+        volume_mounts=[{"name": "home", "mountPath": "/home/jovyan"}],
+        init_containers=[BLOCK_METADATA],
+        node_affinity_required=NODE_PURPOSE,
+        **extra,
+    )
     return cfg
 
 
@@ -83,7 +93,10 @@ async def test_in_cluster_pod_keeps_kubespawners_shape(offload_hub, contract_con
     spec = pod["spec"]
     assert {"name": "home", "persistentVolumeClaim": {"claimName": "claim-carol"}} in spec["volumes"]
     assert "interlink.eu/disable-offload-init-containers" not in pod["metadata"]["annotations"]
-    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == NODE_PURPOSE
+    assert (
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        == NODE_PURPOSE
+    )
     env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
     assert env["JUPYTERHUB_API_URL"] != HUB_API_URL
 

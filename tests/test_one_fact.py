@@ -24,7 +24,14 @@ from offload_spawner.pipeline.selection import Selection, select
 
 TPU_PROFILE = {
     "display_name": "TPU",
-    "accelerators": {"example.com/tpu": {"display_name": "Example TPU", "models": ["v5", "v6"], "max": 2, "model_label": "example-tpu-type"}},
+    "accelerators": {
+        "example.com/tpu": {
+            "display_name": "Example TPU",
+            "models": ["v5", "v6"],
+            "max": 2,
+            "model_label": "example-tpu-type",
+        }
+    },
 }
 TPU_SITE = {
     "display_name": "TPU site",
@@ -135,8 +142,11 @@ def test_dask_pods_receive_the_tokens_the_policy_gives_the_server(tokens):
         assert _token_names(container["env"]) == _token_names(server.env) - {"REFRESH_TOKEN"}, role
         # the same files; the hub token's is the Dask pods' own scoped token (dask_hub_token.py)
         server_files = [
-            [item | {"key": DASK_HUB_TOKEN_KEY} if item["key"] == HUB_TOKEN_KEY else item
-             for item in v["secret"]["items"] if item["key"] != "refresh_token"]
+            [
+                item | {"key": DASK_HUB_TOKEN_KEY} if item["key"] == HUB_TOKEN_KEY else item
+                for item in v["secret"]["items"]
+                if item["key"] != "refresh_token"
+            ]
             for v in server.volumes
             if v["name"] == "offload-tokens"
         ]

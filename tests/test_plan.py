@@ -25,7 +25,13 @@ def leonardo_plan(contract_catalog):
     return plan_for(
         contract_catalog,
         GPU_USER,
-        {"target": "leonardo", "cores": "4", "memory": "8G", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": "2"},
+        {
+            "target": "leonardo",
+            "cores": "4",
+            "memory": "8G",
+            "accelerator": "nvidia.com/gpu:a100",
+            "accelerator_count": "2",
+        },
     )
 
 
@@ -59,7 +65,10 @@ def test_slurm_flags_built_from_typed_settings(leonardo_plan):
     )
     assert leonardo_plan.annotations["slurm-job.vk.io/flavor"] == "gpu"
     assert set(leonardo_plan.annotations) == {
-        TARGET_KEY, "slurm-job.vk.io/flags", "slurm-job.vk.io/flavor", "interlink.eu/shadow-same-ns"
+        TARGET_KEY,
+        "slurm-job.vk.io/flags",
+        "slurm-job.vk.io/flavor",
+        "interlink.eu/shadow-same-ns",
     }
 
 
@@ -89,7 +98,9 @@ def test_overrides_of_the_chosen_choice(leonardo_plan):
 
 @pytest.fixture
 def naples_plan(contract_catalog):
-    return plan_for(contract_catalog, ["highrate"], {"target": "naples", "image": "offload", "cores": 8, "memory": "16G"})
+    return plan_for(
+        contract_catalog, ["highrate"], {"target": "naples", "image": "offload", "cores": 8, "memory": "16G"}
+    )
 
 
 def test_dask_target_keeps_the_session_here(naples_plan):
@@ -169,7 +180,11 @@ def test_guarantees_follow_request_fraction(contract_config, fraction):
 
 def test_request_fraction_does_not_touch_accelerators(contract_config):
     contract_config["offload_targets"]["leonardo"]["request_fraction"] = 0.5
-    plan = plan_for(build_catalog(**contract_config), GPU_USER, {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4", "accelerator_count": 2})
+    plan = plan_for(
+        build_catalog(**contract_config),
+        GPU_USER,
+        {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4", "accelerator_count": 2},
+    )
     assert plan.extra_resource_limits == {"nvidia.com/gpu": "2"}
 
 
@@ -194,8 +209,20 @@ def test_fill_value_handles_admin_braces_like_str_format():
 
 
 def test_fill_value_walks_dicts_and_lists():
-    template = {"image": "{value}", "args": ["--image={value}", 3], "extra_labels": {"img": "{value}"}, "n": 1, "none": None}
-    assert fill_value(template, "x:1") == {"image": "x:1", "args": ["--image=x:1", 3], "extra_labels": {"img": "x:1"}, "n": 1, "none": None}
+    template = {
+        "image": "{value}",
+        "args": ["--image={value}", 3],
+        "extra_labels": {"img": "{value}"},
+        "n": 1,
+        "none": None,
+    }
+    assert fill_value(template, "x:1") == {
+        "image": "x:1",
+        "args": ["--image=x:1", 3],
+        "extra_labels": {"img": "x:1"},
+        "n": 1,
+        "none": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -235,7 +262,12 @@ def test_plain_profile_plan_carries_only_overrides():
                 "profile_options": {
                     "image": {
                         "display_name": "Image",
-                        "choices": {"base": {"display_name": "base", "kubespawner_override": {"image": "jupyter/base-notebook:latest"}}},
+                        "choices": {
+                            "base": {
+                                "display_name": "base",
+                                "kubespawner_override": {"image": "jupyter/base-notebook:latest"},
+                            }
+                        },
                     }
                 },
             }
@@ -252,7 +284,9 @@ def test_plain_profile_plan_carries_only_overrides():
 
 def test_admin_model_label(contract_config):
     contract_config["profile_list"][0]["accelerators"]["nvidia.com/gpu"]["model_label"] = "gpu.example.org/model"
-    plan = plan_for(build_catalog(**contract_config), GPU_USER, {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4"})
+    plan = plan_for(
+        build_catalog(**contract_config), GPU_USER, {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4"}
+    )
     assert plan.node_selector["gpu.example.org/model"] == "t4"
     assert "nvidia-gpu-type" not in plan.node_selector
     assert plan.extra_resource_limits == {"nvidia.com/gpu": "1"}

@@ -35,8 +35,9 @@ def problems(**config) -> str:
 
 
 def test_htcondor_requests_are_whole_cores_and_mi():
-    catalog = build_catalog(offload_targets={"c": {"display_name": "C", "backend": "htcondor", "node": "vk-c",
-                                                   "offload": "session"}})
+    catalog = build_catalog(
+        offload_targets={"c": {"display_name": "C", "backend": "htcondor", "node": "vk-c", "offload": "session"}}
+    )
     plan = build_plan(catalog, Selection(profile=None, target="c", cores=2.0, memory=8 * 2**30))
     assert plan.resource_requests == {"cpu": "2", "memory": "8192Mi"}
     plan = build_plan(catalog, Selection(profile=None, target="c", cores=1.5, memory=1536 * 2**20 + 5))
@@ -51,8 +52,11 @@ def test_other_backends_keep_kubespawners_requests():
 @pytest.mark.parametrize("root", ["docker://", "/cvmfs/unpacked.cern.ch/"])
 def test_htcondor_image_root_with_a_trailing_slash_is_refused(root):
     """The plugin prefixes it only to images starting with '/': 'docker://' + '/img' is broken."""
-    text = problems(offload_targets={"c": {"display_name": "C", "backend": "htcondor", "node": "vk-c",
-                                           "htcondor": {"image_root": root}}})
+    text = problems(
+        offload_targets={
+            "c": {"display_name": "C", "backend": "htcondor", "node": "vk-c", "htcondor": {"image_root": root}}
+        }
+    )
     assert "offload_targets.c.htcondor.image_root" in text and "ends with '/'" in text
 
 
@@ -61,8 +65,11 @@ def test_htcondor_image_root_with_a_trailing_slash_is_refused(root):
 
 def test_docker_flags_are_refused():
     """docker-options.vk.io/flags go before `run` in the plugin, and the executed command drops them."""
-    text = problems(offload_targets={"d": {"display_name": "D", "backend": "docker", "node": "vk-d",
-                                           "docker": {"flags": ["--shm-size=8g"]}}})
+    text = problems(
+        offload_targets={
+            "d": {"display_name": "D", "backend": "docker", "node": "vk-d", "docker": {"flags": ["--shm-size=8g"]}}
+        }
+    )
     assert "offload_targets.d.docker.flags" in text and "does not pass" in text
 
 
@@ -95,8 +102,9 @@ def test_in_cluster_pods_get_no_interlink_annotation():
 
 def gpu_flags(target: dict, model="a100", count=1) -> str:
     catalog = build_catalog(offload_targets={"s": target})
-    selection = Selection(profile=None, target="s", accelerator="nvidia.com/gpu", accelerator_model=model,
-                          accelerator_count=count)
+    selection = Selection(
+        profile=None, target="s", accelerator="nvidia.com/gpu", accelerator_model=model, accelerator_count=count
+    )
     return adapter_for(catalog.offload_targets["s"].backend).annotations(catalog.offload_targets["s"], selection)[
         "slurm-job.vk.io/flags"
     ]
@@ -113,14 +121,18 @@ def test_slurm_gres_in_the_sites_names():
 
 
 def test_slurm_target_offering_gpus_it_cannot_request_is_refused():
-    text = problems(offload_targets={"s": {**slurm_target(gres_from_accelerators=False),
-                                           "limits": {"accelerators": {"nvidia.com/gpu": 4}}}})
+    text = problems(
+        offload_targets={
+            "s": {**slurm_target(gres_from_accelerators=False), "limits": {"accelerators": {"nvidia.com/gpu": 4}}}
+        }
+    )
     assert "offload_targets.s" in text and "--gres" in text
     text = problems(profile_list=[GPU_PROFILE], offload_targets={"s": slurm_target(gres_from_accelerators=False)})
     assert "profile_list[0].accelerators" in text and "'s'" in text
     # A flavor that requests the GPUs is the other way.
-    build_catalog(profile_list=[GPU_PROFILE], offload_targets={"s": slurm_target(gres_from_accelerators=False,
-                                                                                   flavor="gpu")})
+    build_catalog(
+        profile_list=[GPU_PROFILE], offload_targets={"s": slurm_target(gres_from_accelerators=False, flavor="gpu")}
+    )
 
 
 def test_slurm_singularity_mounts_and_mpi_flags():
@@ -134,13 +146,16 @@ def test_slurm_singularity_mounts_and_mpi_flags():
     assert annotations["slurm-job.vk.io/mpi-flags"] == "--bind-to=core --map-by=socket"
 
 
-@pytest.mark.parametrize("setting, value", [
-    ("singularity_mounts", [{"source": "relative/path"}]),
-    ("singularity_mounts", [{"source": "/cvmfs; rm -rf /"}]),
-    ("singularity_mounts", [{"source": "/a b"}]),
-    ("mpi_flags", []),
-    ("mpi_flags", ["--x=$(id)"]),
-])
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("singularity_mounts", [{"source": "relative/path"}]),
+        ("singularity_mounts", [{"source": "/cvmfs; rm -rf /"}]),
+        ("singularity_mounts", [{"source": "/a b"}]),
+        ("mpi_flags", []),
+        ("mpi_flags", ["--x=$(id)"]),
+    ],
+)
 def test_slurm_typed_settings_refuse_bad_values(setting, value):
     text = problems(offload_targets={"s": slurm_target(**{setting: value})})
     assert f"offload_targets.s.slurm.{setting}" in text
@@ -156,8 +171,17 @@ def test_uid_from_a_claim():
     assert site_uid({"oauth_user": {"posix_uid": "41003"}}, "posix_uid") == 41003
 
 
-@pytest.mark.parametrize("auth_state", [None, {}, {"oauth_user": {}}, {"oauth_user": {"uid": -1}},
-                                        {"oauth_user": {"uid": "alice"}}, {"oauth_user": {"uid": True}}])
+@pytest.mark.parametrize(
+    "auth_state",
+    [
+        None,
+        {},
+        {"oauth_user": {}},
+        {"oauth_user": {"uid": -1}},
+        {"oauth_user": {"uid": "alice"}},
+        {"oauth_user": {"uid": True}},
+    ],
+)
 def test_no_usable_uid_is_refused(auth_state):
     from offload_spawner.identity.site_uid import SiteUidError, site_uid
 

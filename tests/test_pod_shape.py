@@ -29,19 +29,29 @@ def z2jh_pod() -> V1Pod:
     return V1Pod(
         metadata=V1ObjectMeta(name="jupyter-carol", annotations={"hub.jupyter.org/username": "carol"}),
         spec=V1PodSpec(
-            containers=[V1Container(
-                name="notebook", image="img",
-                volume_mounts=[V1VolumeMount(name="home", mount_path="/home/jovyan"),
-                               V1VolumeMount(name="tokens", mount_path="/secrets")],
-                security_context=V1SecurityContext(run_as_user=1000),
-            )],
+            containers=[
+                V1Container(
+                    name="notebook",
+                    image="img",
+                    volume_mounts=[
+                        V1VolumeMount(name="home", mount_path="/home/jovyan"),
+                        V1VolumeMount(name="tokens", mount_path="/secrets"),
+                    ],
+                    security_context=V1SecurityContext(run_as_user=1000),
+                )
+            ],
             init_containers=[
-                V1Container(name="block-cloud-metadata", image="tools",
-                            security_context=V1SecurityContext(run_as_user=0, capabilities=V1Capabilities(add=["NET_ADMIN"]))),
+                V1Container(
+                    name="block-cloud-metadata",
+                    image="tools",
+                    security_context=V1SecurityContext(run_as_user=0, capabilities=V1Capabilities(add=["NET_ADMIN"])),
+                ),
                 V1Container(name="fetch-config", image="tools", security_context=V1SecurityContext(run_as_user=1000)),
             ],
             volumes=[
-                V1Volume(name="home", persistent_volume_claim=V1PersistentVolumeClaimVolumeSource(claim_name="claim-carol")),
+                V1Volume(
+                    name="home", persistent_volume_claim=V1PersistentVolumeClaimVolumeSource(claim_name="claim-carol")
+                ),
                 V1Volume(name="tokens", secret=V1SecretVolumeSource(secret_name="s")),
                 {"name": "shared", "persistentVolumeClaim": {"claimName": "shared-data"}},
             ],
@@ -74,7 +84,11 @@ def test_defaults_by_backend():
 def test_default_shape_for_slurm():
     pod = shape_pod(z2jh_pod(), target().effective_pod_shape(), "slurm")
     out = as_dict(pod)
-    assert volumes(pod) == {"home": {"emptyDir": {}}, "tokens": {"secret": {"secretName": "s"}}, "shared": {"emptyDir": {}}}
+    assert volumes(pod) == {
+        "home": {"emptyDir": {}},
+        "tokens": {"secret": {"secretName": "s"}},
+        "shared": {"emptyDir": {}},
+    }
     assert [m["name"] for m in out["spec"]["containers"][0]["volumeMounts"]] == ["home", "tokens"]
     assert out["metadata"]["annotations"][DISABLE_INIT_ANNOTATION] == "block-cloud-metadata"
     assert [c["name"] for c in out["spec"]["initContainers"]] == ["block-cloud-metadata", "fetch-config"]
@@ -107,9 +121,15 @@ def test_interlink_kubernetes_keeps_pvcs_and_lists_them_for_replication():
 
 
 def test_keep_leaves_privileged_init_containers_alone():
-    pod = shape_pod(z2jh_pod(), PodShapeSettings(volumes="keep", privileged_init_containers="keep",
-                                                 automount_service_account_token=True), "slurm")
-    assert as_dict(pod) == {**as_dict(z2jh_pod()), "spec": {**as_dict(z2jh_pod())["spec"], "automountServiceAccountToken": True}}
+    pod = shape_pod(
+        z2jh_pod(),
+        PodShapeSettings(volumes="keep", privileged_init_containers="keep", automount_service_account_token=True),
+        "slurm",
+    )
+    assert as_dict(pod) == {
+        **as_dict(z2jh_pod()),
+        "spec": {**as_dict(z2jh_pod())["spec"], "automountServiceAccountToken": True},
+    }
 
 
 def test_uid_for_the_slurm_job():
@@ -129,12 +149,15 @@ def test_a_pod_without_pvcs_or_init_containers_is_only_given_the_token_setting()
     assert as_dict(pod) == {**before, "spec": {**before["spec"], "automountServiceAccountToken": False}}
 
 
-@pytest.mark.parametrize("shape, message", [
-    ({"volumes": "sometimes"}, "offload_targets.t.pod_shape.volumes"),
-    ({"run_as_user": -1}, "offload_targets.t.pod_shape.run_as_user"),
-    ({"privileged_init_containers": "remote"}, "offload_targets.t.pod_shape.privileged_init_containers"),
-    ({"uid": 1000}, "offload_targets.t.pod_shape.uid: unknown key"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ({"volumes": "sometimes"}, "offload_targets.t.pod_shape.volumes"),
+        ({"run_as_user": -1}, "offload_targets.t.pod_shape.run_as_user"),
+        ({"privileged_init_containers": "remote"}, "offload_targets.t.pod_shape.privileged_init_containers"),
+        ({"uid": 1000}, "offload_targets.t.pod_shape.uid: unknown key"),
+    ],
+)
 def test_bad_pod_shape_names_the_key(shape, message):
     from offload_spawner.pipeline.catalog import CatalogError
 
@@ -148,7 +171,9 @@ def test_pod_shape_is_for_virtual_targets_only():
 
     with pytest.raises(CatalogError) as e:
         build_catalog(offload_targets={"c": {"display_name": "C", "pod_shape": {"volumes": "drop"}}})
-    assert e.value.problems == ["offload_targets.c: 'network' and 'pod_shape' are for virtual-node targets, not kubernetes"]
+    assert e.value.problems == [
+        "offload_targets.c: 'network' and 'pod_shape' are for virtual-node targets, not kubernetes"
+    ]
 
 
 def _affinity(pod: V1Pod) -> dict:
@@ -160,9 +185,13 @@ def test_z2jh_node_purpose_affinity_is_dropped_other_required_terms_kept():
 
     def pod_with(expressions):
         pod = z2jh_pod()
-        pod.spec.affinity = V1Affinity(node_affinity=V1NodeAffinity(
-            required_during_scheduling_ignored_during_execution=V1NodeSelector(
-                node_selector_terms=[{"matchExpressions": expressions}])))
+        pod.spec.affinity = V1Affinity(
+            node_affinity=V1NodeAffinity(
+                required_during_scheduling_ignored_during_execution=V1NodeSelector(
+                    node_selector_terms=[{"matchExpressions": expressions}]
+                )
+            )
+        )
         return pod
 
     purpose = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}

@@ -16,8 +16,11 @@ from offload_spawner.remote.lifecycle import describe_in_cluster
 
 RAW = re.compile(r"\d{4}-\d\d-\d\dT|\[(Normal|Warning)\]|jupyter-|node-local|Successfully assigned")
 EVENTS = [
-    {"reason": "Scheduled", "message": "Successfully assigned jhub/jupyter-bob to node-local",
-     "lastTimestamp": "2026-12-01T21:50:00Z"},
+    {
+        "reason": "Scheduled",
+        "message": "Successfully assigned jhub/jupyter-bob to node-local",
+        "lastTimestamp": "2026-12-01T21:50:00Z",
+    },
 ]
 
 
@@ -30,17 +33,23 @@ def pod(node=None, phase="Pending", waiting=None, ready=False):
     return {"metadata": {"name": "jupyter-bob"}, "spec": {"nodeName": node} if node else {}, "status": status}
 
 
-@pytest.mark.parametrize(("the_pod", "phase", "start"), [
-    (None, "requested", "Requesting your server"),
-    (pod(), "scheduling", "Waiting for room in this cluster"),
-    (pod("node-local"), "submitted", "Preparing your server"),
-    (pod("node-local", waiting={"reason": "ContainerCreating"}), "submitted", "Preparing your server"),
-    (pod("node-local", waiting={"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}),
-     "starting", "The server's image cannot be downloaded: Back-off pulling image"),
-    (pod("node-local", phase="Running"), "starting", "Starting your server"),
-    (pod("node-local", phase="Running", ready=True), "running", "Your server is running"),
-    (pod("node-local", phase="Failed"), "failed", "Your server could not start"),
-])
+@pytest.mark.parametrize(
+    ("the_pod", "phase", "start"),
+    [
+        (None, "requested", "Requesting your server"),
+        (pod(), "scheduling", "Waiting for room in this cluster"),
+        (pod("node-local"), "submitted", "Preparing your server"),
+        (pod("node-local", waiting={"reason": "ContainerCreating"}), "submitted", "Preparing your server"),
+        (
+            pod("node-local", waiting={"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}),
+            "starting",
+            "The server's image cannot be downloaded: Back-off pulling image",
+        ),
+        (pod("node-local", phase="Running"), "starting", "Starting your server"),
+        (pod("node-local", phase="Running", ready=True), "running", "Your server is running"),
+        (pod("node-local", phase="Failed"), "failed", "Your server could not start"),
+    ],
+)
 def test_each_state_in_a_users_words(the_pod, phase, start):
     status = describe_in_cluster(the_pod, EVENTS)
     assert status.phase == phase and status.message.startswith(start), status
@@ -48,7 +57,12 @@ def test_each_state_in_a_users_words(the_pod, phase, start):
 
 
 def test_the_schedulers_reason_is_given_without_event_decoration():
-    events = [{"reason": "FailedScheduling", "message": "0/4 nodes are available: 4 Insufficient cpu.",
-               "lastTimestamp": "2026-12-01T21:50:00Z"}]
+    events = [
+        {
+            "reason": "FailedScheduling",
+            "message": "0/4 nodes are available: 4 Insufficient cpu.",
+            "lastTimestamp": "2026-12-01T21:50:00Z",
+        }
+    ]
     status = describe_in_cluster(pod(), events)
     assert status.message == "Waiting for room in this cluster (0/4 nodes are available: 4 Insufficient cpu.)"

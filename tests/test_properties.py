@@ -42,15 +42,54 @@ GROUP_NAMES = ["cms", "highrate", "ai-infn", "gpu-users", "atlas", "cmsfake", ""
 # Values that reach deep into the validator: real keys, real choices, and the
 # hostile ones found by hand (huge numbers, invisible characters, the hidden image).
 INTERESTING_TEXT = [
-    "analysis", "alma9", "offload", "cluster", "naples", "leonardo", "nvidia.com/gpu:a100",
-    "nvidia.com/gpu:t4", "xilinx.com/fpga:u55c", "nvidia.com/gpu:h100", "none", "__other__",
-    "ghcr.io/org/offload:1.0", "GHCR.IO/org/offload:1.0", "ghcr.io/org/x:1", "ghcr.io/org/x\u202e:1",
-    "ghcr.io/org/x\u200b:1", "ghcr.io/org/x\x9b:1", "{value}", "{0.__class__}", "8G", "32G", "64G",
-    "1.5T", "8Gi", "9" * 400, "1e400", "nan", "inf", "-1", "0", "4", "8", "2.5", " 4 ", "",
+    "analysis",
+    "alma9",
+    "offload",
+    "cluster",
+    "naples",
+    "leonardo",
+    "nvidia.com/gpu:a100",
+    "nvidia.com/gpu:t4",
+    "xilinx.com/fpga:u55c",
+    "nvidia.com/gpu:h100",
+    "none",
+    "__other__",
+    "ghcr.io/org/offload:1.0",
+    "GHCR.IO/org/offload:1.0",
+    "ghcr.io/org/x:1",
+    "ghcr.io/org/x\u202e:1",
+    "ghcr.io/org/x\u200b:1",
+    "ghcr.io/org/x\x9b:1",
+    "{value}",
+    "{0.__class__}",
+    "8G",
+    "32G",
+    "64G",
+    "1.5T",
+    "8Gi",
+    "9" * 400,
+    "1e400",
+    "nan",
+    "inf",
+    "-1",
+    "0",
+    "4",
+    "8",
+    "2.5",
+    " 4 ",
+    "",
 ]
 KEYS = [
-    "profile", "target", "cores", "memory", "accelerator", "accelerator_count", "image",
-    "image" + UNLISTED_SUFFIX, "unknown", "__proto__",
+    "profile",
+    "target",
+    "cores",
+    "memory",
+    "accelerator",
+    "accelerator_count",
+    "image",
+    "image" + UNLISTED_SUFFIX,
+    "unknown",
+    "__proto__",
 ]
 
 scalar = st.one_of(
@@ -62,7 +101,11 @@ scalar = st.one_of(
     st.sampled_from(INTERESTING_TEXT),
     st.text(max_size=40),
 )
-json_value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+json_value = st.recursive(
+    scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 HUGE = [10**400, -(10**400), 2**63, "9" * 400, "1" + "0" * 30, 1e308, float("nan"), float("inf")]
 
 
@@ -72,9 +115,18 @@ def hostile_or(*good) -> st.SearchStrategy:
 
 
 IMAGES = [
-    "ghcr.io/org/offload:1.0", "GHCR.IO/org/offload:1.0", " ghcr.io/org/offload:1.0", "ghcr.io/org/alma9:1.0",
-    "ghcr.io/org/x:1", "ghcr.io/org/x\u202e:1", "ghcr.io/org/x\u200b:1", "ghcr.io/org/x\x9b:1",
-    "ghcr.io/org/x\u2028:1", "ghcr.io/org/x\ue000:1", "ghcr.io/org/{value}:1", "ghcr.io/org/a b:1",
+    "ghcr.io/org/offload:1.0",
+    "GHCR.IO/org/offload:1.0",
+    " ghcr.io/org/offload:1.0",
+    "ghcr.io/org/alma9:1.0",
+    "ghcr.io/org/x:1",
+    "ghcr.io/org/x\u202e:1",
+    "ghcr.io/org/x\u200b:1",
+    "ghcr.io/org/x\x9b:1",
+    "ghcr.io/org/x\u2028:1",
+    "ghcr.io/org/x\ue000:1",
+    "ghcr.io/org/{value}:1",
+    "ghcr.io/org/a b:1",
 ]
 # Bodies that mostly get past the first checks (a real profile, real keys, often
 # good values), so that the deep paths are reached within the budget.
@@ -192,8 +244,10 @@ SEEDS = [
     (frozenset({"cms"}), {"profile": "analysis", "image--unlisted-choice": "ghcr.io/org/x\u202e:1"}),
     (frozenset({"cms"}), {"profile": "analysis", "memory": 10**400}),
     (frozenset({"cms"}), {"profile": "analysis", "cores": "9" * 400}),
-    (frozenset({"cms", "ai-infn", "gpu-users"}),
-     {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 10**400}),
+    (
+        frozenset({"cms", "ai-infn", "gpu-users"}),
+        {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 10**400},
+    ),
     (frozenset(), []),
 ]
 
@@ -215,10 +269,18 @@ form_values = st.lists(
     st.sampled_from(INTERESTING_TEXT + IMAGES + [str(v) for v in HUGE]) | st.text(max_size=20), min_size=1, max_size=2
 )
 FORM_KEYS = [
-    "profile", "_xsrf", "profile-option-analysis--image", "profile-option-analysis--image--unlisted-choice",
-    "profile-option-analysis--cores", "profile-option-analysis--memory", "profile-option-analysis--target",
-    "profile-option-analysis--accelerator", "profile-option-analysis--accelerator_count",
-    "profile-option-other--cores", "profile-option-", "junk",
+    "profile",
+    "_xsrf",
+    "profile-option-analysis--image",
+    "profile-option-analysis--image--unlisted-choice",
+    "profile-option-analysis--cores",
+    "profile-option-analysis--memory",
+    "profile-option-analysis--target",
+    "profile-option-analysis--accelerator",
+    "profile-option-analysis--accelerator_count",
+    "profile-option-other--cores",
+    "profile-option-",
+    "junk",
 ]
 formdata = st.one_of(
     st.builds(
@@ -251,7 +313,11 @@ def test_any_spawn_link_prefills_without_free_text(user_groups, query):
 
 
 cli_pairs = st.lists(
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS) | st.text(max_size=10), st.sampled_from(INTERESTING_TEXT) | st.text(max_size=20))
+    st.builds(
+        lambda k, v: f"{k}={v}",
+        st.sampled_from(KEYS) | st.text(max_size=10),
+        st.sampled_from(INTERESTING_TEXT) | st.text(max_size=20),
+    )
     | st.text(max_size=20),
     max_size=6,
 )

@@ -54,7 +54,9 @@ def test_network_value_and_place_are_checked(contract_config):
     contract_config["offload_targets"]["cluster"]["network"] = "mesh"
     with pytest.raises(CatalogError) as e:
         check_catalog(contract_config)
-    assert e.value.problems == ["offload_targets.cluster: 'network' and 'pod_shape' are for virtual-node targets, not kubernetes"]
+    assert e.value.problems == [
+        "offload_targets.cluster: 'network' and 'pod_shape' are for virtual-node targets, not kubernetes"
+    ]
 
 
 def test_port_8080_is_refused_for_session_targets(contract_config):
@@ -87,7 +89,11 @@ def test_check_prints_the_warning_and_exits_0(tmp_path):
 
     path = tmp_path / "jupyterhub_config.py"
     path.write_text(EXAMPLE_CONFIG.read_text())
-    r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "offload_spawner.hub.cli", "check", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "WARNING: offload_targets.leonardo: " in r.stdout

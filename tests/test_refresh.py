@@ -243,8 +243,15 @@ def test_configure_iam_sets_the_authenticator_up():
     from offload_spawner.identity.iam import configure_iam
 
     c = Config()
-    configure_iam(c, issuer="https://iam.example.org/", client_id="hub", client_secret="s3",
-                  groups_claim="wlcg.groups", allowed_groups=["cms"], authorize_url="https://iam.example.org/authorize")
+    configure_iam(
+        c,
+        issuer="https://iam.example.org/",
+        client_id="hub",
+        client_secret="s3",
+        groups_claim="wlcg.groups",
+        allowed_groups=["cms"],
+        authorize_url="https://iam.example.org/authorize",
+    )
     assert c.JupyterHub.authenticator_class is IAMOAuthenticator
     section = c.IAMOAuthenticator
     assert section.issuer == "https://iam.example.org/"

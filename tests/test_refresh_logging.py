@@ -32,7 +32,10 @@ ANSWERS = {
     # no access_token: OAuthenticator raises "Bad response: {the whole answer}"
     "no-access-token": (200, json.dumps({"refresh_token": NEW_REFRESH, "id_token": ID_TOKEN, "token_type": "Bearer"})),
     # an error that repeats what it was sent
-    "echo-error": (400, json.dumps({"error": "invalid_grant", "error_description": f"refresh token {REFRESH} expired"})),
+    "echo-error": (
+        400,
+        json.dumps({"error": "invalid_grant", "error_description": f"refresh token {REFRESH} expired"}),
+    ),
     "error-description-200": (200, json.dumps({"error_description": f"bad {REFRESH}", "id_token": ID_TOKEN})),
     "not-json": (200, f"<html>{REFRESH} {ID_TOKEN}</html>"),
     "server-error": (500, f"Traceback: refresh_token={REFRESH}"),

@@ -52,8 +52,15 @@ def test_empty_user_options_give_the_defaults(menu_for, user_options):
 
 def test_contract_example_user_options(menu_for):
     # The documented user_options example, for a user allowed to use leonardo and a GPU
-    options = {"profile": "analysis", "image": "alma9", "cores": 4, "memory": "8G",
-               "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 1, "target": "leonardo"}
+    options = {
+        "profile": "analysis",
+        "image": "alma9",
+        "cores": 4,
+        "memory": "8G",
+        "accelerator": "nvidia.com/gpu:a100",
+        "accelerator_count": 1,
+        "target": "leonardo",
+    }
     selection = select(menu_for(GPU_USER), options)
     assert selection.target == "leonardo"
     assert selection.cores == 4
@@ -75,7 +82,9 @@ def test_memory_forms(menu_for, memory):
 
 @pytest.mark.parametrize("count", ["2", 2, "2.0", 2.0])
 def test_accelerator_count_may_arrive_as_string(menu_for, count):
-    selection = select(menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4", "accelerator_count": count})
+    selection = select(
+        menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:t4", "accelerator_count": count}
+    )
     assert selection.accelerator_count == 2
 
 
@@ -106,7 +115,16 @@ def test_highrate_may_choose_offload_image_and_naples(menu_for):
 
 def test_round_trip_through_user_options(menu_for):
     menu = menu_for(GPU_USER)
-    selection = select(menu, {"target": "leonardo", "cores": "8", "memory": "16G", "accelerator": "nvidia.com/gpu:t4", "accelerator_count": "2"})
+    selection = select(
+        menu,
+        {
+            "target": "leonardo",
+            "cores": "8",
+            "memory": "16G",
+            "accelerator": "nvidia.com/gpu:t4",
+            "accelerator_count": "2",
+        },
+    )
     assert select(menu, selection.to_user_options()) == selection
 
 
@@ -114,7 +132,9 @@ def test_round_trip_through_user_options(menu_for):
 
 
 def test_hidden_profile_is_refused_like_a_missing_one(contract_config):
-    contract_config["profile_list"].append({"display_name": "Admin tools", "slug": "admin", "allowed_groups": ["admins"]})
+    contract_config["profile_list"].append(
+        {"display_name": "Admin tools", "slug": "admin", "allowed_groups": ["admins"]}
+    )
     menu = build_menu(build_catalog(**contract_config), CMS)
     hidden = refused(menu, {"profile": "admin"})
     missing = refused(menu, {"profile": "nonexistent"})
@@ -189,7 +209,14 @@ def test_contract_message_for_a_target_cap():
     """The documented message: "8 cores is above your limit of 4 on INFN Naples"."""
     cat = build_catalog(
         profile_list=[{"display_name": "P", "cores": {"min": 1, "max": 16}}],
-        offload_targets={"naples": {"display_name": "INFN Naples", "backend": "htcondor", "node": "vk-naples", "limits": {"cores": 4}}},
+        offload_targets={
+            "naples": {
+                "display_name": "INFN Naples",
+                "backend": "htcondor",
+                "node": "vk-naples",
+                "limits": {"cores": 4},
+            }
+        },
     )
     error = refused(build_menu(cat, []), {"cores": 8, "target": "naples"})
     assert error.field == "cores"
@@ -197,7 +224,9 @@ def test_contract_message_for_a_target_cap():
 
 
 def test_group_cap_on_a_range():
-    cat = build_catalog(profile_list=[{"display_name": "P", "cores": {"min": 1, "max": 16}}], group_limits={"cms": {"cores": 4}})
+    cat = build_catalog(
+        profile_list=[{"display_name": "P", "cores": {"min": 1, "max": 16}}], group_limits={"cms": {"cores": 4}}
+    )
     error = refused(build_menu(cat, ["cms"]), {"cores": "4.5"})
     assert error.field == "cores"
     assert "4.5 cores is above your limit of 4 cores" in error.message
@@ -211,7 +240,9 @@ def test_cores_for_a_profile_without_cores():
 
 
 def test_accelerator_count_above_the_limit(menu_for):
-    error = refused(menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 3})
+    error = refused(
+        menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 3}
+    )
     assert error.field == "accelerator_count"
     assert "above your limit of 2" in error.message
     assert "CINECA Leonardo (SLURM)" in error.message
@@ -219,13 +250,17 @@ def test_accelerator_count_above_the_limit(menu_for):
 
 @pytest.mark.parametrize("count", [0, "0"])
 def test_zero_accelerators_with_an_accelerator(menu_for, count):
-    error = refused(menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": count})
+    error = refused(
+        menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": count}
+    )
     assert error.field == "accelerator_count"
 
 
 @pytest.mark.parametrize("count", ["1.5", "-1", True, [1], "one"])
 def test_bad_accelerator_count(menu_for, count):
-    error = refused(menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": count})
+    error = refused(
+        menu_for(GPU_USER), {"target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": count}
+    )
     assert error.field == "accelerator_count"
 
 
@@ -276,7 +311,13 @@ def unlisted_catalog(regex=None, message=""):
     if regex is not None:
         unlisted["validation_regex"] = regex
     return build_catalog(
-        profile_list=[{"display_name": "P", "slug": "p", "profile_options": {"image": {"display_name": "Image", "unlisted_choice": unlisted}}}]
+        profile_list=[
+            {
+                "display_name": "P",
+                "slug": "p",
+                "profile_options": {"image": {"display_name": "Image", "unlisted_choice": unlisted}},
+            }
+        ]
     )
 
 
@@ -322,7 +363,12 @@ def test_unlisted_only_option_needs_a_value():
 
 def test_unlisted_text_where_not_enabled():
     cat = build_catalog(
-        profile_list=[{"display_name": "P", "profile_options": {"image": {"display_name": "Image", "choices": {"a": {"display_name": "A"}}}}}]
+        profile_list=[
+            {
+                "display_name": "P",
+                "profile_options": {"image": {"display_name": "Image", "choices": {"a": {"display_name": "A"}}}},
+            }
+        ]
     )
     error = refused(build_menu(cat, []), {"image--unlisted-choice": "anything"})
     assert error.field == "image--unlisted-choice"

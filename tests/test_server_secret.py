@@ -25,9 +25,7 @@ def test_file_key_refuses_paths_that_are_not_absolute_and_normal(bad):
 
 
 def test_file_volumes_one_volume_per_directory():
-    volumes, mounts = file_volumes(
-        "s", {"/etc/dask/a.yaml": "a", "/etc/dask/b.yaml": "b", "/opt/x/c.json": "c"}
-    )
+    volumes, mounts = file_volumes("s", {"/etc/dask/a.yaml": "a", "/etc/dask/b.yaml": "b", "/opt/x/c.json": "c"})
     assert [m["mountPath"] for m in mounts] == ["/etc/dask", "/opt/x"]
     first = volumes[0]["secret"]
     assert first["secretName"] == "s"

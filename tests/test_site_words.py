@@ -18,13 +18,13 @@ from offload_spawner.remote.lifecycle import SITE_UNREACHABLE, describe, remote_
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2ay1zbHVybSJ9.c2lnbmF0dXJl"
 MESSAGE = (
     "error doing createRequest() in RemoteExecution() return value error detail &fmt.wrapError{msg:"
-    "\"error doing doRequest() in createRequest() log request: &http.Request{Method:\\\"POST\\\", "
-    "URL:(*url.URL)(0x23fb659d0e10), Proto:\\\"HTTP/1.1\\\", ProtoMajor:1, ProtoMinor:1, "
-    "Header:http.Header{\\\"Authorization\\\":[]string{\\\"Bearer " + TOKEN + "\\\"}, "
-    "\\\"Content-Type\\\":[]string{\\\"application/json\\\"}, "
-    "\\\"Interlink-Http-Session\\\":[]string{\\\"CreatePod#74106\\\"}}, "
+    '"error doing doRequest() in createRequest() log request: &http.Request{Method:\\"POST\\", '
+    'URL:(*url.URL)(0x23fb659d0e10), Proto:\\"HTTP/1.1\\", ProtoMajor:1, ProtoMinor:1, '
+    'Header:http.Header{\\"Authorization\\":[]string{\\"Bearer ' + TOKEN + '\\"}, '
+    '\\"Content-Type\\":[]string{\\"application/json\\"}, '
+    '\\"Interlink-Http-Session\\":[]string{\\"CreatePod#74106\\"}}, '
     "Body:io.nopCloserWriterTo{Reader:(*bytes.Reader)(0x23fb65aeced0)} error: Post "
-    "\\\"http://127.0.0.1:41999/create\\\": dial tcp 127.0.0.1:41999: connect: connection refused\""
+    '\\"http://127.0.0.1:41999/create\\": dial tcp 127.0.0.1:41999: connect: connection refused"'
 )
 
 
@@ -33,8 +33,12 @@ def failed_pod(message: str) -> dict:
     return {
         "metadata": {"name": "jupyter-carol", "annotations": {}},
         "spec": {"nodeName": "vk-slurm"},
-        "status": {"phase": "Failed", "reason": "ProviderFailed", "message": message,
-                   "containerStatuses": [{"name": "notebook", "state": {"terminated": terminated}}]},
+        "status": {
+            "phase": "Failed",
+            "reason": "ProviderFailed",
+            "message": message,
+            "containerStatuses": [{"name": "notebook", "state": {"terminated": terminated}}],
+        },
     }
 
 

@@ -47,8 +47,21 @@ def test_sbatch_refuses_what_the_cluster_has_not(slurm):
     r = slurm.run("sbatch", "--gres=gpu:a100:3", "--wrap", "true", check=False)
     assert r.returncode != 0 and "Requested node configuration is not available" in r.stderr, r.stderr
     # What the catalog's SLURM target asks for is accepted.
-    jid = slurm.run("sbatch", "--parsable", "-p", "boost_usr_prod", "--account", "icsc_ai", "--qos", "normal",
-                    "--time", "00:05:00", "--gres=gpu:a100:2", "--wrap", "true").stdout.strip()
+    jid = slurm.run(
+        "sbatch",
+        "--parsable",
+        "-p",
+        "boost_usr_prod",
+        "--account",
+        "icsc_ai",
+        "--qos",
+        "normal",
+        "--time",
+        "00:05:00",
+        "--gres=gpu:a100:2",
+        "--wrap",
+        "true",
+    ).stdout.strip()
     assert _wait_job(slurm, jid) == "COMPLETED"
 
 
@@ -75,11 +88,21 @@ def test_a_job_script_runs_the_container_command_through_the_stand_in(slurm, tmp
 
 
 def test_the_stand_in_refuses_an_image_entrypoint_and_skips_host_changing_commands(tmp_path):
-    r = subprocess.run([str(SINGULARITY), "run", "--containall", "docker://busybox"], check=False, capture_output=True,
-                       text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [str(SINGULARITY), "run", "--containall", "docker://busybox"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 127 and "entrypoint cannot run without the image" in r.stderr
-    r = subprocess.run([str(SINGULARITY), "exec", "docker://k8s-network-tools", "iptables", "-A", "OUTPUT"],
-                       check=False, capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [str(SINGULARITY), "exec", "docker://k8s-network-tools", "iptables", "-A", "OUTPUT"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0 and "not running 'iptables' on the host" in r.stderr
 
 

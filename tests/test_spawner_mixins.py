@@ -56,8 +56,18 @@ def test_the_check_finds_an_override_without_super():
 def test_mixin_order_keeps_token_delivery_next_to_kubespawner():
     mro = OffloadSpawner.__mro__
     assert mro[: mro.index(KubeSpawner) + 1] == (
-        OffloadSpawner, SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin,
-        JobRefreshMixin, DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, ApiOutageMixin,
+        OffloadSpawner,
+        SpawnMetricsMixin,
+        AdmissionMixin,
+        AutoTargetMixin,
+        RemoteSessionMixin,
+        FreshLoginMixin,
+        JobRefreshMixin,
+        DaskFilesMixin,
+        DaskHubTokenMixin,
+        TokenDeliveryMixin,
+        DaskPlacementMixin,
+        ApiOutageMixin,
         KubeSpawner,
     )
     # The placement Secret is created right after the pod, before the token Secret.

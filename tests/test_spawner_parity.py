@@ -39,11 +39,17 @@ PROFILES = [
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    "base": {"display_name": "Base", "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"}},
+                    "base": {
+                        "display_name": "Base",
+                        "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"},
+                    },
                     "scipy": {
                         "display_name": "SciPy",
                         "default": True,
-                        "kubespawner_override": {"image": "quay.io/jupyter/scipy-notebook:2025-01-01", "extra_labels": {"flavour": "scipy"}},
+                        "kubespawner_override": {
+                            "image": "quay.io/jupyter/scipy-notebook:2025-01-01",
+                            "extra_labels": {"flavour": "scipy"},
+                        },
                     },
                 },
                 "unlisted_choice": {
@@ -56,7 +62,10 @@ PROFILES = [
                 "display_name": "Size",
                 "choices": {
                     "s": {"display_name": "S", "kubespawner_override": {"cpu_guarantee": 0.5}},
-                    "l": {"display_name": "L", "kubespawner_override": {"cpu_guarantee": 2, "node_selector": {"size": "large"}}},
+                    "l": {
+                        "display_name": "L",
+                        "kubespawner_override": {"cpu_guarantee": 2, "node_selector": {"size": "large"}},
+                    },
                 },
             },
         },
@@ -78,7 +87,8 @@ def _spawner(cls, profile_list, api_token: str | None = "parity-token", **settin
     config.KubeSpawner.profile_list = copy.deepcopy(profile_list) if isinstance(profile_list, list) else profile_list
     config.KubeSpawner.image = "quay.io/jupyter/minimal-notebook:2025-01-01"
     config.KubeSpawner.tolerations = [
-        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
+        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+    ]
     for key, value in settings.items():
         setattr(config.KubeSpawner, key, value)
     hub = Hub(ip="hub", port=8081, base_url="/hub/")
@@ -126,10 +136,16 @@ async def test_plain_profile_list_gives_the_kubespawner_pod(user_options):
     assert actual == expected
     # ... except the hub token: a value there, a Secret reference here (the default token policy).
     assert {e["name"]: e["value"] for e in kubespawner_tokens["env"]} == {
-        "JUPYTERHUB_API_TOKEN": "parity-token", "JPY_API_TOKEN": "parity-token"}
+        "JUPYTERHUB_API_TOKEN": "parity-token",
+        "JPY_API_TOKEN": "parity-token",
+    }
     assert offload_tokens == {
-        "env": [{"name": "JUPYTERHUB_API_TOKEN",
-                 "valueFrom": {"secretKeyRef": {"name": "jupyter-alice-offload", "key": "jupyterhub_api_token"}}}],
+        "env": [
+            {
+                "name": "JUPYTERHUB_API_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "jupyter-alice-offload", "key": "jupyterhub_api_token"}},
+            }
+        ],
         "volumes": [],
         "volumeMounts": [],
     }
@@ -383,7 +399,8 @@ async def test_a_difference_in_a_hook_is_seen():
 
     pods = [
         _token_delivery_apart(await _spawn_until_create(_spawner(KubeSpawner, PROFILES), {"profile": "small"}))[0],
-        _token_delivery_apart(await _spawn_until_create(
-            _spawner(OffloadSpawner, PROFILES, modify_pod_hook=hook), {"profile": "small"}))[0],
+        _token_delivery_apart(
+            await _spawn_until_create(_spawner(OffloadSpawner, PROFILES, modify_pod_hook=hook), {"profile": "small"})
+        )[0],
     ]
     assert pods[0] != pods[1]

@@ -85,7 +85,13 @@ def test_bad_config_stops_the_hub_with_the_key_path(tmp_path):
 
 def test_bad_config_stops_the_hub_when_the_class_is_imported(tmp_path):
     """The other documented way to name the spawner: the class itself."""
-    config = _config(tmp_path, ('c.JupyterHub.spawner_class = "offload"', "from offload_spawner import OffloadSpawner\nc.JupyterHub.spawner_class = OffloadSpawner"))
+    config = _config(
+        tmp_path,
+        (
+            'c.JupyterHub.spawner_class = "offload"',
+            "from offload_spawner import OffloadSpawner\nc.JupyterHub.spawner_class = OffloadSpawner",
+        ),
+    )
     text = config.read_text().replace('"backend": "slurm"', '"backend": "pbs"')
     config.write_text(text)
     code, output = _run_to_exit(config)

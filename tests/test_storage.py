@@ -31,7 +31,9 @@ from offload_spawner.pipeline.storage import build_storage, fill_username
 TARGETS = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "leonardo": {
-        "display_name": "CINECA Leonardo", "backend": "slurm", "node": "vk-leonardo",
+        "display_name": "CINECA Leonardo",
+        "backend": "slurm",
+        "node": "vk-leonardo",
         "slurm": {"partition": "boost_usr_prod"},
     },
     "naples": {"display_name": "INFN Naples", "backend": "htcondor", "node": "vk-naples"},
@@ -42,21 +44,28 @@ TARGETS = {
 
 STORAGE = {
     "home": {
-        "display_name": "home", "mount_path": "/home/jovyan",
+        "display_name": "home",
+        "mount_path": "/home/jovyan",
         "cluster": {"kind": "pvc", "size": "10G", "storage_class": "standard"},
         "targets": {"remote-k8s": {"claim": "home-{username}"}},
     },
     "cvmfs": {
-        "display_name": "CVMFS", "mount_path": "/cvmfs", "read_only": True,
+        "display_name": "CVMFS",
+        "mount_path": "/cvmfs",
+        "read_only": True,
         "cluster": {"kind": "csi", "driver": "cvmfs.csi.cern.ch", "volume_attributes": {"repository": "sft.cern.ch"}},
         "targets": {"leonardo": {"path": "/cvmfs"}, "naples": {"path": "/cvmfs"}},
     },
     "work": {
-        "display_name": "$WORK", "mount_path": "/work",
+        "display_name": "$WORK",
+        "mount_path": "/work",
         "targets": {"leonardo": {"path": "/leonardo_work/{username}", "description": "your Leonardo work area"}},
     },
     "cms-data": {
-        "display_name": "CMS group area", "mount_path": "/data/cms", "allowed_groups": ["cms"], "offered": True,
+        "display_name": "CMS group area",
+        "mount_path": "/data/cms",
+        "allowed_groups": ["cms"],
+        "offered": True,
         "cluster": {"kind": "nfs", "server": "nfs.example.org", "path": "/export/cms"},
     },
 }
@@ -77,7 +86,10 @@ def plan(cat, groups, options, username="alice"):
 
 
 def pod() -> V1Pod:
-    return V1Pod(metadata=V1ObjectMeta(name="jupyter-alice", annotations={}), spec=V1PodSpec(containers=[V1Container(name="notebook")]))
+    return V1Pod(
+        metadata=V1ObjectMeta(name="jupyter-alice", annotations={}),
+        spec=V1PodSpec(containers=[V1Container(name="notebook")]),
+    )
 
 
 # --- check time -----------------------------------------------------------------
@@ -86,35 +98,86 @@ def pod() -> V1Pod:
 @pytest.mark.parametrize(
     ("storage", "path", "words"),
     [
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"docker": {"path": "/x"}}}},
-         "storage.v.targets.docker", "docker target cannot mount"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"cluster": {"path": "/x"}}}},
-         "storage.v.targets.cluster", "run in this cluster"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"dask-naples": {"path": "/x"}}}},
-         "storage.v.targets.dask-naples", "run in this cluster"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"claim": "c"}}}},
-         "storage.v.targets.leonardo", "takes 'path'"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"remote-k8s": {"path": "/x"}}}},
-         "storage.v.targets.remote-k8s", "takes 'claim'"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"nowhere": {"path": "/x"}}}},
-         "storage.v.targets", "not a key of offload_targets"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/x y"}}}},
-         "storage.v.targets.leonardo.path", "absolute path"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/a:/etc"}}}},
-         "storage.v.targets.leonardo.path", "absolute path"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/w/{user}"}}}},
-         "storage.v.targets.leonardo.path", "absolute path"),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"docker": {"path": "/x"}}}},
+            "storage.v.targets.docker",
+            "docker target cannot mount",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"cluster": {"path": "/x"}}}},
+            "storage.v.targets.cluster",
+            "run in this cluster",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"dask-naples": {"path": "/x"}}}},
+            "storage.v.targets.dask-naples",
+            "run in this cluster",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"claim": "c"}}}},
+            "storage.v.targets.leonardo",
+            "takes 'path'",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"remote-k8s": {"path": "/x"}}}},
+            "storage.v.targets.remote-k8s",
+            "takes 'claim'",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"nowhere": {"path": "/x"}}}},
+            "storage.v.targets",
+            "not a key of offload_targets",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/x y"}}}},
+            "storage.v.targets.leonardo.path",
+            "absolute path",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/a:/etc"}}}},
+            "storage.v.targets.leonardo.path",
+            "absolute path",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "targets": {"leonardo": {"path": "/w/{user}"}}}},
+            "storage.v.targets.leonardo.path",
+            "absolute path",
+        ),
         ({"v": {"display_name": "V", "mount_path": "v"}}, "storage.v.mount_path", "mount path"),
-        ({"a": {"display_name": "A", "mount_path": "/m"}, "b": {"display_name": "B", "mount_path": "/m"}},
-         "storage.b.mount_path", "also the mount path"),
-        ({"a": {"display_name": "A", "mount_path": "/a", "cluster": {"kind": "pvc"}},
-          "b": {"display_name": "B", "mount_path": "/b", "cluster": {"kind": "pvc"}}}, "storage", "only one volume"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "cluster": {"kind": "nfs", "server": "s"}}},
-         "storage.v.cluster", "needs 'path'"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "cluster": {"kind": "claim", "claim_name": "c-{username}"}}},
-         "storage.v.cluster", "kind 'pvc'"),
-        ({"v": {"display_name": "V", "mount_path": "/v", "cluster": {"kind": "pvc", "claim_name": "Home"}}},
-         "storage.v.cluster.claim_name", "claim name"),
+        (
+            {"a": {"display_name": "A", "mount_path": "/m"}, "b": {"display_name": "B", "mount_path": "/m"}},
+            "storage.b.mount_path",
+            "also the mount path",
+        ),
+        (
+            {
+                "a": {"display_name": "A", "mount_path": "/a", "cluster": {"kind": "pvc"}},
+                "b": {"display_name": "B", "mount_path": "/b", "cluster": {"kind": "pvc"}},
+            },
+            "storage",
+            "only one volume",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "cluster": {"kind": "nfs", "server": "s"}}},
+            "storage.v.cluster",
+            "needs 'path'",
+        ),
+        (
+            {
+                "v": {
+                    "display_name": "V",
+                    "mount_path": "/v",
+                    "cluster": {"kind": "claim", "claim_name": "c-{username}"},
+                }
+            },
+            "storage.v.cluster",
+            "kind 'pvc'",
+        ),
+        (
+            {"v": {"display_name": "V", "mount_path": "/v", "cluster": {"kind": "pvc", "claim_name": "Home"}}},
+            "storage.v.cluster.claim_name",
+            "claim name",
+        ),
         ({"v": {"display_name": "V", "mount_path": "/v", "size": "1G"}}, "storage.v.size", "unknown key"),
     ],
 )
@@ -138,9 +201,14 @@ def test_in_cluster_server_gets_kubernetes_volumes_and_its_claim_through_kubespa
     storage = p.storage
     assert storage is not None
     by_name = {v["name"]: v for v in storage.volumes}
-    assert by_name["offload-storage-home"] == {"name": "offload-storage-home", "persistentVolumeClaim": {"claimName": "claim-alice"}}
+    assert by_name["offload-storage-home"] == {
+        "name": "offload-storage-home",
+        "persistentVolumeClaim": {"claimName": "claim-alice"},
+    }
     assert by_name["offload-storage-cvmfs"]["csi"] == {
-        "driver": "cvmfs.csi.cern.ch", "volumeAttributes": {"repository": "sft.cern.ch"}, "readOnly": True,
+        "driver": "cvmfs.csi.cern.ch",
+        "volumeAttributes": {"repository": "sft.cern.ch"},
+        "readOnly": True,
     }
     assert by_name["offload-storage-cms-data"]["nfs"] == {"server": "nfs.example.org", "path": "/export/cms"}
     assert "offload-storage-work" not in by_name  # $WORK exists only on Leonardo
@@ -167,7 +235,9 @@ def test_slurm_target_binds_site_paths_in_the_annotation_the_plugin_reads():
         "--bind /cvmfs:/cvmfs:ro --bind /leonardo_work/alice:/work"
     )
     assert p.env["OFFLOAD_STORAGE"].splitlines() == [
-        "no home here", "CVMFS at /cvmfs (read-only)", "$WORK (your Leonardo work area) at /work",
+        "no home here",
+        "CVMFS at /cvmfs (read-only)",
+        "$WORK (your Leonardo work area) at /work",
     ]
 
 
@@ -188,7 +258,9 @@ def test_htcondor_target_binds_in_singularity_options():
 
 def test_interlink_kubernetes_target_mounts_the_remote_claim_and_lists_it():
     p = plan(catalog(), [], {"target": "remote-k8s"})
-    assert p.storage.volumes == ({"name": "offload-storage-home", "persistentVolumeClaim": {"claimName": "home-alice"}},)
+    assert p.storage.volumes == (
+        {"name": "offload-storage-home", "persistentVolumeClaim": {"claimName": "home-alice"}},
+    )
     manifest = apply_storage_to_pod(pod(), p.storage)
     assert manifest.metadata.annotations[REMOTE_PVC_ANNOTATION] == "home-alice"
     assert plan_traits(p).get("storage_pvc_ensure") is None  # the claim is the remote cluster's
@@ -200,7 +272,9 @@ def test_docker_target_has_no_volumes_and_says_so():
     assert set(p.env["OFFLOAD_STORAGE"].splitlines()) == {"no home here", "no CVMFS here", "no $WORK here"}
 
 
-@pytest.mark.parametrize("name", ["Alice", "a b;rm -rf /", "../../etc", "bob@infn.it", "$(id)", "`x`", "é" * 70, "x\ny"])
+@pytest.mark.parametrize(
+    "name", ["Alice", "a b;rm -rf /", "../../etc", "bob@infn.it", "$(id)", "`x`", "é" * 70, "x\ny"]
+)
 def test_username_in_paths_and_claims_is_the_safe_slug_never_raw_text(name):
     slug = safe_slug(name, max_length=48)
     for target in ("cluster", "leonardo", "remote-k8s"):
@@ -263,8 +337,16 @@ def test_required_volume_refuses_a_target_that_cannot_mount_it():
 def test_menu_tells_per_target_what_is_where():
     menu = build_menu(catalog(), [])
     by_target = {t.slug: [line.text() for line in t.storage] for t in menu.profiles[0].targets}
-    assert by_target["cluster"] == ["home (your 10G volume) at /home/jovyan", "CVMFS at /cvmfs (read-only)", "no $WORK here"]
-    assert by_target["leonardo"] == ["no home here", "CVMFS at /cvmfs (read-only)", "$WORK (your Leonardo work area) at /work"]
+    assert by_target["cluster"] == [
+        "home (your 10G volume) at /home/jovyan",
+        "CVMFS at /cvmfs (read-only)",
+        "no $WORK here",
+    ]
+    assert by_target["leonardo"] == [
+        "no home here",
+        "CVMFS at /cvmfs (read-only)",
+        "$WORK (your Leonardo work area) at /work",
+    ]
 
 
 def test_form_shows_the_storage_summary_per_target_autoescaped():
@@ -290,7 +372,10 @@ async def test_reserved_nodes_are_tolerated_and_preferred_only_by_members():
     toleration = {"key": "reserved", "operator": "Equal", "value": "ai-infn", "effect": "NoSchedule"}
     assert toleration in member.tolerations and toleration not in other.tolerations
     assert member.preferred_node_terms == (
-        {"weight": 100, "preference": {"matchExpressions": [{"key": "reserved", "operator": "In", "values": ["ai-infn"]}]}},
+        {
+            "weight": 100,
+            "preference": {"matchExpressions": [{"key": "reserved", "operator": "In", "values": ["ai-infn"]}]},
+        },
     )
     assert other.preferred_node_terms == ()
     manifest = ApiClient().sanitize_for_serialization(apply_plan_to_pod(pod(), member))
@@ -310,12 +395,16 @@ def test_reserved_virtual_node_counts_only_for_its_groups():
     )
     node = {
         "metadata": {"name": "vk-leonardo", "labels": {"reserved": "ai-infn"}},
-        "spec": {"taints": [
-            {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"},
-            {"key": "reserved", "value": "ai-infn", "effect": "NoSchedule"},
-        ]},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "InterlinkPingSuccessful"}],
-                   "allocatable": {"cpu": "8", "memory": "32Gi"}},
+        "spec": {
+            "taints": [
+                {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"},
+                {"key": "reserved", "value": "ai-infn", "effect": "NoSchedule"},
+            ]
+        },
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "InterlinkPingSuccessful"}],
+            "allocatable": {"cpu": "8", "memory": "32Gi"},
+        },
     }
     view = cluster_view([{"kind": "Node", **node}], ["vk-leonardo"])
     member = menu_availability(build_menu(cat, ["ai-infn"]), cat, view)["leonardo"]
@@ -336,7 +425,8 @@ def test_capacity_gauges_count_a_reserved_node_as_up():
         reservations=RESERVATIONS,
     )
     node = {
-        "kind": "Node", "metadata": {"name": "vk-leonardo", "labels": {}},
+        "kind": "Node",
+        "metadata": {"name": "vk-leonardo", "labels": {}},
         "spec": {"taints": [{"key": "reserved", "value": "ai-infn", "effect": "NoSchedule"}]},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "8", "memory": "32Gi"}},
     }

@@ -22,11 +22,15 @@ CONFIG = {
     "storage": {
         "home": {"display_name": "home", "mount_path": "/home/jovyan", "cluster": {"kind": "pvc", "size": "10G"}},
         "work": {
-            "display_name": "$WORK", "mount_path": "/work",
+            "display_name": "$WORK",
+            "mount_path": "/work",
             "targets": {"leonardo": {"path": "/leonardo_work/{username}"}},
         },
         "cms-data": {
-            "display_name": "CMS group area", "mount_path": "/data/cms", "allowed_groups": ["cms"], "offered": True,
+            "display_name": "CMS group area",
+            "mount_path": "/data/cms",
+            "allowed_groups": ["cms"],
+            "offered": True,
             "cluster": {"kind": "nfs", "server": "nfs.example.org", "path": "/cms"},
         },
     },
@@ -49,9 +53,7 @@ async def test_summary_follows_the_target_and_says_when_home_is_absent(offload_h
     await page.screenshot(path=str(tmp_path / "storage-cluster.png"), full_page=True)
     keep(tmp_path / "storage-cluster.png")
     await page.select_option(TARGET, "leonardo")
-    assert await visible_storage(page) == (
-        "Your files there: no home here; $WORK at /work; no CMS group area here."
-    )
+    assert await visible_storage(page) == ("Your files there: no home here; $WORK at /work; no CMS group area here.")
     await page.screenshot(path=str(tmp_path / "storage-leonardo.png"), full_page=True)
     keep(tmp_path / "storage-leonardo.png")
 

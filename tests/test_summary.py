@@ -23,7 +23,10 @@ def test_summary_of_the_contract_example(contract_catalog):
 
 
 def test_summary_of_default_limits_and_closed_profiles():
-    catalog = build_catalog(profile_list=[{"display_name": "Closed", "allowed_groups": []}], default_limits={"cores": 0.5, "memory": "1536M"})
+    catalog = build_catalog(
+        profile_list=[{"display_name": "Closed", "allowed_groups": []}],
+        default_limits={"cores": 0.5, "memory": "1536M"},
+    )
     text = summarize(catalog)
     assert "for nobody" in text
     assert "default limits: 0.5 cores, 1.5G" in text

@@ -21,15 +21,27 @@ INTERLINK_BASE_LABELS = {
 def test_virtual_node_labels_are_exactly_interlinks():
     nodes = {spec.name: spec for spec in DEFAULT_NODES}
     assert nodes["vk-leonardo"].all_labels() == {
-        **INTERLINK_BASE_LABELS, "kubernetes.io/hostname": "vk-leonardo", "nvidia-gpu-type": "a100"}
+        **INTERLINK_BASE_LABELS,
+        "kubernetes.io/hostname": "vk-leonardo",
+        "nvidia-gpu-type": "a100",
+    }
     assert nodes["vk-docker"].all_labels() == {
-        **INTERLINK_BASE_LABELS, "kubernetes.io/hostname": "vk-docker", "xilinx-fpga-type": "u55c"}
+        **INTERLINK_BASE_LABELS,
+        "kubernetes.io/hostname": "vk-docker",
+        "xilinx-fpga-type": "u55c",
+    }
     assert nodes["vk-naples"].all_labels() == {**INTERLINK_BASE_LABELS, "kubernetes.io/hostname": "vk-naples"}
 
 
 def test_an_accelerator_interlink_does_not_label_gets_no_label():
-    spec = NodeSpec("vk-amd", cpu="8", memory="8Gi", backend="slurm", extended={"amd.com/gpu": "2"},
-                    models={"amd.com/gpu": "mi250", "intel.com/fpga": "agilex"})
+    spec = NodeSpec(
+        "vk-amd",
+        cpu="8",
+        memory="8Gi",
+        backend="slurm",
+        extended={"amd.com/gpu": "2"},
+        models={"amd.com/gpu": "mi250", "intel.com/fpga": "agilex"},
+    )
     labels = spec.all_labels()
     assert "amd-gpu-type" not in labels and labels["intel-fpga-type"] == "agilex"
 
@@ -43,5 +55,7 @@ def test_submitted_state_is_interlinks_and_the_spawner_reads_its_reason():
     from testbed.virtual_kubelet import SUBMITTED_MESSAGE, SUBMITTED_REASON
 
     assert (SUBMITTED_REASON, SUBMITTED_MESSAGE) == (
-        "Remote pod submitted", "The pod has been submitted to the remote plugin for creation")
+        "Remote pod submitted",
+        "The pod has been submitted to the remote plugin for creation",
+    )
     assert READ_REASON == SUBMITTED_REASON

@@ -25,8 +25,11 @@ NEW_ACCESS = jwt({"sub": "u-123", "exp": int(time.time()) + 7200, "jti": "second
 def spawner_with(auth_state: dict | None) -> OffloadSpawner:
     config = Config()
     config.KubeSpawner.k8s_api_request_timeout = 2
-    spawner = OffloadSpawner(user=CliUser("alice", [CliGroup("x")], auth_state=auth_state),
-                             hub=Hub(ip="hub", port=8081, base_url="/hub/"), config=config)
+    spawner = OffloadSpawner(
+        user=CliUser("alice", [CliGroup("x")], auth_state=auth_state),
+        hub=Hub(ip="hub", port=8081, base_url="/hub/"),
+        config=config,
+    )
     spawner.api_token = "hub-token-abc123"
     # As after a spawn that delivered ACCESS to pod uid "u1".
     spawner._token_pod_uid = "u1"

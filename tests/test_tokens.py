@@ -57,8 +57,10 @@ def test_default_policy_delivers_access_token_as_env_and_file_and_hub_token_as_e
         file_key("/etc/dask/offload.yaml"): FILES["/etc/dask/offload.yaml"],
     }
     env = env_by_name(d)
-    assert env["ACCESS_TOKEN"] == {"name": "ACCESS_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": "jupyter-alice-offload", "key": "access_token"}}}
+    assert env["ACCESS_TOKEN"] == {
+        "name": "ACCESS_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "jupyter-alice-offload", "key": "access_token"}},
+    }
     assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "jupyterhub_api_token"
     assert env["BEARER_TOKEN_FILE"] == {"name": "BEARER_TOKEN_FILE", "value": f"{TOKEN_DIR}/access_token"}
     assert "REFRESH_TOKEN" not in env
@@ -95,7 +97,9 @@ def test_refresh_token_only_when_the_admin_opts_in():
 
 
 def test_channels_follow_the_policy():
-    policy = TokenPolicy.model_validate({"access_token": {"env": False, "file": True}, "hub_token": {"env": True, "file": True}})
+    policy = TokenPolicy.model_validate(
+        {"access_token": {"env": False, "file": True}, "hub_token": {"env": True, "file": True}}
+    )
     d = build_delivery(policy, AUTH_STATE, HUB, {}, "p")
     env = env_by_name(d)
     assert "ACCESS_TOKEN" not in env and "BEARER_TOKEN_FILE" in env
@@ -113,18 +117,30 @@ def test_channels_follow_the_policy():
 
 def test_hub_token_must_reach_the_server():
     with pytest.raises(CatalogError) as e:
-        build_catalog(None, {"naples": {"display_name": "N", "backend": "htcondor", "node": "vk-naples",
-                                        "tokens": {"hub_token": {"env": False, "file": False}}}})
+        build_catalog(
+            None,
+            {
+                "naples": {
+                    "display_name": "N",
+                    "backend": "htcondor",
+                    "node": "vk-naples",
+                    "tokens": {"hub_token": {"env": False, "file": False}},
+                }
+            },
+        )
     assert "offload_targets.naples.tokens.hub_token" in str(e.value)
     assert "jupyterhub-singleuser" in str(e.value)
 
 
-@pytest.mark.parametrize("bad,path", [
-    ({"acces_token": {"env": True}}, "offload_targets.t.tokens.acces_token"),
-    ({"renew_before": 0}, "offload_targets.t.tokens.renew_before"),
-    ({"min_lifetime": -1}, "offload_targets.t.tokens.min_lifetime"),
-    ({"refresh_token": "yes please"}, "offload_targets.t.tokens.refresh_token"),
-])
+@pytest.mark.parametrize(
+    "bad,path",
+    [
+        ({"acces_token": {"env": True}}, "offload_targets.t.tokens.acces_token"),
+        ({"renew_before": 0}, "offload_targets.t.tokens.renew_before"),
+        ({"min_lifetime": -1}, "offload_targets.t.tokens.min_lifetime"),
+        ({"refresh_token": "yes please"}, "offload_targets.t.tokens.refresh_token"),
+    ],
+)
 def test_bad_token_policy_names_the_path(bad, path):
     with pytest.raises(CatalogError) as e:
         build_catalog(None, {"t": {"display_name": "T", "tokens": bad}})
@@ -138,8 +154,14 @@ def test_target_policy_reaches_the_plan():
 
     catalog = build_catalog(
         [{"display_name": "Analysis", "slug": "analysis"}],
-        {"leonardo": {"display_name": "L", "backend": "slurm", "node": "vk-leonardo",
-                      "tokens": {"refresh_token": True, "renew_before": 900}}},
+        {
+            "leonardo": {
+                "display_name": "L",
+                "backend": "slurm",
+                "node": "vk-leonardo",
+                "tokens": {"refresh_token": True, "renew_before": 900},
+            }
+        },
     )
     plan = build_plan(catalog, select(build_menu(catalog, ["cms"]), {"profile": "analysis", "target": "leonardo"}))
     assert plan.tokens.refresh_token is True and plan.tokens.renew_before == 900
@@ -173,22 +195,43 @@ def test_redacted_secret_shows_sizes_only():
 def test_secret_and_volumes_are_valid_kubernetes():
     d = build_delivery(TokenPolicy(refresh_token=True), AUTH_STATE, HUB, FILES, "jupyter-alice", pod_uid="0b3c-uid")
     kubernetes_validate.validate(d.secret, desired_version="1.34", strict=True)
-    assert d.secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "v1", "kind": "Pod", "name": "jupyter-alice", "uid": "0b3c-uid",
-        "blockOwnerDeletion": True, "controller": False}]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-alice"},
-           "spec": {"containers": [{"name": "notebook", "image": "x", "env": d.env, "volumeMounts": d.volume_mounts}],
-                    "volumes": d.volumes}}
+    assert d.secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "jupyter-alice",
+            "uid": "0b3c-uid",
+            "blockOwnerDeletion": True,
+            "controller": False,
+        }
+    ]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-alice"},
+        "spec": {
+            "containers": [{"name": "notebook", "image": "x", "env": d.env, "volumeMounts": d.volume_mounts}],
+            "volumes": d.volumes,
+        },
+    }
     kubernetes_validate.validate(pod, desired_version="1.34", strict=True)
 
 
 def test_rotation_replaces_only_the_iam_tokens():
     d = build_delivery(TokenPolicy(refresh_token=True), AUTH_STATE, HUB, FILES, "p", pod_uid="u1")
-    existing = {**d.secret, "metadata": {**d.secret["metadata"], "resourceVersion": "12", "uid": "s1",
-                                         "creationTimestamp": "2026-01-01T00:00:00Z"}}
+    existing = {
+        **d.secret,
+        "metadata": {
+            **d.secret["metadata"],
+            "resourceVersion": "12",
+            "uid": "s1",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+    }
     new_access = jwt({"sub": "u-123", "exp": EXP + 3600})
-    rotated = fresh_secret_for_create(with_tokens(existing, {"access_token": new_access, "refresh_token": "r2"},
-                                                  TokenPolicy(refresh_token=True)))
+    rotated = fresh_secret_for_create(
+        with_tokens(existing, {"access_token": new_access, "refresh_token": "r2"}, TokenPolicy(refresh_token=True))
+    )
     assert decoded(rotated) == {**decoded(d.secret), "access_token": new_access, "refresh_token": "r2"}
     assert set(rotated["metadata"]) == {"name", "labels", "ownerReferences"}
     assert decoded(existing)["access_token"] == ACCESS  # not mutated
@@ -200,13 +243,16 @@ def test_rotation_does_not_add_a_token_the_pod_does_not_reference():
     assert decoded(rotated) == {"jupyterhub_api_token": HUB}
 
 
-@pytest.mark.parametrize("token,expected", [
-    (ACCESS, float(EXP)),
-    ("opaque-token", None),
-    ("a.b.c", None),
-    (jwt({"sub": "x"}), None),
-    (jwt({"exp": "soon"}), None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "token,expected",
+    [
+        (ACCESS, float(EXP)),
+        ("opaque-token", None),
+        ("a.b.c", None),
+        (jwt({"sub": "x"}), None),
+        (jwt({"exp": "soon"}), None),
+        (None, None),
+    ],
+)
 def test_jwt_expiry(token, expected):
     assert jwt_expiry(token) == expected

@@ -108,7 +108,9 @@ def test_numbers_may_arrive_as_strings(value, number):
     assert parse_number(value, "Cores") == number
 
 
-@pytest.mark.parametrize("bad", [True, False, None, [4], {"n": 4}, "four", "-4", "4 cores", "1e3", "", "inf", math.inf, math.nan])
+@pytest.mark.parametrize(
+    "bad", [True, False, None, [4], {"n": 4}, "four", "-4", "4 cores", "1e3", "", "inf", math.inf, math.nan]
+)
 def test_non_numbers_are_refused_naming_the_field(bad):
     with pytest.raises(QuantityError) as info:
         parse_number(bad, "Cores")

@@ -38,8 +38,13 @@ CONFIG = {
                         "backend": "htcondor",
                         "node": "vk-naples",
                         "offload": "dask",
-                        "dask": {"workers": 2, "worker_cores": 2, "worker_memory": "8G",
-                                 "scheduler_cores": 1, "scheduler_memory": "2G"},
+                        "dask": {
+                            "workers": 2,
+                            "worker_cores": 2,
+                            "worker_memory": "8G",
+                            "scheduler_cores": 1,
+                            "scheduler_memory": "2G",
+                        },
                     },
                 },
                 "default_limits": {"cores": 16, "memory": "64G"},
@@ -72,7 +77,9 @@ def render(values: Path, *options: str) -> dict:
     args = ["render", "-f", str(values), "--user", "alice"]
     for option in options:
         args += ["-o", option]
-    r = subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 

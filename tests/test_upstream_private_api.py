@@ -27,44 +27,60 @@ VERSIONS = f"jupyterhub {version('jupyterhub')}, jupyterhub-kubespawner {version
 #: name -> (owner class, what it must be, its parameters after self, our modules using it, why no public one serves)
 PRIVATE = {
     "_start": (
-        KubeSpawner, "async", [],
+        KubeSpawner,
+        "async",
+        [],
         ["auto_spawn.py", "remote_session.py"],
         "start() returns _start() wrapped in a timeout; ending a spawn early on a remote failure needs "
         "to race the coroutine that creates and waits for the pod",
     ),
     "_make_create_pod_request": (
-        KubeSpawner, "async", ["pod", "request_timeout"],
+        KubeSpawner,
+        "async",
+        ["pod", "request_timeout"],
         ["token_delivery.py", "remote_session.py", "dask_placement_secret.py", "api_outage.py"],
         "the token Secret and the Dask placement Secret need the created pod's uid (ownerReference), "
         "right after the create call; a create the API server cannot answer yet is tried again",
     ),
     "_make_delete_pod_request": (
-        KubeSpawner, "async", ["pod_name", "delete_options", "grace_seconds", "request_timeout"],
+        KubeSpawner,
+        "async",
+        ["pod_name", "delete_options", "grace_seconds", "request_timeout"],
         ["api_outage.py"],
         "a delete the API server cannot answer yet (restarting) is tried again, not given up on",
     ),
     "_start_watching_pods": (
-        KubeSpawner, "async", ["replace"],
+        KubeSpawner,
+        "async",
+        ["replace"],
         ["remote_session.py"],
         "the remote-failure watcher reads KubeSpawner's own pod reflector rather than a second watch",
     ),
     "_start_watching_events": (
-        KubeSpawner, "async", ["replace"],
+        KubeSpawner,
+        "async",
+        ["replace"],
         ["remote_session.py"],
         "the same, for the event reflector that carries interLink's reasons",
     ),
     "_apply_overrides": (
-        KubeSpawner, "sync", ["spawner_override"],
+        KubeSpawner,
+        "sync",
+        ["spawner_override"],
         ["spawner.py"],
         "kubespawner_override semantics (dicts merged, None deletes) for a target's and profile's overrides",
     ),
     "_run_apply_user_options": (
-        Spawner, "async", ["user_options"],
+        Spawner,
+        "async",
+        ["user_options"],
         ["cli.py"],
         "the CLI runs the apply_user_options hook exactly as JupyterHub's User.spawn does (dict or callable)",
     ),
     "_log_name": (
-        Spawner, "property", None,
+        Spawner,
+        "property",
+        None,
         ["auto_spawn.py", "remote_session.py"],
         "the server's name in log lines, as JupyterHub writes it",
     ),
@@ -100,8 +116,10 @@ def _used_private_attributes() -> dict[str, set[str]]:
 def test_private_upstream_attribute_is_still_there(name):
     owner, kind, params, modules, why = PRIVATE[name]
     where = f"{owner.__module__}.{owner.__name__}.{name}"
-    advice = (f"{where} changed in {VERSIONS}; offload_spawner/{', offload_spawner/'.join(modules)} "
-              f"rely on it ({why}). Adapt them, or keep the upstream version within README's supported range.")
+    advice = (
+        f"{where} changed in {VERSIONS}; offload_spawner/{', offload_spawner/'.join(modules)} "
+        f"rely on it ({why}). Adapt them, or keep the upstream version within README's supported range."
+    )
     assert hasattr(owner, name), f"{where} is gone: {advice}"
     value = inspect.getattr_static(owner, name)
     if kind == "property":
@@ -128,7 +146,8 @@ def test_no_other_private_upstream_attribute():
     # Overriding a traitlets @default/@observe handler is how traits are configured, not private use.
     handlers = {n for n in upstream if n.endswith("_default") or n.startswith("_default_")}
     unlisted = {
-        name: sorted(modules) for name, modules in _used_private_attributes().items()
+        name: sorted(modules)
+        for name, modules in _used_private_attributes().items()
         if name in upstream and name not in PRIVATE and name not in handlers
     }
     assert unlisted == {}, "private upstream attributes in use: list each in PRIVATE with why, or use a public one"
@@ -143,4 +162,5 @@ def test_jupyterhub_awaits_run_options_from_form():
     source = inspect.getsource(SpawnHandler)
     assert "await maybe_future(spawner.run_options_from_form(" in source, (
         f"SpawnHandler.post no longer awaits run_options_from_form in {VERSIONS}: "
-        "offload_spawner/hub/spawner.py's run_options_from_form must become sync again")
+        "offload_spawner/hub/spawner.py's run_options_from_form must become sync again"
+    )

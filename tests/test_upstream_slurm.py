@@ -80,8 +80,9 @@ def render(tmp_path: Path, config: dict, *options: str, auth_state: dict | None 
         args += ["--auth-state", str(path)]
     for option in options:
         args += ["-o", option]
-    return subprocess.run([sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "offload_spawner.hub.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def rendered_pod(tmp_path: Path, config: dict, *options: str) -> dict:
@@ -98,14 +99,30 @@ def plugin(tmp_path_factory):
     running.stop()
 
 
-GPU_OPTIONS = ("profile=ai", "target=leonardo", "cores=2", "memory=8G", "accelerator=nvidia.com/gpu:a100", "accelerator_count=1")
+GPU_OPTIONS = (
+    "profile=ai",
+    "target=leonardo",
+    "cores=2",
+    "memory=8G",
+    "accelerator=nvidia.com/gpu:a100",
+    "accelerator_count=1",
+)
 
 
 def test_job_script_carries_the_catalog(plugin, tmp_path):
     script = plugin.create(rendered_pod(tmp_path, CONFIG, *GPU_OPTIONS))
     flags = sbatch_flags(script)
-    for flag in ("--partition=boost_usr_prod", "--account=icsc_ai", "--qos=normal", "--time=04:00:00",
-                 "--exclusive", "--gres=gpu:a100:1", "--uid=12345", "--cpus-per-task=2", "--mem=8192"):
+    for flag in (
+        "--partition=boost_usr_prod",
+        "--account=icsc_ai",
+        "--qos=normal",
+        "--time=04:00:00",
+        "--exclusive",
+        "--gres=gpu:a100:1",
+        "--uid=12345",
+        "--cpus-per-task=2",
+        "--mem=8192",
+    ):
         assert flag in flags, (flag, flags)
 
 

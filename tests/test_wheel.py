@@ -45,8 +45,12 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src") / "offload-spawner"
     shutil.copytree(ROOT, src, ignore=_SKIP_COPY)
     out = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (path,) = out.glob("offload_spawner-*.whl")
     return path
@@ -57,12 +61,33 @@ def fresh_venv(wheel, tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("venv") / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # The dependencies: the test environment's site-packages as a plain path entry (see module doc).
     (site / "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                        "--quiet", str(wheel)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     return venv
 
@@ -74,8 +99,9 @@ def _env(venv: Path) -> dict[str, str]:
 
 
 def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(venv / "bin" / args[0]), *args[1:]], capture_output=True, text=True,
-                          cwd=cwd, env=_env(venv), timeout=300)
+    return subprocess.run(
+        [str(venv / "bin" / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd, env=_env(venv), timeout=300
+    )
 
 
 def test_wheel_holds_the_package_and_its_templates(wheel):
@@ -90,8 +116,13 @@ def test_wheel_holds_the_package_and_its_templates(wheel):
 
 
 def test_the_fresh_venv_imports_the_wheel_not_the_checkout(fresh_venv, tmp_path):
-    r = run(fresh_venv, "python", "-c", "import offload_spawner, offload_spawner.templates as t; "
-            "print(offload_spawner.__file__); print(t.__file__)", cwd=tmp_path)
+    r = run(
+        fresh_venv,
+        "python",
+        "-c",
+        "import offload_spawner, offload_spawner.templates as t; print(offload_spawner.__file__); print(t.__file__)",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     for line in r.stdout.split():
         assert Path(line).is_relative_to(fresh_venv), line
@@ -103,14 +134,29 @@ def test_console_script_check_render_form(fresh_venv, tmp_path):
     assert check.returncode == 0, check.stderr
     assert f"{EXAMPLE}: OK" in check.stdout
 
-    render = run(fresh_venv, "offload-spawner", "render", "-f", str(EXAMPLE), "--user", "carol",
-                 "--groups", "cms,ai-infn,gpu-users", "-o", "profile=analysis", "-o", "target=leonardo", cwd=tmp_path)
+    render = run(
+        fresh_venv,
+        "offload-spawner",
+        "render",
+        "-f",
+        str(EXAMPLE),
+        "--user",
+        "carol",
+        "--groups",
+        "cms,ai-infn,gpu-users",
+        "-o",
+        "profile=analysis",
+        "-o",
+        "target=leonardo",
+        cwd=tmp_path,
+    )
     assert render.returncode == 0, render.stderr
     out = json.loads(render.stdout)
     assert out["pod"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] == "vk-leonardo"
 
-    form = run(fresh_venv, "offload-spawner", "form", "-f", str(EXAMPLE), "--user", "bob", "--groups", "cms",
-               cwd=tmp_path)
+    form = run(
+        fresh_venv, "offload-spawner", "form", "-f", str(EXAMPLE), "--user", "bob", "--groups", "cms", cwd=tmp_path
+    )
     assert form.returncode == 0, form.stderr
     assert 'id="offload-spawner-form"' in form.stdout  # the template shipped in the wheel
 
@@ -124,7 +170,9 @@ def _free_port() -> int:
 def test_a_real_hub_loads_the_offload_entry_point_and_serves_the_form(fresh_venv, tmp_path, requires_chp):
     port, hub_port, api_port = _free_port(), _free_port(), _free_port()
     config = tmp_path / "jupyterhub_config.py"
-    config.write_text(EXAMPLE.read_text() + f"""
+    config.write_text(
+        EXAMPLE.read_text()
+        + f"""
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}
 c.JupyterHub.hub_port = {hub_port}
@@ -137,10 +185,17 @@ c.DummyAuthenticator.password = "wheel-test"
 c.Authenticator.allow_all = True
 c.JupyterHub.load_groups = {{"cms": {{"users": ["bob"]}}}}
 c.OffloadSpawner.offload_availability = False
-""")
-    hub = subprocess.Popen([str(fresh_venv / "bin" / "python"), "-m", "jupyterhub", "-f", str(config)], cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                           env={**_env(fresh_venv), "JUPYTERHUB_CRYPT_KEY": ""})
+"""
+    )
+    hub = subprocess.Popen(
+        [str(fresh_venv / "bin" / "python"), "-m", "jupyterhub", "-f", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**_env(fresh_venv), "JUPYTERHUB_CRYPT_KEY": ""},
+    )
     base = f"http://127.0.0.1:{port}/hub/"
     try:
         session = requests.Session()
@@ -155,8 +210,11 @@ c.OffloadSpawner.offload_availability = False
                 pass
             assert time.monotonic() < deadline, "the hub did not answer"
             time.sleep(0.5)
-        r = session.post(base + "login", data={"username": "bob", "password": "wheel-test",
-                                               "_xsrf": session.cookies.get("_xsrf", "")}, timeout=30)
+        r = session.post(
+            base + "login",
+            data={"username": "bob", "password": "wheel-test", "_xsrf": session.cookies.get("_xsrf", "")},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text[:500]
         form = session.get(base + "spawn", timeout=60)
         assert form.status_code == 200

@@ -127,12 +127,14 @@ def _overlay(tmp_path: Path, hub_port: int, api_port: int) -> Path:
                 "OffloadSpawner": {"offload_availability": False},
             },
             "extraConfig": {
-                "zz-test-machine": "\n".join([
-                    f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"',
-                    f'c.JupyterHub.hub_connect_url = "http://127.0.0.1:{hub_port}"',
-                    f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"',
-                    'c.JupyterHub.load_groups = {"ai-infn": {"users": ["carol"]}, "cms": {"users": ["bob", "carol"]}}',
-                ]),
+                "zz-test-machine": "\n".join(
+                    [
+                        f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"',
+                        f'c.JupyterHub.hub_connect_url = "http://127.0.0.1:{hub_port}"',
+                        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"',
+                        'c.JupyterHub.load_groups = {"ai-infn": {"users": ["carol"]}, "cms": {"users": ["bob", "carol"]}}',
+                    ]
+                ),
             },
         },
     }
@@ -159,8 +161,11 @@ def _mount_tree(tmp_path: Path, chart_dir: Path, secret: dict, configmap: dict) 
 
 def _login(session: requests.Session, base: str, user: str) -> None:
     session.get(base + "login", timeout=30).raise_for_status()
-    r = session.post(base + "login", data={"username": user, "password": "chart-test",
-                                           "_xsrf": session.cookies.get("_xsrf", "")}, timeout=60)
+    r = session.post(
+        base + "login",
+        data={"username": user, "password": "chart-test", "_xsrf": session.cookies.get("_xsrf", "")},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text[:500]
 
 
@@ -177,23 +182,51 @@ def test_hub_from_the_chart_config_serves_the_form(helm_bin, chart, tmp_path, re
     container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "hub")
     args = container["args"]
     assert args[:3] == ["jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"], args
-    env = {**os.environ, **_hub_env(deployment, secret, "jhub"),
-           # Kubernetes sets these for the chart's Services; z2jh.get_name_env reads them.
-           "HUB_SERVICE_PORT": str(hub_port), "PROXY_API_SERVICE_PORT": str(api_port)}
+    env = {
+        **os.environ,
+        **_hub_env(deployment, secret, "jhub"),
+        # Kubernetes sets these for the chart's Services; z2jh.get_name_env reads them.
+        "HUB_SERVICE_PORT": str(hub_port),
+        "PROXY_API_SERVICE_PORT": str(api_port),
+    }
     env.pop("JUPYTERHUB_CRYPT_KEY", None)
     srv = tmp_path / "srv"
     srv.mkdir()
     hub_log = (tmp_path / "hub.log").open("w")
     proxy = subprocess.Popen(
-        ["configurable-http-proxy", "--ip=127.0.0.1", f"--port={port}", "--api-ip=127.0.0.1",
-         f"--api-port={api_port}", f"--default-target=http://127.0.0.1:{hub_port}",
-         f"--error-target=http://127.0.0.1:{hub_port}/hub/error"],
+        [
+            "configurable-http-proxy",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={api_port}",
+            f"--default-target=http://127.0.0.1:{hub_port}",
+            f"--error-target=http://127.0.0.1:{hub_port}/hub/error",
+        ],
         env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": env["CONFIGPROXY_AUTH_TOKEN"]},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     hub = subprocess.Popen(
-        ["unshare", "-rm", "sh", "-c", 'mount --bind "$1" /usr/local/etc && shift && exec "$@"', "sh",
-         str(etc), sys.executable, "-m", *args],
-        cwd=srv, env=env, stdout=hub_log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            'mount --bind "$1" /usr/local/etc && shift && exec "$@"',
+            "sh",
+            str(etc),
+            sys.executable,
+            "-m",
+            *args,
+        ],
+        cwd=srv,
+        env=env,
+        stdout=hub_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}/hub/"
     try:
         deadline = time.monotonic() + 180

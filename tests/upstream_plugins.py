@@ -86,6 +86,7 @@ def as_created(pod: dict[str, Any], name: str = "jupyter-alice", namespace: str 
 
 # --- HTCondor ------------------------------------------------------------------
 
+
 def htcondor_submit_file(pod: dict[str, Any], tmp_path: Path) -> str:
     """The submit file the upstream HTCondor plugin writes for ``pod`` (as created)."""
     pytest.importorskip("flask", reason="the HTCondor plugin needs Flask: pip install flask")
@@ -188,8 +189,13 @@ class SlurmPlugin:
         self.record.mkdir(parents=True)
         bin_dir = work / "bin"
         bin_dir.mkdir()
-        tools = {"sbatch": _SBATCH.format(record=self.record), "squeue": _SQUEUE, "sinfo": _SINFO,
-                 "scancel": _NOOP.format(name="scancel"), "singularity": _NOOP.format(name="singularity")}
+        tools = {
+            "sbatch": _SBATCH.format(record=self.record),
+            "squeue": _SQUEUE,
+            "sinfo": _SINFO,
+            "scancel": _NOOP.format(name="scancel"),
+            "singularity": _NOOP.format(name="singularity"),
+        }
         for name, text in tools.items():
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o755)
@@ -213,8 +219,11 @@ class SlurmPlugin:
         if flavors:
             config["Flavors"] = flavors
         (work / "SlurmConfig.yaml").write_text(json.dumps(config))  # JSON is YAML
-        env = {**os.environ, "SLURMCONFIGPATH": str(work / "SlurmConfig.yaml"),
-               "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+        env = {
+            **os.environ,
+            "SLURMCONFIGPATH": str(work / "SlurmConfig.yaml"),
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        }
         self.log = open(work / "plugin.log", "wb")
         self.process = subprocess.Popen([str(binary)], cwd=work, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_listening()
@@ -232,11 +241,17 @@ class SlurmPlugin:
     def create(self, pod: dict[str, Any], secrets: list[dict[str, Any]] | None = None) -> str:
         """POST /create as interLink's API server does; return the sbatch script it submitted."""
         before = set(self.record.iterdir())
-        containers = [{"name": c["name"], "configMaps": [], "projectedvolumemaps": [], "secrets": secrets or [],
-                       "emptyDirs": []} for c in pod["spec"]["containers"]]
+        containers = [
+            {"name": c["name"], "configMaps": [], "projectedvolumemaps": [], "secrets": secrets or [], "emptyDirs": []}
+            for c in pod["spec"]["containers"]
+        ]
         body = json.dumps({"pod": pod, "container": containers}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/create", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/create",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 assert response.status == 200, response.read()

@@ -42,8 +42,13 @@ def prepared_chart(chart: Path, into: Path) -> Path:
 
 
 def helm(binary: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=300,
-                          env={"HOME": str(Path.home()), "PATH": "/usr/bin:/bin", "HELM_CACHE_HOME": "/tmp/helm-cache"})
+    return subprocess.run(
+        [str(binary), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HOME": str(Path.home()), "PATH": "/usr/bin:/bin", "HELM_CACHE_HOME": "/tmp/helm-cache"},
+    )
 
 
 def render(binary: Path, chart: Path, values: list[Path], release: str = "jhub", namespace: str = "jhub") -> list[dict]:

@@ -140,8 +140,11 @@ class AdmissionMixin(SpawnerBase):
             raise refusal("This target is not offered to you.", "selection", selection.target)
         accelerator = menu_target.accelerator(selection.accelerator) if selection.accelerator else None
         if accelerator is not None:
-            offers.append(AcceleratorOffered(
-                accelerator.resource, accelerator.display_name, accelerator.model_label, accelerator.models))
+            offers.append(
+                AcceleratorOffered(
+                    accelerator.resource, accelerator.display_name, accelerator.model_label, accelerator.models
+                )
+            )
         key = f"{self.namespace}/{self.pod_name}"
         # From here to the reservation there is no await: the check and the
         # reservation are one step for the hub's single event loop, so two
@@ -157,8 +160,11 @@ class AdmissionMixin(SpawnerBase):
             raise refusal(message, "target_down" if available.status == "down" else "capacity", selection.target)
         if reserve and self._static_view is None and plan.offload == "session":
             reservations[key] = Demand(
-                node=target.node or "", cores=plan.cpu_guarantee or 0.0, memory=plan.mem_guarantee or 0,
-                extended={k: float(v) for k, v in plan.extra_resource_limits.items()}, pod=key,
+                node=target.node or "",
+                cores=plan.cpu_guarantee or 0.0,
+                memory=plan.mem_guarantee or 0,
+                extended={k: float(v) for k, v in plan.extra_resource_limits.items()},
+                pod=key,
             )
             self._reservation_key = key
 

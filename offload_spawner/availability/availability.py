@@ -41,11 +41,26 @@ INTERLINK_CONDITION = "InterlinkConnectivity"
 MAX_REASON = 200
 _FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 _SUFFIXES: dict[str, int | Decimal] = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
 }
-_QUANTITY = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+)\s*(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?\s*$")
+_QUANTITY = re.compile(
+    r"^\s*([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+)\s*(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?\s*$"
+)
 
 
 def parse_quantity(value: Any) -> float:
@@ -314,9 +329,7 @@ class TargetAvailability:
             "memory_total": self.memory_total,
             "memory_free": self.memory_free,
             "request_fraction": self.request_fraction,
-            "accelerators": {
-                m.key: {"total": m.total, "used": m.used, "available": m.available} for m in self.models
-            },
+            "accelerators": {m.key: {"total": m.total, "used": m.used, "available": m.available} for m in self.models},
         }
 
 
@@ -371,7 +384,11 @@ def target_availability(
     ``node_reservations`` are the catalog's group-reserved nodes: such a node
     counts for members of ``groups`` that may use it, and is closed to others.
     """
-    common: dict[str, Any] = {"slug": slug, "display_name": target.display_name, "request_fraction": target.request_fraction}
+    common: dict[str, Any] = {
+        "slug": slug,
+        "display_name": target.display_name,
+        "request_fraction": target.request_fraction,
+    }
     if not target.is_virtual or not target.node:
         return TargetAvailability(status="unknown", reason=IN_CLUSTER_REASON, **common)
     if not view.known:
@@ -392,7 +409,9 @@ def target_availability(
             total = int(node.allocatable.get(offer.resource, 0)) if node_model == model else 0
             used = int(node.used.get(offer.resource, 0) + held.get(offer.resource, 0)) if total else 0
             available = 0 if down else max(0, total - used)
-            models.append(ModelAvailability(offer.resource, model, offer.display_name, total, min(used, total), available))
+            models.append(
+                ModelAvailability(offer.resource, model, offer.display_name, total, min(used, total), available)
+            )
     return TargetAvailability(
         status="down" if down else "up",
         reason=down or ("interLink ping OK" if node.reason == PING_OK else ""),
@@ -434,7 +453,9 @@ def admission_refusal(
                 return f"{a.display_name} has no {name}{later}"
             if m.available == 0:
                 return f"All {m.total} {name} on {a.display_name} are in use{later}"
-            return f"Only {m.available} of {m.total} {name} on {a.display_name} are free and you asked for {count}{later}"
+            return (
+                f"Only {m.available} of {m.total} {name} on {a.display_name} are free and you asked for {count}{later}"
+            )
     if cores and a.cores_free is not None and cores > a.cores_free + 1e-9:
         return f"Only {format_cores(a.cores_free)} are free on {a.display_name} and you asked for {cores:g}{later}"
     if memory and a.memory_free is not None and memory > a.memory_free:
@@ -454,8 +475,12 @@ def plan_refusal(availability: TargetAvailability, plan: Any, selection: Any) ->
     if plan.offload == "dask":
         return admission_refusal(availability, None, None) if availability.status == "down" else None
     return admission_refusal(
-        availability, plan.cpu_guarantee, plan.mem_guarantee,
-        selection.accelerator, selection.accelerator_model, selection.accelerator_count,
+        availability,
+        plan.cpu_guarantee,
+        plan.mem_guarantee,
+        selection.accelerator,
+        selection.accelerator_model,
+        selection.accelerator_count,
     )
 
 

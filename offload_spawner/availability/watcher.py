@@ -187,7 +187,8 @@ class AvailabilityWatcher:
                 all_namespaces = False
                 self.log.info(
                     "offload_spawner: the hub may not list pods in all namespaces; availability counts only "
-                    "the pods in namespace %s on the virtual nodes.", self.namespace,
+                    "the pods in namespace %s on the virtual nodes.",
+                    self.namespace,
                 )
             self.nodes = NodeReflector(parent=None, on_failure=self._on_failure)
             await self.nodes.start()

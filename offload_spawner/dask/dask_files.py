@@ -29,7 +29,6 @@ class DaskFilesMixin(SpawnerBase):
         @property
         def _dask(self) -> DaskServerConfig | None: ...
 
-
     async def _dask_config_for(self, plan: PodPlan) -> DaskServerConfig | None:
         """The Dask files/env for this server's target (None: no Dask settings in force).
 

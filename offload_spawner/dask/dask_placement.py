@@ -52,13 +52,15 @@ def toleration_line(toleration: Mapping[str, Any]) -> str:
 
     An absent operator is ``Equal``, as Kubernetes defaults it (core/v1 Toleration)."""
     seconds = toleration.get("tolerationSeconds")
-    return "|".join([
-        str(toleration.get("key") or ""),
-        str(toleration.get("operator") or "Equal"),
-        str(toleration.get("value") or ""),
-        str(toleration.get("effect") or ""),
-        "" if seconds is None else str(int(seconds)),
-    ])
+    return "|".join(
+        [
+            str(toleration.get("key") or ""),
+            str(toleration.get("operator") or "Equal"),
+            str(toleration.get("value") or ""),
+            str(toleration.get("effect") or ""),
+            "" if seconds is None else str(int(seconds)),
+        ]
+    )
 
 
 def _pairs(mapping: Mapping[str, Any] | None) -> str:

@@ -79,9 +79,7 @@ class DaskPlacementMixin:
             )
             await self._create_secret(body)
         except Exception as e:  # noqa: BLE001 - whatever failed, the server's Dask pods would be unconstrained
-            self.log.error(
-                "Creating the Dask placement Secret of %s failed: %s", self.pod_name, type(e).__name__
-            )
+            self.log.error("Creating the Dask placement Secret of %s failed: %s", self.pod_name, type(e).__name__)
             await self.stop(True)
             raise DaskPlacementError(f"could not create the Dask placement Secret of {self.pod_name}") from None
         return created

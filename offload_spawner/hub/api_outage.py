@@ -62,7 +62,9 @@ class ApiOutageMixin:
                 raise
             self.log.warning(
                 "Creating pod %s/%s: the Kubernetes API cannot answer (%s); trying again",
-                self.namespace, pod.metadata.name, _why(e),
+                self.namespace,
+                pod.metadata.name,
+                _why(e),
             )
             return False
         return created
@@ -79,7 +81,9 @@ class ApiOutageMixin:
                 raise
             self.log.warning(
                 "Deleting pod %s/%s: the Kubernetes API cannot answer (%s); trying again",
-                self.namespace, pod_name, _why(e),
+                self.namespace,
+                pod_name,
+                _why(e),
             )
             return False
         return deleted

@@ -49,7 +49,7 @@ _ANNOUNCE_WAIT = 10.0
 
 
 class AutoTargetMixin(SpawnerBase):
-    """"Any available": resolve ``target: auto`` and announce the choice (see module doc).
+    """ "Any available": resolve ``target: auto`` and announce the choice (see module doc).
 
     Uses what :class:`~offload_spawner.hub.spawner.OffloadSpawner` defines: the traits
     ``offload_auto_target``, ``offload_auto_target_label`` and
@@ -71,7 +71,6 @@ class AutoTargetMixin(SpawnerBase):
         @property
         def _plan(self) -> PodPlan | None: ...
 
-
     async def _choose_target(
         self, catalog: Catalog, menu: Menu, user_options: Mapping[str, Any], refuse: bool = True
     ) -> AutoChoice:
@@ -88,8 +87,13 @@ class AutoTargetMixin(SpawnerBase):
         availability = menu_availability(menu, catalog, view, others)
         try:
             choice = choose_target(
-                catalog, menu, user_options, availability, self.offload_auto_target_ranking or None,
-                exclude=self._auto_excluded, username_slug=self.username_slug(),
+                catalog,
+                menu,
+                user_options,
+                availability,
+                self.offload_auto_target_ranking or None,
+                exclude=self._auto_excluded,
+                username_slug=self.username_slug(),
             )
         except SelectionError as e:
             raise refusal(e.message) from None
@@ -116,8 +120,11 @@ class AutoTargetMixin(SpawnerBase):
             failed = self._auto_choice.chosen if self._auto_choice is not None else None
             plan = self._plan
             if (
-                not is_auto(self.user_options) or failed is None or getattr(e, "reason", None) != "remote_failure"
-                or plan is None or plan.offload != "session"
+                not is_auto(self.user_options)
+                or failed is None
+                or getattr(e, "reason", None) != "remote_failure"
+                or plan is None
+                or plan.offload != "session"
             ):
                 raise
             failure = e

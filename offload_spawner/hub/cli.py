@@ -131,8 +131,7 @@ def _offload_settings() -> SpawnerSettings:
     # The modules that declare OffloadSpawner's traits: its own, KubeSpawner's,
     # JupyterHub's Spawner's and traitlets' (a new version of any changes the key).
     sources = list(Path(__file__).parent.glob("*.py"))
-    for package, module in (("kubespawner", "spawner.py"), ("jupyterhub", "spawner.py"),
-                            ("traitlets", "traitlets.py")):
+    for package, module in (("kubespawner", "spawner.py"), ("jupyterhub", "spawner.py"), ("traitlets", "traitlets.py")):
         spec = importlib.util.find_spec(package)
         for location in (spec.submodule_search_locations or []) if spec is not None else []:
             sources.append(Path(location) / module)
@@ -312,7 +311,9 @@ async def _render(args: argparse.Namespace) -> dict[str, Any]:
         result["target_choice"] = {
             "chosen": choice.chosen.slug if choice.chosen is not None else None,
             "message": choice.message(spawner.offload_auto_target_label),
-            "candidates": [{"target": c.slug, "fits": c.refusal is None, "why_not": c.refusal} for c in choice.candidates],
+            "candidates": [
+                {"target": c.slug, "fits": c.refusal is None, "why_not": c.refusal} for c in choice.candidates
+            ],
         }
     return result
 
@@ -377,7 +378,9 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="print the pod (and secrets, files) a user's selection gives")
     user_args(render)
     render.add_argument("--auth-state", help="JSON auth_state as OAuthenticator stores it")
-    render.add_argument("-o", dest="option", action="append", default=[], metavar="KEY=VALUE", help="a user_options entry")
+    render.add_argument(
+        "-o", dest="option", action="append", default=[], metavar="KEY=VALUE", help="a user_options entry"
+    )
     render.add_argument("--output", choices=["json", "yaml"], default="json")
 
     form = sub.add_parser("form", help="print the HTML spawn form a user would see")

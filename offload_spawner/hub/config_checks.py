@@ -32,7 +32,11 @@ def _override_sites(catalog: Any) -> Iterator[tuple[str, Mapping[str, Any], bool
         yield f"{base}.kubespawner_override", profile.kubespawner_override, False
         for key, option in profile.profile_options.items():
             for choice_key, choice in option.choices.items():
-                yield f"{base}.profile_options.{key}.choices.{choice_key}.kubespawner_override", choice.kubespawner_override, False
+                yield (
+                    f"{base}.profile_options.{key}.choices.{choice_key}.kubespawner_override",
+                    choice.kubespawner_override,
+                    False,
+                )
             yield (
                 f"{base}.profile_options.{key}.unlisted_choice.kubespawner_override",
                 option.unlisted_choice.kubespawner_override,

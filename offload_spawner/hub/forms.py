@@ -52,7 +52,7 @@ def user_options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
     prefix = field_name(profile, "")
     for key, value in formdata.items():
         if key.startswith(prefix):
-            options[key[len(prefix):]] = value[0] if len(value) == 1 else value
+            options[key[len(prefix) :]] = value[0] if len(value) == 1 else value
     # The select decides between a listed choice and the free-text field.
     for key in [k for k in options if k.endswith(UNLISTED_SUFFIX)]:
         base = key[: -len(UNLISTED_SUFFIX)]
@@ -84,7 +84,7 @@ def options_from_link(query: Mapping[str, list[Any]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in values.items():
         if prefix and key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
         elif key.startswith(FIELD_PREFIX) or key in HUB_FIELDS:
             continue
         if key.endswith(UNLISTED_SUFFIX) or value == OTHER or not value:
@@ -168,7 +168,11 @@ def _profile_view(
             "accelerators": {r: {"models": a["models"], "max": a["max"]} for r, a in accelerators.items()},
             "availability": None,
         }
-    down = {t.slug for t in targets if t.slug is not None and t.slug in availability and availability[t.slug].status == "down"}
+    down = {
+        t.slug
+        for t in targets
+        if t.slug is not None and t.slug in availability and availability[t.slug].status == "down"
+    }
     default_target = profile.default_target
     if default_target in down:
         default_target = next((t.slug for t in targets if t.slug not in down), default_target)
@@ -189,7 +193,7 @@ def _profile_view(
 
 
 def _limits_text(target: MenuTarget) -> str:
-    """"up to 8 cores, 32 GB memory, 2 × NVIDIA GPU": the user's limits on a target
+    """ "up to 8 cores, 32 GB memory, 2 × NVIDIA GPU": the user's limits on a target
     (built here, not in the template: per profile and target, Jinja's filters
     were a third of a large form's render)."""
     parts = []

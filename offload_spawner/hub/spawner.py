@@ -111,8 +111,18 @@ def cached_catalog(
 
 
 class OffloadSpawner(
-    SpawnMetricsMixin, AdmissionMixin, AutoTargetMixin, RemoteSessionMixin, FreshLoginMixin, JobRefreshMixin,
-    DaskFilesMixin, DaskHubTokenMixin, TokenDeliveryMixin, DaskPlacementMixin, ApiOutageMixin, KubeSpawner,
+    SpawnMetricsMixin,
+    AdmissionMixin,
+    AutoTargetMixin,
+    RemoteSessionMixin,
+    FreshLoginMixin,
+    JobRefreshMixin,
+    DaskFilesMixin,
+    DaskHubTokenMixin,
+    TokenDeliveryMixin,
+    DaskPlacementMixin,
+    ApiOutageMixin,
+    KubeSpawner,
 ):
     """A KubeSpawner that offers each user what their groups allow and can
     place the server (or only its Dask clusters) on interLink virtual nodes.
@@ -275,8 +285,11 @@ class OffloadSpawner(
             if problems:
                 raise CatalogError(problems)
         except CatalogError as e:
-            self.log.error("The callable profile_list gave an invalid configuration for %s:\n%s", self.user.name,
-                           "\n".join(f"  {p}" for p in e.problems))
+            self.log.error(
+                "The callable profile_list gave an invalid configuration for %s:\n%s",
+                self.user.name,
+                "\n".join(f"  {p}" for p in e.problems),
+            )
             raise
         except Exception as e:
             self.log.exception("The callable profile_list failed for %s", self.user.name)
@@ -288,7 +301,14 @@ class OffloadSpawner(
         while the traits hold the same objects, skip fingerprinting the whole
         configuration again (a trait set to a new value, or a callable's new
         list, is looked up anew)."""
-        parts = (profile_list, self.offload_targets, self.group_limits, self.default_limits, self.storage, self.reservations)
+        parts = (
+            profile_list,
+            self.offload_targets,
+            self.group_limits,
+            self.default_limits,
+            self.storage,
+            self.reservations,
+        )
         memo = self._catalog_memo
         if memo is not None and all(a is b for a, b in zip(memo[0], parts, strict=True)):
             return memo[1]
@@ -351,7 +371,6 @@ class OffloadSpawner(
 
     def _uses_catalog(self) -> bool:
         return bool(self.profile_list) or bool(self.offload_targets)
-
 
     # --- JupyterHub hooks -------------------------------------------------------
 
@@ -629,10 +648,9 @@ def _posted_for_refill(formdata: Mapping[str, Any]) -> dict[str, str]:
     prefix = f"profile-option-{profile}--"
     for key, value in values.items():
         if profile and key.startswith(prefix):
-            out[key[len(prefix):]] = value
+            out[key[len(prefix) :]] = value
     return out
 
 
 # refusal and login_expired_refusal live in spawn_errors.py and fresh_login.py; still importable from here.
 __all__ = ["CatalogError", "OffloadSpawner", "check_catalog", "login_expired_refusal", "refusal"]
-

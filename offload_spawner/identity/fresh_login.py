@@ -52,7 +52,6 @@ class FreshLoginMixin(SpawnerBase):
         @property
         def _plan(self) -> PodPlan | None: ...
 
-
     async def fresh_auth_state(self, min_lifetime: float | None = None) -> dict[str, Any] | None:
         """The user's auth_state, its access token refreshed when it would live
         less than ``min_lifetime`` seconds (default: this server's target's

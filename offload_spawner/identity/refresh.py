@@ -189,7 +189,9 @@ def keeps_auth_state(authenticator: Any) -> bool:
     return bool(getattr(authenticator, "enable_auth_state", False))
 
 
-async def ensure_fresh(authenticator: Any, user: Any, min_lifetime: float, *, now: float | None = None) -> dict[str, Any] | None:
+async def ensure_fresh(
+    authenticator: Any, user: Any, min_lifetime: float, *, now: float | None = None
+) -> dict[str, Any] | None:
     """The user's auth_state, with an access token living at least
     ``min_lifetime`` more seconds — refreshed (and saved) if needed.
 
@@ -227,11 +229,15 @@ def _log(authenticator: Any) -> logging.Logger:
     return getattr(authenticator, "log", None) or log
 
 
-async def _refresh(authenticator: Any, user: Any, auth_state: dict[str, Any], min_lifetime: float, now: float | None) -> dict[str, Any]:
+async def _refresh(
+    authenticator: Any, user: Any, auth_state: dict[str, Any], min_lifetime: float, now: float | None
+) -> dict[str, Any]:
     log = _log(authenticator)
     refresh_token = auth_state.get("refresh_token")
     if not refresh_token:
-        log.info("The access token of %s is about to expire and there is no refresh token: a new login is needed", user.name)
+        log.info(
+            "The access token of %s is about to expire and there is no refresh token: a new login is needed", user.name
+        )
         note_token_refresh("no_refresh_token")
         raise LoginExpired()
     params = authenticator.build_refresh_token_request_params(refresh_token)
@@ -243,12 +249,12 @@ async def _refresh(authenticator: Any, user: Any, auth_state: dict[str, Any], mi
         # exception from this path may repeat the provider's answer, tokens included.
         status = getattr(e, "status", None)
         if isinstance(e, TokenEndpointError) and (status is None or status >= 500):
-            log.warning("Refreshing the access token of %s failed (%s): the identity provider is down", user.name, _reason(e))
+            log.warning(
+                "Refreshing the access token of %s failed (%s): the identity provider is down", user.name, _reason(e)
+            )
             note_token_refresh("failed")
             raise IdentityProviderDown() from None
-        log.warning(
-            "Refreshing the access token of %s failed (%s): a new login is needed", user.name, _reason(e)
-        )
+        log.warning("Refreshing the access token of %s failed (%s): a new login is needed", user.name, _reason(e))
         note_token_refresh("failed")
         raise LoginExpired() from None
     note_token_refresh("refreshed")
@@ -296,7 +302,9 @@ class TokenEndpointError(Exception):
         self.status = status
         #: the endpoint answered with an OAuth error (``error``/``error_description``)
         self.error_answer = error_answer
-        super().__init__(f"the token endpoint answered HTTP {status} {what}" if status else f"the token endpoint {what}")
+        super().__init__(
+            f"the token endpoint answered HTTP {status} {what}" if status else f"the token endpoint {what}"
+        )
 
 
 #: HTTPRequest options only tornado's curl client supports (OAuthenticator's proxy settings).

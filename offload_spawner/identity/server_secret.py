@@ -29,7 +29,11 @@ DASK_HUB_TOKEN_KEY = "dask_jupyterhub_api_token"  # noqa: S105 - a key name
 TOKEN_DIR = "/var/run/secrets/offload-spawner"  # noqa: S105 - a name, not a secret
 TOKEN_VOLUME = "offload-tokens"  # noqa: S105 - a name, not a secret
 #: Env var name -> Secret key, for the tokens delivered as env.
-TOKEN_ENV = {"ACCESS_TOKEN": ACCESS_TOKEN_KEY, "JUPYTERHUB_API_TOKEN": HUB_TOKEN_KEY, "REFRESH_TOKEN": REFRESH_TOKEN_KEY}
+TOKEN_ENV = {
+    "ACCESS_TOKEN": ACCESS_TOKEN_KEY,
+    "JUPYTERHUB_API_TOKEN": HUB_TOKEN_KEY,
+    "REFRESH_TOKEN": REFRESH_TOKEN_KEY,
+}
 
 _FILE_KEY_PREFIX = "file."
 _SECRET_SUFFIX = "-offload"  # noqa: S105 - a name, not a secret

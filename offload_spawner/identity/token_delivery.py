@@ -144,8 +144,13 @@ class TokenDeliveryMixin(SpawnerBase):
         policy = self.token_policy()
         auth_state = await self.fresh_auth_state(policy.min_lifetime)
         delivery = build_delivery(
-            policy, auth_state, self.api_token, await self.server_files(), self.pod_name,
-            labels=dict(pod.metadata.labels or {}), dask_hub_token=await self.dask_hub_token(),
+            policy,
+            auth_state,
+            self.api_token,
+            await self.server_files(),
+            self.pod_name,
+            labels=dict(pod.metadata.labels or {}),
+            dask_hub_token=await self.dask_hub_token(),
         )
         container = pod.spec.containers[0]
         ours = {e["name"] for e in delivery.env}
@@ -204,9 +209,7 @@ class TokenDeliveryMixin(SpawnerBase):
     # response bodies (Secret data included) at DEBUG.
 
     async def _secret_request(self, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> tuple[int, Any]:
-        response = await asyncio.wait_for(
-            call(*args, _preload_content=False, **kwargs), self.k8s_api_request_timeout
-        )
+        response = await asyncio.wait_for(call(*args, _preload_content=False, **kwargs), self.k8s_api_request_timeout)
         try:
             body = await response.read()
         finally:
@@ -350,8 +353,9 @@ class TokenDeliveryMixin(SpawnerBase):
             try:
                 self._delivered_policy = TokenPolicy.model_validate(saved["policy"])
             except ValueError:
-                self.log.warning("The saved token policy of %s is unreadable; rotating with the default one",
-                                 self.pod_name)
+                self.log.warning(
+                    "The saved token policy of %s is unreadable; rotating with the default one", self.pod_name
+                )
 
     def clear_state(self) -> None:
         super().clear_state()

@@ -78,8 +78,10 @@ def auth_tokens(auth_state: Mapping[str, Any] | None) -> tuple[str | None, str |
         return None, None
     access = auth_state.get("access_token")
     refresh = auth_state.get("refresh_token")
-    return (access if isinstance(access, str) and access else None,
-            refresh if isinstance(refresh, str) and refresh else None)
+    return (
+        access if isinstance(access, str) and access else None,
+        refresh if isinstance(refresh, str) and refresh else None,
+    )
 
 
 def token_digest(token: str | None) -> str | None:
@@ -134,8 +136,14 @@ def secret_manifest(
 
 def owner_reference(pod_name: str, pod_uid: str) -> dict[str, Any]:
     """The Secret belongs to the pod: Kubernetes deletes it with the pod."""
-    return {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": pod_uid,
-            "blockOwnerDeletion": True, "controller": False}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": pod_name,
+        "uid": pod_uid,
+        "blockOwnerDeletion": True,
+        "controller": False,
+    }
 
 
 def _secret_env(var: str, name: str, key: str, optional: bool = False) -> dict[str, Any]:
@@ -203,7 +211,11 @@ def token_references(
     channels = delivered_channels(policy)
     for var, key in TOKEN_ENV.items():
         as_env, as_file = channels[key]
-        if not (as_env or as_file) or (present is not None and key not in present) or (only is not None and key not in only):
+        if (
+            not (as_env or as_file)
+            or (present is not None and key not in present)
+            or (only is not None and key not in only)
+        ):
             continue
         optional = present is None and key != HUB_TOKEN_KEY
         if as_env:
@@ -278,8 +290,13 @@ def fresh_secret_for_create(secret: Mapping[str, Any]) -> dict[str, Any]:
     """An existing Secret as a create body: only name, labels, owner and data."""
     meta = secret.get("metadata") or {}
     metadata = {k: meta[k] for k in ("name", "labels", "ownerReferences") if meta.get(k)}
-    return {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type", "Opaque"),
-            "metadata": metadata, "data": dict(secret.get("data") or {})}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": secret.get("type", "Opaque"),
+        "metadata": metadata,
+        "data": dict(secret.get("data") or {}),
+    }
 
 
 def redacted(secret: Mapping[str, Any]) -> dict[str, Any]:

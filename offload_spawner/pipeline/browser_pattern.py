@@ -151,13 +151,13 @@ def literal_prefix(regex: str | None) -> str:
     while i < len(regex):
         c = regex[i]
         if c == "\\" and i + 1 < len(regex) and not regex[i + 1].isalnum():
-            nxt = regex[i + 2: i + 3]
+            nxt = regex[i + 2 : i + 3]
             if nxt and nxt in "*?{":
                 break
             out.append(regex[i + 1])
             i += 2
         elif c.isalnum() or c in "/:-_@":
-            nxt = regex[i + 1: i + 2]
+            nxt = regex[i + 1 : i + 2]
             if nxt and nxt in "*?{":
                 break
             if nxt == "+":

@@ -47,9 +47,7 @@ from .owned_annotations import owned_annotation, owned_annotation_message
 from .units import format_memory, parse_memory
 
 #: Option keys with a meaning of their own in user_options (the form and the REST API use the same keys).
-RESERVED_KEYS = frozenset(
-    {"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"}
-)
+RESERVED_KEYS = frozenset({"profile", "cores", "memory", "accelerator", "accelerator_count", "target", "storage"})
 
 #: The toleration every interLink virtual node requires (taint
 #: ``virtual-node.interlink/no-schedule=true:NoSchedule``); ``Exists`` also
@@ -378,9 +376,7 @@ class TargetFields(_Model):
         adapter = adapter_for(self.backend)
         virtual = adapter.virtual
         if virtual and not self.node:
-            raise ValueError(
-                f"a {self.backend.value} target needs 'node', the name of its interLink virtual node"
-            )
+            raise ValueError(f"a {self.backend.value} target needs 'node', the name of its interLink virtual node")
         if not virtual and self.node:
             raise ValueError("a kubernetes target runs in this cluster and takes no 'node'")
         if not virtual and self.offload == "dask":
@@ -394,7 +390,9 @@ class TargetFields(_Model):
         if adapter.settings_required and self.backend_settings is None:
             model = adapter.settings_model
             required = [name for name, info in (model.model_fields if model else {}).items() if info.is_required()]
-            names = ", ".join(f"'{adapter.settings_field}.{name}'" for name in required) or f"'{adapter.settings_field}'"
+            names = (
+                ", ".join(f"'{adapter.settings_field}.{name}'" for name in required) or f"'{adapter.settings_field}'"
+            )
             raise ValueError(f"a {adapter.name} target needs {names}")
         if not virtual and (self.network is not None or self.pod_shape is not None):
             raise ValueError("'network' and 'pod_shape' are for virtual-node targets, not kubernetes")
@@ -473,7 +471,10 @@ if TYPE_CHECKING:
 else:
     #: A target: :class:`TargetFields` and the backends' settings fields.
     Target = create_model(
-        "Target", __base__=TargetFields, __module__=__name__, __doc__=TargetFields.__doc__,
+        "Target",
+        __base__=TargetFields,
+        __module__=__name__,
+        __doc__=TargetFields.__doc__,
         **_backend_settings_fields(),
     )
 
@@ -667,7 +668,11 @@ UserSitePath = Annotated[str, _pattern(_PATH_RE, "absolute path (letters, digits
 MountPath = Annotated[str, _pattern(r"/([A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*)?", "absolute mount path")]
 # A claim name: a DNS-1123 subdomain once ``{username}`` is filled in.
 ClaimTemplate = Annotated[
-    str, _pattern(r"([a-z0-9]|\{username\})([-a-z0-9.]|\{username\}){0,200}", "claim name (lowercase, digits, '-', '.', {username})")
+    str,
+    _pattern(
+        r"([a-z0-9]|\{username\})([-a-z0-9.]|\{username\}){0,200}",
+        "claim name (lowercase, digits, '-', '.', {username})",
+    ),
 ]
 HostName = Annotated[str, _pattern(r"[A-Za-z0-9]([-A-Za-z0-9.]{0,252}[A-Za-z0-9])?", "host name or address")]
 
@@ -716,7 +721,9 @@ class SiteStorage(_Model):
     claim: ClaimTemplate | None = Field(
         None, description="interlink-kubernetes targets: the claim in the remote cluster ({username} allowed)."
     )
-    description: str = Field("", max_length=500, description="What the user finds there, in their words (e.g. '$WORK').")
+    description: str = Field(
+        "", max_length=500, description="What the user finds there, in their words (e.g. '$WORK')."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SiteStorage:
@@ -736,14 +743,15 @@ class Volume(_Model):
         False,
         description="False: always mounted where it can be; True: a checkbox on the form (ticked by default).",
     )
-    required: bool = Field(
-        False, description="Refuse a spawn on a target where this volume cannot be mounted."
-    )
+    required: bool = Field(False, description="Refuse a spawn on a target where this volume cannot be mounted.")
     allowed_groups: list[GroupName] | None = None
     cluster: ClusterStorage | None = Field(
-        None, description="How servers in this cluster get it (kubernetes targets, and servers of offload 'dask' targets)."
+        None,
+        description="How servers in this cluster get it (kubernetes targets, and servers of offload 'dask' targets).",
     )
-    targets: dict[Slug, SiteStorage] = Field({}, description="How servers on each offload target get it, by target slug.")
+    targets: dict[Slug, SiteStorage] = Field(
+        {}, description="How servers on each offload target get it, by target slug."
+    )
 
 
 class Reservation(_Model):
@@ -818,7 +826,9 @@ def _check_storage(catalog: Catalog) -> None:
     for name, volume in catalog.storage.items():
         where = f"storage.{name}"
         if volume.mount_path in mounts:
-            raise _located(f"{where}.mount_path", f"{volume.mount_path} is also the mount path of {mounts[volume.mount_path]!r}")
+            raise _located(
+                f"{where}.mount_path", f"{volume.mount_path} is also the mount path of {mounts[volume.mount_path]!r}"
+            )
         mounts[volume.mount_path] = name
         if volume.cluster is not None and volume.cluster.kind == "pvc":
             per_user_claims.append(name)

@@ -25,14 +25,14 @@ FIELD_HELP: dict[str, str] = {
     "Catalog.storage": "Named volumes, by slug: where users find their files on each target (see Volume).",
     "Catalog.reservations": "Nodes reserved to groups: a taint only those groups' servers tolerate (see Reservation).",
     # Volume and Reservation
-    "Volume.display_name": "What users call it (\"home\", \"$WORK\", \"CVMFS\"): shown in the form's storage summary.",
-    "Volume.description": "A short note shown after the name (default for a per-user claim: \"your 10G volume\").",
+    "Volume.display_name": 'What users call it ("home", "$WORK", "CVMFS"): shown in the form\'s storage summary.',
+    "Volume.description": 'A short note shown after the name (default for a per-user claim: "your 10G volume").',
     "Volume.mount_path": "Where the server sees it (absolute path).",
     "Volume.read_only": "Mount it read-only (`:ro` for singularity binds).",
     "Volume.allowed_groups": "Groups whose servers get it. Unset: everyone.",
     "Reservation.effect": "The taint's effect.",
     # Target
-    "Target.display_name": "Shown to users in the form (\"Run on\").",
+    "Target.display_name": 'Shown to users in the form ("Run on").',
     "Target.description": "Shown under the target in the form.",
     "Target.node": "The interLink virtual node: the pod gets `nodeSelector: {kubernetes.io/hostname: node}` and the interLink toleration. Required for every backend but `kubernetes`.",
     "Target.offload": "`session`: the server pod runs on the node; `dask`: the server stays in this cluster and only Dask clusters go to the node.",

@@ -217,7 +217,7 @@ def normalise_free_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip().casefold()
     for prefix in _DOCKER_HUB_PREFIXES:
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
             break
     text = text.removeprefix("library/")
     if text.endswith(":latest") and "@" not in text:
@@ -260,7 +260,7 @@ def _free_text_for(choice: Choice, templates: dict[str, tuple[str, str]]) -> set
     for key, (prefix, suffix) in templates.items():
         value = choice.kubespawner_override.get(key)
         if isinstance(value, str) and value.startswith(prefix) and value.endswith(suffix):
-            text = value[len(prefix): len(value) - len(suffix)]
+            text = value[len(prefix) : len(value) - len(suffix)]
             if text:
                 out.add(text)
     return out
@@ -337,7 +337,9 @@ def build_menu(catalog: Catalog, groups: Iterable[str], only_profile: str | None
                 if _visible(target.allowed_groups, groups):
                     if slug not in target_ceilings:
                         target_ceilings[slug] = target_ceiling(ceiling, target)
-                    entry = _menu_target(slug, target, profile, target_ceilings[slug], storage_lines(catalog, slug, groups))
+                    entry = _menu_target(
+                        slug, target, profile, target_ceilings[slug], storage_lines(catalog, slug, groups)
+                    )
                     if entry is not None:
                         targets.append(entry)
             if not targets:

@@ -145,8 +145,11 @@ NODE_PURPOSE_LABEL = "hub.jupyter.org/node-purpose"
 def _drop_node_purpose_affinity(pod: Any) -> None:
     affinity = pod.spec.affinity
     node_affinity = _get(affinity, "node_affinity", "nodeAffinity")
-    required = _get(node_affinity, "required_during_scheduling_ignored_during_execution",
-                    "requiredDuringSchedulingIgnoredDuringExecution")
+    required = _get(
+        node_affinity,
+        "required_during_scheduling_ignored_during_execution",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+    )
     if required is None:
         return
     terms = []
@@ -159,8 +162,12 @@ def _drop_node_purpose_affinity(pod: Any) -> None:
     if terms:
         _set(required, "node_selector_terms", "nodeSelectorTerms", terms)
     else:
-        _set(node_affinity, "required_during_scheduling_ignored_during_execution",
-             "requiredDuringSchedulingIgnoredDuringExecution", None)
+        _set(
+            node_affinity,
+            "required_during_scheduling_ignored_during_execution",
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            None,
+        )
 
 
 _CAMEL = {"run_as_user": "runAsUser", "run_as_group": "runAsGroup", "fs_group": "fsGroup"}

@@ -124,9 +124,7 @@ def select(menu: Menu, user_options: Mapping[str, Any] | None) -> Selection:
     cores = _pick_number(
         target.cores, user_options, "cores", "Cores", lambda v: parse_number(v, "Cores"), format_cores, target
     )
-    memory = _pick_number(
-        target.memory, user_options, "memory", "Memory", _parse_memory, format_memory, target
-    )
+    memory = _pick_number(target.memory, user_options, "memory", "Memory", _parse_memory, format_memory, target)
     accelerator, model, count = _pick_accelerator(target, user_options)
     storage = _pick_storage(target, user_options)
     return Selection(
@@ -222,7 +220,8 @@ def _pick_option(option: MenuOption, user_options: Mapping[str, Any]) -> OptionP
     if option.choice(key) is None:
         offered = ", ".join(c.display_name for c in option.choices)
         raise SelectionError(
-            f"{key[:60]!r} is not a choice for {option.display_name}" + (f"; choose one of: {offered}." if offered else "."),
+            f"{key[:60]!r} is not a choice for {option.display_name}"
+            + (f"; choose one of: {offered}." if offered else "."),
             option.key,
         )
     return OptionPick(choice=key)
@@ -302,7 +301,9 @@ def _pick_accelerator(target: MenuTarget, user_options: Mapping[str, Any]) -> tu
         except QuantityError as e:
             raise SelectionError(f"{e}.", "accelerator_count") from None
     if count < 1:
-        raise SelectionError(f"Ask for at least one {offer.display_name}, or choose no accelerator.", "accelerator_count")
+        raise SelectionError(
+            f"Ask for at least one {offer.display_name}, or choose no accelerator.", "accelerator_count"
+        )
     if count > offer.max:
         raise SelectionError(
             f"{count} × {offer.display_name} is above your limit of {offer.max}{_where(target)}.", "accelerator_count"

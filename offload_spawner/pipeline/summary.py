@@ -31,7 +31,9 @@ def summarize(catalog: Catalog) -> str:
     ]
     for profile in catalog.profile_list:
         targets = ", ".join(catalog.profile_targets(profile)) or "-"
-        lines.append(f"  profile {profile.resolved_slug}: {profile.display_name!r} for {_groups(profile.allowed_groups)}; targets: {targets}")
+        lines.append(
+            f"  profile {profile.resolved_slug}: {profile.display_name!r} for {_groups(profile.allowed_groups)}; targets: {targets}"
+        )
     for slug, target in catalog.offload_targets.items():
         where = f"node {target.node}, offload {target.offload}" if target.is_virtual else "in this cluster"
         lines.append(

@@ -60,9 +60,7 @@ def parse_memory(value: object) -> int:
         raise QuantityError(f"{value!r} is not a memory size")
     match = _MEMORY_RE.match(value)
     if not match or (match.group(3) and not match.group(2)):
-        raise QuantityError(
-            f"{_quote(value)} is not a memory size; write a number with K, M, G or T (e.g. 32G)"
-        )
+        raise QuantityError(f"{_quote(value)} is not a memory size; write a number with K, M, G or T (e.g. 32G)")
     number, unit, _ = match.groups()
     amount = float(number)  # a string of digits: at worst inf, never OverflowError
     if not math.isfinite(amount) or amount * _MEMORY_UNITS[unit] > MAX_MEMORY:

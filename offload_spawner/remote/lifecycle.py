@@ -159,7 +159,9 @@ def describe(
         return PodStatus("submitted", f"Submitted to {target}", 20, job_id)
     reason, words = waiting.get("reason") or "", waiting.get("message") or ""
     if reason == HELD_REASON:
-        return PodStatus("held", f"Held: {_clip(words) or 'no reason given'}" + (f" (job {job_id})" if job_id else ""), 40, job_id)
+        return PodStatus(
+            "held", f"Held: {_clip(words) or 'no reason given'}" + (f" (job {job_id})" if job_id else ""), 40, job_id
+        )
     if reason == SUBMITTED_REASON and not job_id:
         return PodStatus("submitted", f"Submitted to {target}", 20, job_id)
     if reason in ("", "ContainerCreating", SUBMITTED_REASON):
@@ -199,7 +201,9 @@ def describe_in_cluster(pod: dict[str, Any] | None, events: list[dict[str, Any]]
     waiting: dict[str, Any] = next((s["waiting"] for s in _container_states(pod) if "waiting" in s), {})
     reason, words = waiting.get("reason") or "", waiting.get("message") or ""
     if reason in _IMAGE_PROBLEMS:
-        return PodStatus("starting", "The server's image cannot be downloaded" + (f": {_clip(words)}" if words else ""), 40)
+        return PodStatus(
+            "starting", "The server's image cannot be downloaded" + (f": {_clip(words)}" if words else ""), 40
+        )
     if reason in _PREPARING:
         return PodStatus("submitted", "Preparing your server (downloading its image if needed)", 30)
     return PodStatus("starting", f"Starting your server ({reason})", 50)

@@ -168,8 +168,7 @@ class RemoteSessionMixin(SpawnerBase):
             if time.monotonic() >= deadline:
                 last = describe(target, pod, self.events, time.monotonic(), self._offload_submitted_at).message
                 message = (
-                    f"{target} did not start your server within {self.start_timeout:g} seconds. "
-                    f"Last status: {last}"
+                    f"{target} did not start your server within {self.start_timeout:g} seconds. Last status: {last}"
                 )
                 self.log.warning("Spawn of %s on %s timed out: %s", self._log_name, plan.target, last)
                 return spawn_error(message, "timeout", 500)

@@ -83,8 +83,10 @@ class Usage(Exception):
 def read_config() -> dict[str, str]:
     path = os.environ.get("CONDOR_CONFIG", "")
     if not path or not os.path.isfile(path):
-        raise SystemExit(f"ERROR: CONDOR_CONFIG ({path or 'unset'}) does not name a configuration file "
-                         "(HTCondor stand-in of the test bed: it needs SPOOL = <dir>)")
+        raise SystemExit(
+            f"ERROR: CONDOR_CONFIG ({path or 'unset'}) does not name a configuration file "
+            "(HTCondor stand-in of the test bed: it needs SPOOL = <dir>)"
+        )
     config: dict[str, str] = {}
     for line in Path(path).read_text().splitlines():
         name, eq, value = line.partition("=")
@@ -220,18 +222,28 @@ def submit(spool: Spool, argv: list[str]) -> int:
 
         log_path = path("log")
         if log_path and not Path(log_path).parent.is_dir():
-            print(f"ERROR: Invalid log file: \"{log_path}\" (No such file or directory)", file=sys.stderr)
+            print(f'ERROR: Invalid log file: "{log_path}" (No such file or directory)', file=sys.stderr)
             return 1
         now = int(time.time())
         inputs = [item.strip() for item in commands.get("transfer_input_files", "").split(",") if item.strip()]
         ad: dict[str, Any] = {
-            "ClusterId": cluster, "ProcId": 0, "GlobalJobId": f"{socket.gethostname()}#{cluster}.0#{now}",
-            "Owner": os.environ.get("USER", "condor"), "QDate": now, "Iwd": str(iwd),
-            "Cmd": path("executable"), "Out": path("output"), "Err": path("error"), "UserLog": log_path,
-            "TransferInput": ",".join(inputs), "ShouldTransferFiles": commands.get("should_transfer_files", ""),
+            "ClusterId": cluster,
+            "ProcId": 0,
+            "GlobalJobId": f"{socket.gethostname()}#{cluster}.0#{now}",
+            "Owner": os.environ.get("USER", "condor"),
+            "QDate": now,
+            "Iwd": str(iwd),
+            "Cmd": path("executable"),
+            "Out": path("output"),
+            "Err": path("error"),
+            "UserLog": log_path,
+            "TransferInput": ",".join(inputs),
+            "ShouldTransferFiles": commands.get("should_transfer_files", ""),
             "RequestCpus": _number(commands.get("requestcpus") or commands.get("request_cpus") or "1"),
             "RequestMemory": _number(commands.get("requestmemory") or commands.get("request_memory") or "0"),
-            "JobStartDate": None, "CompletionDate": 0, "LeaveJobInQueue": options.get("-spool") is not None,
+            "JobStartDate": None,
+            "CompletionDate": 0,
+            "LeaveJobInQueue": options.get("-spool") is not None,
             "SubmitHost": options.get("-remote") or socket.gethostname(),
         }
         for name, value in commands.items():
@@ -242,8 +254,13 @@ def submit(spool: Spool, argv: list[str]) -> int:
         user_log(ad, 0, "Job submitted from host: <127.0.0.1>")
     starter_log = spool.root / "execute" / f"{cluster}.starter.log"
     with open(starter_log, "ab") as log:
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), "starter", str(cluster)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "starter", str(cluster)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     print("Submitting job(s).")
     print(f"1 job(s) submitted to cluster {cluster}.")
     return 0
@@ -276,8 +293,10 @@ def starter(spool: Spool, cluster: int) -> int:
         executable = Path(ad["Cmd"])
         reason = ""
         if not os.access(executable, os.X_OK):
-            reason = (f"Error from starter on slot1@{socket.gethostname()}: Failed to execute "
-                      f"'{executable}': (errno=2: 'No such file or directory')")
+            reason = (
+                f"Error from starter on slot1@{socket.gethostname()}: Failed to execute "
+                f"'{executable}': (errno=2: 'No such file or directory')"
+            )
         else:
             scratch.mkdir(parents=True, exist_ok=True)
             for item in [str(executable), *filter(None, ad["TransferInput"].split(","))]:
@@ -298,13 +317,23 @@ def starter(spool: Spool, cluster: int) -> int:
             return 0
         env = {
             "PATH": spool.config.get("STAND_IN_JOB_PATH") or "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(scratch), "TMPDIR": str(scratch), "_CONDOR_SCRATCH_DIR": str(scratch),
-            "_CONDOR_SLOT": "slot1", "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOME": str(scratch),
+            "TMPDIR": str(scratch),
+            "_CONDOR_SCRATCH_DIR": str(scratch),
+            "_CONDOR_SLOT": "slot1",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         out = open(ad["Out"] or os.devnull, "ab")  # noqa: SIM115 - kept open for the child
         err = open(ad["Err"] or os.devnull, "ab")  # noqa: SIM115
-        job = subprocess.Popen([str(scratch / executable.name)], cwd=scratch, env=env, stdin=subprocess.DEVNULL,
-                               stdout=out, stderr=err, start_new_session=True)
+        job = subprocess.Popen(
+            [str(scratch / executable.name)],
+            cwd=scratch,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
         out.close()
         err.close()
         spool.pid_path(cluster).write_text(str(job.pid))

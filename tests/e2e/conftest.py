@@ -70,7 +70,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    lines = [m for m in _MESSAGES if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built", "stack report"))]
+    lines = [
+        m
+        for m in _MESSAGES
+        if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built", "stack report"))
+    ]
     if lines:
         terminalreporter.write_sep("-", "e2e test bed")
         for line in lines:
@@ -129,8 +133,9 @@ def htcondor_stack(cluster: LocalCluster) -> Iterator[HTCondorStack]:
     if why:
         pytest.skip(why)
     keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
-    stack = HTCondorStack(cluster.control_plane, cluster.control_plane.workdir / "htcondor", keep=keep,
-                          echo=_echo).start()
+    stack = HTCondorStack(
+        cluster.control_plane, cluster.control_plane.workdir / "htcondor", keep=keep, echo=_echo
+    ).start()
     try:
         yield stack
     finally:
@@ -159,26 +164,32 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorSt
     """Each component that ran with its version or commit, and what went through each plugin."""
     admin = cluster.control_plane.admin()
     versions = stack.versions()
-    _COMPONENTS.update({
-        "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
-        "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
-        "interlink-api-server": {"commit": versions["interlink_commit"]},
-        "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
-    })
+    _COMPONENTS.update(
+        {
+            "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
+            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
+            "interlink-api-server": {"commit": versions["interlink_commit"]},
+            "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
+        }
+    )
     if isinstance(stack, HTCondorStack):
         _COMPONENTS["interlink-htcondor-plugin"] = {
             "commit": versions["htcondor_plugin_commit"],
             "source": "handles.py unmodified, served by testbed/htcondor_plugin.py "
-                      "(--created-as-ok: create's 201 answered as 200)",
+            "(--created-as-ok: create's 201 answered as 200)",
         }
-        _COMPONENTS["htcondor"] = {"stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
-                                   "condor_rm: run the job on this host, HTCondor's JobStatus codes)"}
+        _COMPONENTS["htcondor"] = {
+            "stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
+            "condor_rm: run the job on this host, HTCondor's JobStatus codes)"
+        }
         _RUN_COUNTS["pods"]["htcondor-plugin"] += stack.pods_submitted()
         for key, count in stack.job_counts().items():
             _RUN_COUNTS["htcondor_jobs"][key] += count
     else:
-        _COMPONENTS["interlink-slurm-plugin"] = {"commit": versions["slurm_plugin_commit"],
-                                                 "interlink_module": versions["interlink_module_for_plugin"]}
+        _COMPONENTS["interlink-slurm-plugin"] = {
+            "commit": versions["slurm_plugin_commit"],
+            "interlink_module": versions["interlink_module_for_plugin"],
+        }
         _COMPONENTS["slurmctld"] = {"version": stack.slurm.version()}
         _RUN_COUNTS["pods"]["slurm-plugin"] += stack.pods_submitted()
         jobs = stack.slurm.job_counts()
@@ -187,8 +198,10 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorSt
     report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
-    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}, "
-          f"HTCondor jobs {json.dumps(report['htcondor_jobs'])}")
+    _echo(
+        f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}, "
+        f"HTCondor jobs {json.dumps(report['htcondor_jobs'])}"
+    )
     return report
 
 
@@ -202,8 +215,9 @@ def k8s_plugin_stack(cluster: LocalCluster) -> Iterator[KubernetesPluginStack]:
     if why:
         pytest.skip(why)
     keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
-    stack = KubernetesPluginStack(cluster.control_plane, cluster.control_plane.workdir / "k8s-plugin",
-                                  keep=keep, echo=_echo).start()
+    stack = KubernetesPluginStack(
+        cluster.control_plane, cluster.control_plane.workdir / "k8s-plugin", keep=keep, echo=_echo
+    ).start()
     try:
         yield stack
     finally:
@@ -216,14 +230,18 @@ def k8s_plugin_stack(cluster: LocalCluster) -> Iterator[KubernetesPluginStack]:
 def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack, path: Path) -> dict[str, Any]:
     """Add the Kubernetes plugin's components and pod count to this run's stack report."""
     versions = stack.versions()
-    _COMPONENTS.update({
-        "kube-apiserver": {"version": cluster.control_plane.admin().call("GET", "/version").get("gitVersion", "")},
-        "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
-        "interlink-api-server": {"commit": versions["interlink_commit"]},
-        "interlink-kubernetes-plugin": {"commit": versions["kubernetes_plugin_commit"],
-                                        "plugin_sdk": versions["plugin_sdk_commit"],
-                                        "python": versions["plugin_python"]},
-    })
+    _COMPONENTS.update(
+        {
+            "kube-apiserver": {"version": cluster.control_plane.admin().call("GET", "/version").get("gitVersion", "")},
+            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
+            "interlink-api-server": {"commit": versions["interlink_commit"]},
+            "interlink-kubernetes-plugin": {
+                "commit": versions["kubernetes_plugin_commit"],
+                "plugin_sdk": versions["plugin_sdk_commit"],
+                "python": versions["plugin_python"],
+            },
+        }
+    )
     _RUN_COUNTS["pods"]["kubernetes-plugin"] += stack.pods_submitted()
     report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-""""Any available" and the metrics, end to end: a real hub spawns real JupyterLab
+""" "Any available" and the metrics, end to end: a real hub spawns real JupyterLab
 servers onto the test bed's virtual nodes, choosing the target itself.
 
 * vk-leonardo's cores are all taken (an admin's pod bound to it), so the
@@ -35,31 +35,50 @@ from .test_spawn_e2e import INTERLINK_TOLERATION, reach_jupyterlab, watch_pod
 FAIL_MESSAGE = "sbatch: error: Batch job submission failed: Invalid partition name specified"
 TARGETS: dict[str, Any] = {
     "broken": {
-        "display_name": "Broken site (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "annotations": {FAIL_ANNOTATION: FAIL_MESSAGE},
+        "display_name": "Broken site (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "annotations": {FAIL_ANNOTATION: FAIL_MESSAGE},
     },
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "limits": {"cores": 32, "memory": "480G"},
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "limits": {"cores": 32, "memory": "480G"},
     },
     "docker": {
-        "display_name": "Docker box", "backend": "docker", "node": "vk-docker", "offload": "session",
+        "display_name": "Docker box",
+        "backend": "docker",
+        "node": "vk-docker",
+        "offload": "session",
         "limits": {"cores": 16, "memory": "64G"},
     },
 }
-PROFILES = [{
-    "display_name": "Analysis", "slug": "analysis",
-    "cores": {"choices": [1, 2], "default": 1}, "memory": {"choices": ["1G"], "default": "1G"},
-    "targets": list(TARGETS),
-}]
+PROFILES = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "cores": {"choices": [1, 2], "default": 1},
+        "memory": {"choices": ["1G"], "default": "1G"},
+        "targets": list(TARGETS),
+    }
+]
 AUTO = {"profile": "analysis", "target": "auto"}
 
 
 async def start_hub(spawn_hub, ranking: list[str]):
     return await spawn_hub(
-        {"offload_targets": TARGETS, "profile_list": PROFILES, "offload_auto_target": True,
-         "offload_auto_target_ranking": ranking, "start_timeout": 90},
-        {"users": ["carol"]}, ("carol",),
+        {
+            "offload_targets": TARGETS,
+            "profile_list": PROFILES,
+            "offload_auto_target": True,
+            "offload_auto_target_ranking": ranking,
+            "start_timeout": 90,
+        },
+        {"users": ["carol"]},
+        ("carol",),
     )
 
 
@@ -69,7 +88,8 @@ async def scrape(app) -> dict[tuple[str, tuple], float]:
     r.raise_for_status()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(r.text) for s in family.samples
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
     }
 
 
@@ -91,14 +111,28 @@ def delta(before: dict, after: dict, name: str, **labels: str) -> float:
 async def test_any_available_passes_over_a_full_site(spawn_hub, node_reader, admin):  # noqa: F811
     hub = await start_hub(spawn_hub, ["leonardo", "docker"])
     # An admin's pod takes all 32 cores of vk-leonardo.
-    await admin.create_pod({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "busy-leonardo"},
-        "spec": {"nodeName": "vk-leonardo", "tolerations": [INTERLINK_TOLERATION],
-                 "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
-                                 "resources": {"requests": {"cpu": "32", "memory": "1Gi"}}}]},
-    })
-    await admin.wait_pod("busy-leonardo", lambda p: (p or {}).get("status", {}).get("phase") == "Running",
-                         "running", timeout=30)
+    await admin.create_pod(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "busy-leonardo"},
+            "spec": {
+                "nodeName": "vk-leonardo",
+                "tolerations": [INTERLINK_TOLERATION],
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "busybox",
+                        "command": ["sleep", "600"],
+                        "resources": {"requests": {"cpu": "32", "memory": "1Gi"}},
+                    }
+                ],
+            },
+        }
+    )
+    await admin.wait_pod(
+        "busy-leonardo", lambda p: (p or {}).get("status", {}).get("phase") == "Running", "running", timeout=30
+    )
     before = await scrape(hub.app)
 
     r, events = await spawn_with_progress(hub, "carol", AUTO)
@@ -116,8 +150,9 @@ async def test_any_available_passes_over_a_full_site(spawn_hub, node_reader, adm
     docker = {"target": "docker", "backend": "docker"}
     # The spawn's figures are recorded when its start future completes, which
     # can come a moment after the server answers: wait for that, then compare.
-    after = await scrape_once_recorded(hub.app, before, "offload_spawner_spawns_finished_total",
-                                       outcome="succeeded", **docker)
+    after = await scrape_once_recorded(
+        hub.app, before, "offload_spawner_spawns_finished_total", outcome="succeeded", **docker
+    )
     assert delta(before, after, "offload_spawner_spawns_started_total", **docker) == 1
     assert delta(before, after, "offload_spawner_spawns_finished_total", outcome="succeeded", **docker) == 1
     assert delta(before, after, "offload_spawner_spawn_duration_seconds_count", **docker) == 1
@@ -144,8 +179,12 @@ async def test_a_refused_submission_fails_over_and_leaves_nothing_of_the_first_a
     chosen = [m for m in messages if m.startswith("Any available: your server runs on ")]
     assert chosen == ["Any available: your server runs on Broken site (SLURM)."], messages
     failover = [m for m in messages if m.endswith("Any available: trying CINECA Leonardo (SLURM).")]
-    assert failover == [(f"Broken site (SLURM) could not run your server: {FAIL_MESSAGE}. "
-                        "Any available: trying CINECA Leonardo (SLURM).")], messages
+    assert failover == [
+        (
+            f"Broken site (SLURM) could not run your server: {FAIL_MESSAGE}. "
+            "Any available: trying CINECA Leonardo (SLURM)."
+        )
+    ], messages
     assert messages.index(chosen[0]) < messages.index(failover[0])
     assert events[-1].get("ready") is True, events
 
@@ -164,9 +203,27 @@ async def test_a_refused_submission_fails_over_and_leaves_nothing_of_the_first_a
 
     after = await scrape(hub.app)
     assert delta(before, after, "offload_spawner_failovers_total", from_target="broken", to_target="leonardo") == 1
-    assert delta(before, after, "offload_spawner_spawns_finished_total",
-                 target="broken", backend="slurm", outcome="remote_failure") == 1
-    assert delta(before, after, "offload_spawner_spawns_finished_total",
-                 target="leonardo", backend="slurm", outcome="succeeded") == 1
+    assert (
+        delta(
+            before,
+            after,
+            "offload_spawner_spawns_finished_total",
+            target="broken",
+            backend="slurm",
+            outcome="remote_failure",
+        )
+        == 1
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "offload_spawner_spawns_finished_total",
+            target="leonardo",
+            backend="slurm",
+            outcome="succeeded",
+        )
+        == 1
+    )
     assert delta(before, after, "offload_spawner_spawns_started_total", target="broken", backend="slurm") == 1
     assert delta(before, after, "offload_spawner_spawns_started_total", target="leonardo", backend="slurm") == 1

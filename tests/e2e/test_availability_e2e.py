@@ -26,27 +26,41 @@ from kubernetes_asyncio.client import rest
 TARGETS: dict[str, Any] = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "allowed_groups": ["ai-infn"],
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "allowed_groups": ["ai-infn"],
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
     },
     "fpga": {
-        "display_name": "FPGA box (Docker)", "backend": "docker", "node": "vk-docker",
-        "offload": "session", "allowed_groups": ["fpga"],
+        "display_name": "FPGA box (Docker)",
+        "backend": "docker",
+        "node": "vk-docker",
+        "offload": "session",
+        "allowed_groups": ["fpga"],
         "limits": {"cores": 16, "memory": "64G", "accelerators": {"xilinx.com/fpga": 2}},
     },
 }
-PROFILES: list[dict[str, Any]] = [{
-    "display_name": "Analysis", "slug": "analysis",
-    "cores": {"choices": [1, 2], "default": 1},
-    "memory": {"choices": ["1G", "2G"], "default": "1G"},
-    "accelerators": {
-        "nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 4},
-        "xilinx.com/fpga": {"display_name": "AMD/Xilinx FPGA", "models": ["u55c"], "max": 2},
-    },
-}]
+PROFILES: list[dict[str, Any]] = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "cores": {"choices": [1, 2], "default": 1},
+        "memory": {"choices": ["1G", "2G"], "default": "1G"},
+        "accelerators": {
+            "nvidia.com/gpu": {"display_name": "NVIDIA GPU", "models": ["a100"], "max": 4},
+            "xilinx.com/fpga": {"display_name": "AMD/Xilinx FPGA", "models": ["u55c"], "max": 2},
+        },
+    }
+]
 STRATEGIC = "application/strategic-merge-patch+json"
-GPU_REQUEST = {"profile": "analysis", "target": "leonardo", "accelerator": "nvidia.com/gpu:a100", "accelerator_count": 1}
+GPU_REQUEST = {
+    "profile": "analysis",
+    "target": "leonardo",
+    "accelerator": "nvidia.com/gpu:a100",
+    "accelerator_count": 1,
+}
 
 
 @pytest.fixture
@@ -58,8 +72,12 @@ def node_reader(cluster) -> AsyncIterator[None]:
 
 
 async def start_hub(spawn_hub, users: tuple[str, ...], groups: dict[str, list[str]]):
-    return await spawn_hub({"offload_targets": TARGETS, "profile_list": PROFILES}, groups, users,
-                           hub_config={"JupyterHub": {"spawner_class": "offload"}})
+    return await spawn_hub(
+        {"offload_targets": TARGETS, "profile_list": PROFILES},
+        groups,
+        users,
+        hub_config={"JupyterHub": {"spawner_class": "offload"}},
+    )
 
 
 async def availability(hub, user: str) -> dict[str, Any]:
@@ -87,14 +105,22 @@ async def until(what: str, check: Callable[[], Any], timeout: float) -> float:
 
 
 def patch_node_status(cluster, node: str, status: dict[str, Any]) -> None:
-    cluster.control_plane.admin().call("PATCH", f"/api/v1/nodes/{node}/status", {"status": status},
-                                       content_type=STRATEGIC)
+    cluster.control_plane.admin().call(
+        "PATCH", f"/api/v1/nodes/{node}/status", {"status": status}, content_type=STRATEGIC
+    )
 
 
 def ready_condition(ok: bool, message: str) -> dict[str, Any]:
-    return {"conditions": [{"type": "Ready", "status": "True" if ok else "False",
-                            "reason": "InterlinkPingSuccessful" if ok else "InterlinkPingFailed",
-                            "message": message}]}
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if ok else "False",
+                "reason": "InterlinkPingSuccessful" if ok else "InterlinkPingFailed",
+                "message": message,
+            }
+        ]
+    }
 
 
 _COUNTING: contextvars.ContextVar[bool] = contextvars.ContextVar("count_api_calls", default=False)
@@ -147,10 +173,17 @@ async def test_form_and_endpoint_follow_the_virtual_node(spawn_hub, node_reader,
     try:
         # The site's plugin reports only 2 GPUs now.
         patch_node_status(cluster, "vk-leonardo", {"allocatable": {"nvidia.com/gpu": "2"}})
-        latency = await until("showing 2 GPUs", lambda: _contains(form_html(hub, "carol"), "a100: 2 total, 0 used, 2 available"), 5)
+        latency = await until(
+            "showing 2 GPUs", lambda: _contains(form_html(hub, "carol"), "a100: 2 total, 0 used, 2 available"), 5
+        )
         print(f"form followed allocatable in {latency:.3f}s")
-        latency = await until("JSON 2 GPUs", lambda: _json_has(hub, "carol", lambda t: t["leonardo"]["accelerators"]
-                                                                 ["nvidia.com/gpu:a100"]["total"] == 2), 5)
+        latency = await until(
+            "JSON 2 GPUs",
+            lambda: _json_has(
+                hub, "carol", lambda t: t["leonardo"]["accelerators"]["nvidia.com/gpu:a100"]["total"] == 2
+            ),
+            5,
+        )
         print(f"endpoint followed allocatable in {latency:.3f}s")
 
         # The interLink ping fails: the target is down, with the site's reason, and disabled.
@@ -166,8 +199,9 @@ async def test_form_and_endpoint_follow_the_virtual_node(spawn_hub, node_reader,
         assert r.status_code == 400, r.text
         assert "CINECA Leonardo (SLURM) is down (interLink ping failed: plugin did not answer)" in r.json()["message"]
     finally:
-        patch_node_status(cluster, "vk-leonardo", {"allocatable": {"nvidia.com/gpu": "4"},
-                                                   **ready_condition(True, "pong")})
+        patch_node_status(
+            cluster, "vk-leonardo", {"allocatable": {"nvidia.com/gpu": "4"}, **ready_condition(True, "pong")}
+        )
     await until("up again", lambda: _json_has(hub, "carol", lambda t: t["leonardo"]["status"] == "up"), 5)
 
 
@@ -210,13 +244,16 @@ async def test_twenty_concurrent_spawns_for_four_gpus(spawn_hub, node_reader, ad
     responses = await spawn_all_at_once(hub, users, GPU_REQUEST)
     print(f"20 concurrent spawn requests answered in {time.monotonic() - t0:.1f}s")
     admitted = [u for u, (status, _) in zip(users, responses, strict=True) if status in (201, 202)]
-    refused = [(u, status, body) for u, (status, body) in zip(users, responses, strict=True) if status not in (201, 202)]
+    refused = [
+        (u, status, body) for u, (status, body) in zip(users, responses, strict=True) if status not in (201, 202)
+    ]
     assert len(admitted) == 4, list(zip(users, responses, strict=True))
     assert len(refused) == 16
     for user, status, body in refused:
         assert status == 400, body
-        assert json.loads(body)["message"] == ("All 4 NVIDIA GPU a100 on CINECA Leonardo (SLURM) are in use; "
-                                               "try again later or pick another target.")
+        assert json.loads(body)["message"] == (
+            "All 4 NVIDIA GPU a100 on CINECA Leonardo (SLURM) are in use; try again later or pick another target."
+        )
         assert (await hub.api_user(user))["servers"] == {}
 
     t0 = time.monotonic()
@@ -233,8 +270,13 @@ async def test_twenty_concurrent_spawns_for_four_gpus(spawn_hub, node_reader, ad
     await hub.stop(admitted[0])
     await hub.wait_stopped(admitted[0])
     await admin.wait_pod(hub.pod_name(admitted[0]), lambda p: p is None, "deleted", timeout=30)
-    await until("one GPU free", lambda: _json_has(hub, users[0], lambda t: t["leonardo"]["accelerators"]
-                                                  ["nvidia.com/gpu:a100"]["available"] == 1), 5)
+    await until(
+        "one GPU free",
+        lambda: _json_has(
+            hub, users[0], lambda t: t["leonardo"]["accelerators"]["nvidia.com/gpu:a100"]["available"] == 1
+        ),
+        5,
+    )
 
 
 async def test_with_the_hub_role_only_availability_is_unknown_and_spawns_go_ahead(spawn_hub, admin, caplog):
@@ -254,7 +296,8 @@ async def test_with_the_hub_role_only_availability_is_unknown_and_spawns_go_ahea
     # Not blocked: the spawn creates its pod on vk-leonardo.
     r = await hub.api_spawn("carol", GPU_REQUEST)
     assert r.status_code in (201, 202), r.text
-    pod = await admin.wait_pod(hub.pod_name("carol"), lambda p: bool(p and p["spec"].get("nodeName")),
-                               "bound", timeout=30)
+    pod = await admin.wait_pod(
+        hub.pod_name("carol"), lambda p: bool(p and p["spec"].get("nodeName")), "bound", timeout=30
+    )
     assert pod["spec"]["nodeName"] == "vk-leonardo"
     assert json.dumps(pod).count("nvidia.com/gpu") >= 1

@@ -30,8 +30,11 @@ try:
     CHART = find_z2jh_chart()
 except UpstreamDataMissing as e:
     pytest.skip(str(e), allow_module_level=True)
-HELM = Path(subprocess.run([str(ROOT / "testbed" / "build_helm.sh"), "--bin"], capture_output=True, text=True,
-                           check=True).stdout.strip())
+HELM = Path(
+    subprocess.run(
+        [str(ROOT / "testbed" / "build_helm.sh"), "--bin"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+)
 if not HELM.exists():
     pytest.skip(f"helm is not built: run {ROOT / 'testbed' / 'build_helm.sh'}", allow_module_level=True)
 
@@ -42,8 +45,12 @@ def _collection(doc: dict[str, Any]) -> str:
     kind, ns = doc["kind"], doc["metadata"].get("namespace", NS)
     if kind == "ServiceAccount":
         return f"/api/v1/namespaces/{ns}/serviceaccounts"
-    plural = {"Role": "roles", "RoleBinding": "rolebindings",
-              "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}[kind]
+    plural = {
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+    }[kind]
     if kind.startswith("Cluster"):
         return f"/apis/rbac.authorization.k8s.io/v1/{plural}"
     return f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{plural}"
@@ -96,8 +103,16 @@ def applied(cluster: LocalCluster, tmp_path_factory) -> dict[str, Any]:
     return {"admin": admin, "rendered": rbac}
 
 
-def can(admin, account: str, verb: str, resource: str, namespace: str | None = NS, group: str = "",
-        subresource: str = "", name: str = "") -> bool:
+def can(
+    admin,
+    account: str,
+    verb: str,
+    resource: str,
+    namespace: str | None = NS,
+    group: str = "",
+    subresource: str = "",
+    name: str = "",
+) -> bool:
     attributes = {"verb": verb, "resource": resource, "group": group}
     if namespace:
         attributes["namespace"] = namespace
@@ -106,7 +121,8 @@ def can(admin, account: str, verb: str, resource: str, namespace: str | None = N
     if name:
         attributes["name"] = name
     review = {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
         "spec": {
             "user": f"system:serviceaccount:{NS}:{account}",
             "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NS}", "system:authenticated"],
@@ -126,13 +142,28 @@ def test_the_chart_rendered_the_hub_role(applied):
 # per-server token Secret (create, read, delete: rotation is delete + create),
 # events for progress, and with rbac-availability.yaml nodes and pods cluster-wide.
 HUB_CAN = [
-    ("create", "pods"), ("delete", "pods"), ("get", "pods"), ("list", "pods"), ("watch", "pods"),
-    ("create", "secrets"), ("delete", "secrets"), ("get", "secrets"), ("list", "secrets"),
-    ("create", "persistentvolumeclaims"), ("list", "events"), ("watch", "events"),
+    ("create", "pods"),
+    ("delete", "pods"),
+    ("get", "pods"),
+    ("list", "pods"),
+    ("watch", "pods"),
+    ("create", "secrets"),
+    ("delete", "secrets"),
+    ("get", "secrets"),
+    ("list", "secrets"),
+    ("create", "persistentvolumeclaims"),
+    ("list", "events"),
+    ("watch", "events"),
 ]
 HUB_CANNOT = [
-    ("update", "secrets"), ("patch", "secrets"), ("update", "pods"), ("patch", "pods"),
-    ("create", "pods/exec"), ("create", "roles"), ("create", "rolebindings"), ("delete", "events"),
+    ("update", "secrets"),
+    ("patch", "secrets"),
+    ("update", "pods"),
+    ("patch", "pods"),
+    ("create", "pods/exec"),
+    ("create", "roles"),
+    ("create", "rolebindings"),
+    ("delete", "events"),
 ]
 
 
@@ -194,13 +225,20 @@ def test_the_check_can_see_a_grant(applied):
     """The SubjectAccessReviews answer yes when a Role says so: grant the default
     account secrets/get for a moment and the same question flips."""
     admin = applied["admin"]
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "probe", "namespace": NS},
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": "probe", "namespace": NS},
-               "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}],
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "probe"}}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "probe", "namespace": NS},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "probe", "namespace": NS},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "probe"},
+    }
+
     def allowed() -> bool:
         return can(admin, "default", "get", "secrets", name="jupyter-bob-offload")
 

@@ -39,8 +39,12 @@ RBAC_FILE = Path(__file__).resolve().parents[2] / "helm-values" / "rbac-dask.yam
 FAKE_HUB_TOKEN = "e2e-hub-token-not-real"
 FAKE_ACCESS_TOKEN = "e2e-access-token-not-real"
 NAPLES = {
-    "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": "vk-naples", "offload": "dask",
-    "limits": {"cores": 96, "memory": "180G"}, "hub_api_url": "https://hub.example.org/hub/api",
+    "display_name": "INFN Naples (HTCondor)",
+    "backend": "htcondor",
+    "node": "vk-naples",
+    "offload": "dask",
+    "limits": {"cores": 96, "memory": "180G"},
+    "hub_api_url": "https://hub.example.org/hub/api",
     "dask": {"worker_cores": 2, "worker_memory": "1G", "scheduler_memory": "1G"},
 }
 
@@ -84,13 +88,23 @@ async def test_dask_pods_on_the_real_slurm_stack_read_their_tokens_from_the_secr
     the Secret references (interLink ``pkg/virtualkubelet/execute.go``) into the env file
     of each SLURM job, and the check runs in the job. One core each, one after the other
     if SLURM's two cores are taken."""
-    await _run_dask_pods(admin, tmp_path, "slurm-dask", SLURM_DASK, finish_timeout=180,
-                         job_output=lambda pod: _slurm_job_output(interlink_stack, pod))
+    await _run_dask_pods(
+        admin,
+        tmp_path,
+        "slurm-dask",
+        SLURM_DASK,
+        finish_timeout=180,
+        job_output=lambda pod: _slurm_job_output(interlink_stack, pod),
+    )
 
 
 SLURM_DASK = {
-    "display_name": "Local SLURM Dask (interLink)", "backend": "slurm", "node": DEFAULT_NODE, "offload": "dask",
-    "slurm": {"partition": "boost_usr_prod"}, "limits": {"cores": 2, "memory": "4G"},
+    "display_name": "Local SLURM Dask (interLink)",
+    "backend": "slurm",
+    "node": DEFAULT_NODE,
+    "offload": "dask",
+    "slurm": {"partition": "boost_usr_prod"},
+    "limits": {"cores": 2, "memory": "4G"},
     "hub_api_url": "https://hub.example.org/hub/api",
     "dask": {"worker_cores": 1, "worker_memory": "1G", "scheduler_memory": "1G"},
 }
@@ -98,19 +112,27 @@ SLURM_DASK = {
 
 def _slurm_job_output(stack, pod: dict[str, Any]) -> str:
     folder = stack.data_root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
-    return "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-2000:]}"
-                     for f in sorted(folder.glob("*.out"))) or f"nothing in {folder}"
+    return (
+        "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-2000:]}" for f in sorted(folder.glob("*.out")))
+        or f"nothing in {folder}"
+    )
 
 
-async def _run_dask_pods(admin, tmp_path, slug: str, settings: dict[str, Any], *, finish_timeout: float,
-                         job_output=None) -> None:
+async def _run_dask_pods(
+    admin, tmp_path, slug: str, settings: dict[str, Any], *, finish_timeout: float, job_output=None
+) -> None:
     """The scheduler and worker pods the dask-kubernetes operator builds from the server's
     Dask file, each running CHECK_ENV once, land on the target's node and succeed."""
     catalog = build_catalog(offload_targets={slug: settings})
     target = catalog.offload_targets[slug]
     result = dask_config(
-        target_slug=slug, target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0", namespace=NAMESPACE, pod_name=POD, user_name="dask-e2e",
+        target_slug=slug,
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        namespace=NAMESPACE,
+        pod_name=POD,
+        user_name="dask-e2e",
         hub_api_url=target.hub_api_url,
     )
     name, namespace, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
@@ -118,10 +140,13 @@ async def _run_dask_pods(admin, tmp_path, slug: str, settings: dict[str, Any], *
     pods = operator_pods(spec, NAMESPACE)
 
     secret = secret_name(POD)
-    await admin.core.create_namespaced_secret(NAMESPACE, {
-        "metadata": {"name": secret},
-        "stringData": {HUB_TOKEN_KEY: FAKE_HUB_TOKEN, ACCESS_TOKEN_KEY: FAKE_ACCESS_TOKEN},
-    })
+    await admin.core.create_namespaced_secret(
+        NAMESPACE,
+        {
+            "metadata": {"name": secret},
+            "stringData": {HUB_TOKEN_KEY: FAKE_HUB_TOKEN, ACCESS_TOKEN_KEY: FAKE_ACCESS_TOKEN},
+        },
+    )
     try:
         for role, pod in pods.items():
             pod["metadata"]["name"] = f"{name}-{role}"
@@ -132,8 +157,9 @@ async def _run_dask_pods(admin, tmp_path, slug: str, settings: dict[str, Any], *
             pod["spec"]["restartPolicy"] = "Never"  # a Deployment's pods restart; this check runs once
             await admin.create_pod(pod)
         for role in pods:
-            done = await admin.wait_pod(f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished",
-                                        timeout=finish_timeout)
+            done = await admin.wait_pod(
+                f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=finish_timeout
+            )
             # the real kube-scheduler bound it to the virtual node ...
             assert done["spec"]["nodeName"] == target.node
             assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
@@ -163,12 +189,25 @@ async def test_the_opt_in_rbac_lets_users_run_dask_and_nothing_more(cluster):
     user = f"system:serviceaccount:{NAMESPACE}:offload-dask-user"
 
     def allowed(verb: str, resource: str, group: str = "", namespace: str = NAMESPACE, sub: str = "") -> bool:
-        review = api.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}"],
-                     "resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
-                                            "resource": resource, "subresource": sub}},
-        })
+        review = api.call(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": user,
+                    "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}"],
+                    "resourceAttributes": {
+                        "namespace": namespace,
+                        "verb": verb,
+                        "group": group,
+                        "resource": resource,
+                        "subresource": sub,
+                    },
+                },
+            },
+        )
         return bool(review["status"].get("allowed"))
 
     try:

@@ -39,8 +39,13 @@ ACCOUNT = "offload-dask-user"
 TARGETS: dict[str, Any] = {
     "naples": {"display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": "vk-naples", "offload": "dask"},
     # a session target without Dask settings
-    "leonardo": {"display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-                 "offload": "session", "slurm": {"partition": "boost_usr_prod"}},
+    "leonardo": {
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "slurm": {"partition": "boost_usr_prod"},
+    },
 }
 PROFILES = [{"display_name": "Analysis", "slug": "analysis"}]
 
@@ -74,9 +79,16 @@ async def test_a_server_with_a_service_account_gets_its_placement_secret_until_i
     secret = await admin.secret(placement_secret_name(dora.pod_name))
     assert secret is not None
     assert secret["metadata"]["labels"][PLACEMENT_LABEL] == "server"
-    assert secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "v1", "kind": "Pod", "name": dora.pod_name, "uid": pod["metadata"]["uid"],
-        "controller": False, "blockOwnerDeletion": True}]
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": dora.pod_name,
+            "uid": pod["metadata"]["uid"],
+            "controller": False,
+            "blockOwnerDeletion": True,
+        }
+    ]
     # exactly what the server's own DaskCluster asks for: Naples, its sizes, no accelerator
     assert allowance(secret) == allowed_placement(dora.pod_name, dora._dask.cluster)
     assert allowance(secret)["worker.nodeSelector"] == "kubernetes.io/hostname=vk-naples"
@@ -85,7 +97,9 @@ async def test_a_server_with_a_service_account_gets_its_placement_secret_until_i
     # a server whose target has no Dask settings may make no Dask pods
     erin = spawners["erin"]
     assert allowance(await admin.secret(placement_secret_name(erin.pod_name))) == {
-        "pod": erin.pod_name, "allowed": "false"}
+        "pod": erin.pod_name,
+        "allowed": "false",
+    }
 
     for user, spawner in spawners.items():
         pod_name = spawner.pod_name
@@ -136,8 +150,10 @@ async def test_dask_pods_get_a_hub_token_with_only_the_targets_scopes_until_the_
     # the Dask pods refer to it (only by secretKeyRef), under the usual env name; the file never holds it
     for role in ("worker", "scheduler"):
         env = {e["name"]: e for e in spawner._dask.cluster["spec"][role]["spec"]["containers"][0]["env"]}
-        assert env["JUPYTERHUB_API_TOKEN"] == {"name": "JUPYTERHUB_API_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": secret_name(spawner.pod_name), "key": DASK_HUB_TOKEN_KEY}}}
+        assert env["JUPYTERHUB_API_TOKEN"] == {
+            "name": "JUPYTERHUB_API_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spawner.pod_name), "key": DASK_HUB_TOKEN_KEY}},
+        }
     for text in spawner._dask.files.values():
         assert scoped not in text and server_token not in text
 

@@ -90,7 +90,11 @@ def bed(cluster):
     test, and a token bound to a deleted pod is no longer valid."""
     api = cluster.control_plane.admin()
     for name in ("daskcluster", "daskworkergroup", "daskjob"):
-        api.ensure(_collection({"kind": "CustomResourceDefinition", "metadata": {}}), yaml.safe_load((_crd_dir() / f"{name}.yaml").read_text()))
+        api.ensure(
+            _collection({"kind": "CustomResourceDefinition", "metadata": {}}),
+            yaml.safe_load((_crd_dir() / f"{name}.yaml").read_text()),
+        )
+
     def established(plural: str) -> bool:
         crd = api.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.kubernetes.dask.org")
         conditions = (crd.get("status") or {}).get("conditions") or []
@@ -102,27 +106,57 @@ def bed(cluster):
         api.ensure(_collection(obj), obj)
     tokens = {}
     for pod in (VICTIM, ATTACKER):
-        api.ensure(f"/api/v1/namespaces/{NAMESPACE}/secrets", {
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name(pod)},
-            "stringData": {"access_token": f"{pod}-token-not-real"},
-        })
-        created = api.ensure(f"/api/v1/namespaces/{NAMESPACE}/pods", {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
-            # never scheduled: only the pod object is needed to bind a token to it
-            "spec": {"serviceAccountName": SA, "nodeSelector": {"offload-spawner.io/nowhere": "true"},
-                     "containers": [{"name": "notebook", "image": "server:1"}]},
-        })
-        uid = created.get("metadata", {}).get("uid") or api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")["metadata"]["uid"]
+        api.ensure(
+            f"/api/v1/namespaces/{NAMESPACE}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret_name(pod)},
+                "stringData": {"access_token": f"{pod}-token-not-real"},
+            },
+        )
+        created = api.ensure(
+            f"/api/v1/namespaces/{NAMESPACE}/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod},
+                # never scheduled: only the pod object is needed to bind a token to it
+                "spec": {
+                    "serviceAccountName": SA,
+                    "nodeSelector": {"offload-spawner.io/nowhere": "true"},
+                    "containers": [{"name": "notebook", "image": "server:1"}],
+                },
+            },
+        )
+        uid = (
+            created.get("metadata", {}).get("uid")
+            or api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")["metadata"]["uid"]
+        )
         # what the spawner writes for a server holding a ServiceAccount: where its Dask pods may go
         api.ensure(f"/api/v1/namespaces/{NAMESPACE}/secrets", placement_secret(pod, own_cluster(pod)))
-        request = api.call("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token", {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600, "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}},
-        })
+        request = api.call(
+            "POST",
+            f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {
+                    "expirationSeconds": 3600,
+                    "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid},
+                },
+            },
+        )
         tokens[pod] = request["status"]["token"]
-    unbound = api.call("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token", {
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600},
-    })["status"]["token"]
+    unbound = api.call(
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )["status"]["token"]
     cp = cluster.control_plane
     yield {
         "admin": api,
@@ -137,8 +171,13 @@ def bed(cluster):
 
 TARGETS = {
     "naples": {"display_name": "Naples", "backend": "htcondor", "node": "vk-naples", "offload": "dask"},
-    "leonardo": {"display_name": "Leonardo", "backend": "slurm", "node": "vk-leonardo", "offload": "dask",
-                 "slurm": {"partition": "boost_usr_prod"}},
+    "leonardo": {
+        "display_name": "Leonardo",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "dask",
+        "slurm": {"partition": "boost_usr_prod"},
+    },
 }
 #: Each server's target: the victim's Dask pods may go to Leonardo, the attacker's only to Naples.
 SERVER_TARGET = {VICTIM: "leonardo", ATTACKER: "naples"}
@@ -150,9 +189,14 @@ def own_cluster(pod: str) -> dict[str, Any]:
     slug = SERVER_TARGET[pod]
     target = catalog.offload_targets[slug]
     return cluster_spec(
-        name=cluster_name(pod), target_slug=slug, target=target, settings=target.dask_settings,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target), image="ghcr.io/org/offload:1.0",
-        secret=secret_name(pod), user_name=pod.removeprefix("jupyter-"),
+        name=cluster_name(pod),
+        target_slug=slug,
+        target=target,
+        settings=target.dask_settings,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        secret=secret_name(pod),
+        user_name=pod.removeprefix("jupyter-"),
     )
 
 
@@ -175,7 +219,8 @@ def attempts() -> dict[str, tuple[str, dict[str, Any]]]:
     replace_victims = own_cluster(ATTACKER)
     replace_victims["metadata"]["name"] = cluster_name(VICTIM)
     group = {
-        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskWorkerGroup",
         "metadata": {"name": f"{ATTACKER}-extra"},
         "spec": {"cluster": cluster_name(ATTACKER), "worker": copy.deepcopy(steal_volume["spec"]["worker"])},
     }
@@ -236,8 +281,9 @@ def test_the_admission_policy_refuses_every_attempt_and_keeps_the_own_cluster(be
         status, answer = attacker.request("DELETE", f"{DASK}/daskclusters/{cluster_name(VICTIM)}")
         assert status == 403, answer
         # a token not bound to a server's pod manages nothing
-        status, answer = bed["unbound"].request("POST", f"{DASK}/daskclusters", own_cluster(VICTIM) | {
-            "metadata": {"name": f"{VICTIM}-other"}})
+        status, answer = bed["unbound"].request(
+            "POST", f"{DASK}/daskclusters", own_cluster(VICTIM) | {"metadata": {"name": f"{VICTIM}-other"}}
+        )
         assert status == 403, answer
     finally:
         for obj in reversed(policy):
@@ -248,6 +294,7 @@ def test_the_admission_policy_refuses_every_attempt_and_keeps_the_own_cluster(be
 def placement_attempts() -> dict[str, tuple[str, dict[str, Any]]]:
     """Dask objects of the attacker's server whose pods would go where its selection
     does not allow (the attacker's target is Naples; Leonardo is the victim's)."""
+
     def variant(suffix: str) -> dict[str, Any]:
         body = own_cluster(ATTACKER)
         body["metadata"]["name"] = f"{ATTACKER}-{suffix}"
@@ -264,9 +311,19 @@ def placement_attempts() -> dict[str, tuple[str, dict[str, Any]]]:
     body["spec"]["worker"]["spec"]["nodeName"] = "vk-leonardo"
     out["another virtual node by nodeName"] = (f"{DASK}/daskclusters", body)
     body = variant("affinity")
-    body["spec"]["worker"]["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
-                                                      "values": ["vk-leonardo"]}]}]}}}
+    body["spec"]["worker"]["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["vk-leonardo"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     out["another virtual node by node affinity"] = (f"{DASK}/daskclusters", body)
     body = variant("tolerate")
     body["spec"]["worker"]["spec"]["tolerations"].append({"operator": "Exists"})
@@ -293,19 +350,27 @@ def placement_attempts() -> dict[str, tuple[str, dict[str, Any]]]:
     out["a second container"] = (f"{DASK}/daskclusters", body)
     group_spec = copy.deepcopy(own_cluster(ATTACKER)["spec"]["worker"])
     group_spec["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "vk-leonardo"}
-    out["a worker group on another virtual node"] = (f"{DASK}/daskworkergroups", {
-        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
-        "metadata": {"name": f"{ATTACKER}-extra"},
-        "spec": {"cluster": cluster_name(ATTACKER), "worker": group_spec},
-    })
+    out["a worker group on another virtual node"] = (
+        f"{DASK}/daskworkergroups",
+        {
+            "apiVersion": "kubernetes.dask.org/v1",
+            "kind": "DaskWorkerGroup",
+            "metadata": {"name": f"{ATTACKER}-extra"},
+            "spec": {"cluster": cluster_name(ATTACKER), "worker": group_spec},
+        },
+    )
     job_cluster = own_cluster(ATTACKER)["spec"]
     job_pod = copy.deepcopy(job_cluster["worker"])
     job_pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
-    out["a job runner pod with an accelerator"] = (f"{DASK}/daskjobs", {
-        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob",
-        "metadata": {"name": f"{ATTACKER}-job"},
-        "spec": {"job": job_pod, "cluster": {"spec": job_cluster}},
-    })
+    out["a job runner pod with an accelerator"] = (
+        f"{DASK}/daskjobs",
+        {
+            "apiVersion": "kubernetes.dask.org/v1",
+            "kind": "DaskJob",
+            "metadata": {"name": f"{ATTACKER}-job"},
+            "spec": {"job": job_pod, "cluster": {"spec": job_cluster}},
+        },
+    )
     return out
 
 
@@ -316,6 +381,7 @@ def test_the_admission_policy_keeps_dask_pods_where_the_selection_allows(bed):
         api.ensure(_collection(obj), obj)
     probe = placement_attempts()["another virtual node (the victim's) by node selector"]
     try:
+
         def refused(collection: str, body: dict[str, Any]) -> bool:
             status, _ = attacker.request("POST", collection, body)
             if status == 201:

@@ -68,9 +68,11 @@ def demo(request, tmp_path):
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "demo" / "run.py")],
-            cwd=ROOT, env=dict(os.environ, DEMO_PORT=str(port), PYTHONUNBUFFERED="1",
-                               **getattr(request.module, "DEMO_ENV", {})),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=dict(os.environ, DEMO_PORT=str(port), PYTHONUNBUFFERED="1", **getattr(request.module, "DEMO_ENV", {})),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield proc, port, log
@@ -92,16 +94,18 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
         assert re.search(rf"^\s+{user}\s+groups:", text, re.M), f"{user} is not listed"
     testbed_dir = re.search(r"admin kubeconfig \(kubectl\): (\S+)/admin\.kubeconfig", text).group(1)
     idp_port = int(re.search(r"OpenID Connect provider\): http://127\.0\.0\.1:(\d+)", text).group(1))
-    _wait_for(lambda: requests.get(f"{hub}/hub/api", timeout=2).ok if _listening(port) else False,
-              60, "the hub", proc, log)
+    _wait_for(
+        lambda: requests.get(f"{hub}/hub/api", timeout=2).ok if _listening(port) else False, 60, "the hub", proc, log
+    )
 
     # Each user logs in at the provider and sees what their IAM groups allow.
     forms = {}
     for user in ("bob", "carol", "hana", "nobody"):
         session = login_through_hub(hub, user, PASSWORD)
         forms[user] = session.get(f"{hub}/hub/spawn", timeout=30).text
-    targets = {user: set(re.findall(r'<option value="(cluster|naples|leonardo|docker)"', html))
-               for user, html in forms.items()}
+    targets = {
+        user: set(re.findall(r'<option value="(cluster|naples|leonardo|docker)"', html)) for user, html in forms.items()
+    }
     assert targets["carol"] >= {"cluster", "leonardo", "docker"}
     assert "naples" in targets["hana"] and "leonardo" not in targets["hana"]
     assert targets["bob"] == {"cluster"}
@@ -125,18 +129,38 @@ def test_the_demo_logs_users_in_spawns_jupyterlab_and_stops_cleanly(demo):
     # carol starts a GPU server on the SLURM-like virtual node and reaches JupyterLab.
     session = login_through_hub(hub, "carol", PASSWORD)
     session.get(f"{hub}/hub/spawn", timeout=30)
-    fields = {"image": "alma9", "cores": "2", "memory": "2G", "target": "leonardo",
-              "accelerator": "nvidia.com/gpu:a100", "accelerator_count": "1"}
-    data = {"_xsrf": session.cookies.get("_xsrf"), "profile": "analysis",
-            **{f"profile-option-analysis--{k}": v for k, v in fields.items()}}
+    fields = {
+        "image": "alma9",
+        "cores": "2",
+        "memory": "2G",
+        "target": "leonardo",
+        "accelerator": "nvidia.com/gpu:a100",
+        "accelerator_count": "1",
+    }
+    data = {
+        "_xsrf": session.cookies.get("_xsrf"),
+        "profile": "analysis",
+        **{f"profile-option-analysis--{k}": v for k, v in fields.items()},
+    }
     r = session.post(f"{hub}/hub/spawn/carol", data=data, allow_redirects=False, timeout=30)
     assert r.status_code == 302, r.text[-2000:]
-    lab = _wait_for(lambda: (lambda r: r.ok and "JupyterLab" in r.text and r)(session.get(f"{hub}/user/carol/lab", timeout=30)),
-                    180, "carol's JupyterLab", proc, log)
+    lab = _wait_for(
+        lambda: (lambda r: r.ok and "JupyterLab" in r.text and r)(session.get(f"{hub}/user/carol/lab", timeout=30)),
+        180,
+        "carol's JupyterLab",
+        proc,
+        log,
+    )
     assert lab.url.startswith(f"{hub}/user/carol/lab")
     if slurm_conf:  # carol's server is a job of the real SLURM
-        squeue = subprocess.run(["squeue", "-h", "-o", "%T|%P|%C"], capture_output=True, text=True, check=True,
-                                env=dict(os.environ, SLURM_CONF=slurm_conf.group(1)), timeout=60)
+        squeue = subprocess.run(
+            ["squeue", "-h", "-o", "%T|%P|%C"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, SLURM_CONF=slurm_conf.group(1)),
+            timeout=60,
+        )
         assert squeue.stdout.split() == ["RUNNING|boost_usr_prod|2"], squeue
 
     # Ctrl-C: the demo stops the hub (and carol's server), the provider and the test bed.

@@ -39,8 +39,13 @@ async def wait_for_demo(proc, port, log) -> str:
     hub = f"http://127.0.0.1:{port}"
     await asyncio.to_thread(_wait_for, lambda: "Ctrl-C stops" in log.read_text(), 240, "the demo's banner", proc, log)
     await asyncio.to_thread(
-        _wait_for, lambda: requests.get(f"{hub}/hub/api", timeout=2).ok if _listening(port) else False,
-        60, "the hub", proc, log)
+        _wait_for,
+        lambda: requests.get(f"{hub}/hub/api", timeout=2).ok if _listening(port) else False,
+        60,
+        "the hub",
+        proc,
+        log,
+    )
     return hub
 
 
@@ -90,8 +95,19 @@ async def test_the_demo_shows_availability_jupyterlab_and_the_dask_tab(demo, bro
 
     # carol starts a GPU server there and lands in JupyterLab.
     carol = await login(browser, hub, "carol")
-    await spawn(carol, hub, "carol", {"image": "alma9", "target": "leonardo", "cores": "2", "memory": "2G",
-                                      "accelerator": "nvidia.com/gpu:a100", "accelerator_count": "1"})
+    await spawn(
+        carol,
+        hub,
+        "carol",
+        {
+            "image": "alma9",
+            "target": "leonardo",
+            "cores": "2",
+            "memory": "2G",
+            "accelerator": "nvidia.com/gpu:a100",
+            "accelerator_count": "1",
+        },
+    )
     assert "JupyterLab" in await carol.title()
     shot = tmp_path / "demo-jupyterlab.png"
     await carol.screenshot(path=str(shot))
@@ -100,7 +116,8 @@ async def test_the_demo_shows_availability_jupyterlab_and_the_dask_tab(demo, bro
     # dave's open form follows, without a reload.
     await dave.wait_for_function(
         "document.querySelector('[data-availability=\"leonardo\"]').textContent.includes('1 used, 3 available')",
-        timeout=30_000)
+        timeout=30_000,
+    )
     assert await dave.evaluate("window.__not_reloaded === true")
     shot = tmp_path / "demo-availability.png"
     await dave.screenshot(path=str(shot), full_page=True)
@@ -111,7 +128,8 @@ async def test_the_demo_shows_availability_jupyterlab_and_the_dask_tab(demo, bro
     await carol.click("#stop")
     await dave.wait_for_function(
         "document.querySelector('[data-availability=\"leonardo\"]').textContent.includes('0 used, 4 available')",
-        timeout=60_000)
+        timeout=60_000,
+    )
     assert await dave.evaluate("window.__not_reloaded === true")
 
     # hana: the Dask-offload target; JupyterLab's Dask tab reads the server's Dask file.

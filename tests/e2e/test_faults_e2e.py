@@ -49,8 +49,11 @@ from .test_spawn_e2e import reach_jupyterlab
 #: Seconds the imitation keeps the pod queued after binding it: the restart falls in them.
 QUEUE_SECONDS = 6
 LEONARDO: dict[str, Any] = {
-    "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-    "offload": "session", "start_timeout": 150,
+    "display_name": "CINECA Leonardo (SLURM)",
+    "backend": "slurm",
+    "node": "vk-leonardo",
+    "offload": "session",
+    "start_timeout": 150,
     "annotations": {QUEUE_ANNOTATION: str(QUEUE_SECONDS)},
 }
 PROFILES = [{"display_name": "Analysis", "slug": "analysis"}]
@@ -84,8 +87,9 @@ async def until(what: str, check, timeout: float) -> Any:
 async def assert_nothing_left(cluster, pod_name: str, timeout: float = 60) -> None:
     """No pod and no token Secret of this server (the garbage collector may take a moment)."""
     await until(f"pod {pod_name} gone", lambda: not exists(cluster, "pods", pod_name), timeout)
-    await until(f"Secret {secret_name(pod_name)} gone",
-                lambda: not exists(cluster, "secrets", secret_name(pod_name)), timeout)
+    await until(
+        f"Secret {secret_name(pod_name)} gone", lambda: not exists(cluster, "secrets", secret_name(pod_name)), timeout
+    )
 
 
 async def spawn_outcome(hub, user: str, timeout: float) -> str | None:
@@ -125,9 +129,7 @@ def fresh_controllers_after(cluster) -> Any:
     cluster.control_plane.restart_controllers()
 
 
-async def test_an_apiserver_restart_while_a_spawn_waits_for_its_pod(
-    spawn_hub, cluster, admin, fresh_controllers_after
-):
+async def test_an_apiserver_restart_while_a_spawn_waits_for_its_pod(spawn_hub, cluster, admin, fresh_controllers_after):
     hub = await spawn_hub({"offload_targets": {"leonardo": LEONARDO}, "profile_list": PROFILES}, {}, ("carol",))
     pod_name = hub.pod_name("carol")
     r = await hub.api_spawn("carol", SPAWN)
@@ -154,8 +156,9 @@ async def test_a_stop_asked_for_while_the_apiserver_is_down_deletes_pod_and_secr
     """KubeSpawner gives up on the pod delete at the first refused connection, and
     JupyterHub then forgets the server (jupyterhub/user.py, User.stop): the pod and its
     Secret would keep running unseen. The delete is tried again until the API is back."""
-    hub = await spawn_hub({"offload_targets": {"leonardo": {**LEONARDO, "annotations": {}}},
-                           "profile_list": PROFILES}, {}, ("carol",))
+    hub = await spawn_hub(
+        {"offload_targets": {"leonardo": {**LEONARDO, "annotations": {}}}, "profile_list": PROFILES}, {}, ("carol",)
+    )
     pod_name = hub.pod_name("carol")
     r = await hub.api_spawn("carol", SPAWN)
     assert r.status_code in (201, 202), r.text
@@ -177,8 +180,14 @@ async def test_a_stop_asked_for_while_the_apiserver_is_down_deletes_pod_and_secr
 
 
 def access_token(n: int) -> str:
-    return jwt({"sub": "7f0c-carol", "iss": "https://iam.example.org/", "exp": int(time.time()) + 3600,
-                "jti": f"access-{n}-{os.urandom(8).hex()}"})
+    return jwt(
+        {
+            "sub": "7f0c-carol",
+            "iss": "https://iam.example.org/",
+            "exp": int(time.time()) + 3600,
+            "jti": f"access-{n}-{os.urandom(8).hex()}",
+        }
+    )
 
 
 def refresh_token(n: int) -> str:
@@ -254,8 +263,9 @@ async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
     assert r.status_code in (201, 202), r.text
     await hub.wait_ready("carol", timeout=90)
     pod_name = hub.pod_name("carol")
-    pod_uid = cluster.control_plane.admin().call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod_name}")[
-        "metadata"]["uid"]
+    pod_uid = cluster.control_plane.admin().call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod_name}")["metadata"][
+        "uid"
+    ]
     assert secret_value(cluster, pod_name, REFRESH_TOKEN_KEY) == first["refresh_token"]
 
     await stop_hub_leaving_servers(hub.app)
@@ -275,8 +285,10 @@ async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
     await hub.wait_ready("carol", timeout=60)
     spawner = hub.app.users["carol"].spawner
     assert spawner._plan is None  # nothing of the old hub's memory: what follows comes from its state
-    assert cluster.control_plane.admin().call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod_name}")[
-        "metadata"]["uid"] == pod_uid
+    assert (
+        cluster.control_plane.admin().call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod_name}")["metadata"]["uid"]
+        == pod_uid
+    )
     await reach_jupyterlab(hub, "carol")
 
     # New tokens in the auth_state: the next poll rotates the Secret, refresh token included.
@@ -287,7 +299,8 @@ async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
     assert secret_value(cluster, pod_name, ACCESS_TOKEN_KEY) == second["access_token"]
     assert secret_value(cluster, pod_name, REFRESH_TOKEN_KEY) == second["refresh_token"]
     owner = cluster.control_plane.admin().call(
-        "GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name(pod_name)}")["metadata"]["ownerReferences"]
+        "GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name(pod_name)}"
+    )["metadata"]["ownerReferences"]
     assert [o["uid"] for o in owner] == [pod_uid]
 
     await hub.stop("carol")
@@ -298,12 +311,22 @@ async def test_a_restarted_hub_finds_the_server_rotates_its_tokens_and_stops_it(
 # --- the site's interLink API server goes away (real interLink stack) -------------------
 
 SLURM_TARGET: dict[str, Any] = {
-    "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-    "offload": "session", "start_timeout": 150, "limits": {"cores": 2, "memory": "4G"},
+    "display_name": "Local SLURM (interLink)",
+    "backend": "slurm",
+    "node": DEFAULT_NODE,
+    "offload": "session",
+    "start_timeout": 150,
+    "limits": {"cores": 2, "memory": "4G"},
     "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "qos": "normal", "time_limit": "01:00:00"},
 }
-SLURM_PROFILES = [{"display_name": "Analysis", "slug": "analysis", "cores": {"choices": [1], "default": 1},
-                   "memory": {"choices": ["1G"], "default": "1G"}}]
+SLURM_PROFILES = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "cores": {"choices": [1], "default": 1},
+        "memory": {"choices": ["1G"], "default": "1G"},
+    }
+]
 
 
 @pytest.fixture
@@ -317,8 +340,9 @@ async def interlink_down(interlink_stack) -> AsyncIterator[Any]:
 
 
 async def availability(hub, user: str) -> dict[str, Any]:
-    r = await async_requests.get(url_path_join(public_url(hub.app), "hub/offload/availability"),
-                                 cookies=hub.cookies[user])
+    r = await async_requests.get(
+        url_path_join(public_url(hub.app), "hub/offload/availability"), cookies=hub.cookies[user]
+    )
     assert r.status_code == 200, r.text[:500]
     return r.json()
 
@@ -331,9 +355,16 @@ async def test_interlink_down_during_a_spawn_fails_it_shows_the_site_down_and_le
     try:
         (port,) = free_ports(1)
         hub = await spawn_hub(
-            {"offload_targets": {"slurm": SLURM_TARGET}, "profile_list": SLURM_PROFILES,
-             "port": port, "ip": "127.0.0.1", "http_timeout": 120},
-            {}, ("carol",), hub_config={"JupyterHub": {"spawner_class": "offload"}},
+            {
+                "offload_targets": {"slurm": SLURM_TARGET},
+                "profile_list": SLURM_PROFILES,
+                "port": port,
+                "ip": "127.0.0.1",
+                "http_timeout": 120,
+            },
+            {},
+            ("carol",),
+            hub_config={"JupyterHub": {"spawner_class": "offload"}},
         )
         await until("the target up", lambda: _in_state(hub, "up"), 60)
         pod_name = hub.pod_name("carol")

@@ -26,8 +26,11 @@ from offload_spawner.hub.spawner import OffloadSpawner
 from .conftest import NAMESPACE, Kube
 
 PROFILES = [
-    {"display_name": "Small", "slug": "small",
-     "kubespawner_override": {"environment": {"SIZE": "small"}, "extra_labels": {"size": "small"}}},
+    {
+        "display_name": "Small",
+        "slug": "small",
+        "kubespawner_override": {"environment": {"SIZE": "small"}, "extra_labels": {"size": "small"}},
+    },
 ]
 
 
@@ -35,8 +38,12 @@ def _hook_log() -> tuple[list[dict[str, Any]], Any, Any]:
     seen: list[dict[str, Any]] = []
 
     async def modify_pod_hook(spawner, pod):
-        seen.append({"env": sorted(e.name if hasattr(e, "name") else e["name"] for e in pod.spec.containers[0].env),
-                     "labels": dict(pod.metadata.labels)})
+        seen.append(
+            {
+                "env": sorted(e.name if hasattr(e, "name") else e["name"] for e in pod.spec.containers[0].env),
+                "labels": dict(pod.metadata.labels),
+            }
+        )
         pod.metadata.labels["modified-by"] = "hook"
         pod.spec.containers[0].env.append({"name": "FROM_MODIFY_HOOK", "value": "1"})
         return pod
@@ -57,8 +64,9 @@ async def _start_and_read(cls, user: str, admin: Kube) -> tuple[dict[str, Any], 
     config.KubeSpawner.modify_pod_hook = modify_pod_hook
     config.KubeSpawner.pre_spawn_hook = pre_spawn_hook
     config.OffloadSpawner.offload_availability = False
-    spawner = cls(user=CliUser(user, [CliGroup("anyone")]), hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
-                  config=config)
+    spawner = cls(
+        user=CliUser(user, [CliGroup("anyone")]), hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"), config=config
+    )
     spawner.api_token = "hook-parity-token"
     spawner.user_options = {"profile": "small"}
     # What jupyterhub/user.py (User.spawn) does before start().
@@ -96,6 +104,7 @@ async def test_modify_and_pre_spawn_hooks_through_the_real_start(admin, spawners
     # two plain env values, OffloadSpawner as one Secret reference (no token in a pod spec).
     assert set(seen_theirs[0]["env"]) - set(seen_ours[0]["env"]) == {"JPY_API_TOKEN"}
     assert set(seen_ours[0]["env"]) <= set(seen_theirs[0]["env"])
-    without_user = [{k: v for k, v in s[0]["labels"].items() if k != "hub.jupyter.org/username"}
-                    for s in (seen_theirs, seen_ours)]
+    without_user = [
+        {k: v for k, v in s[0]["labels"].items() if k != "hub.jupyter.org/username"} for s in (seen_theirs, seen_ours)
+    ]
     assert without_user[0] == without_user[1]

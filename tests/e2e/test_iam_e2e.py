@@ -29,24 +29,31 @@ USERS = {"erin": {"password": "erin-pw", "wlcg_groups": ["/ai-infn", "/ai-infn/g
 CALLBACK = "http://127.0.0.1:8000/@/space%20word/hub/oauth_callback"  # MockHub's prefix; any loopback port
 TARGETS = {
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "allowed_groups": ["ai-infn"],
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "allowed_groups": ["ai-infn"],
         "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
         "limits": {"cores": 4, "memory": "8G"},
         "start_timeout": 60,
         "tokens": {"min_lifetime": TTL + 300},  # longer than the provider's tokens live
     },
 }
-PROFILES = [{"display_name": "Analysis", "slug": "analysis", "cores": {"choices": [1], "default": 1},
-             "memory": {"choices": ["1G"], "default": "1G"}}]
+PROFILES = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "cores": {"choices": [1], "default": 1},
+        "memory": {"choices": ["1G"], "default": "1G"},
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def idp():
     with OidcProvider(USERS, redirect_uris=[CALLBACK], access_token_ttl=TTL) as provider:
         yield provider
-
-
 
 
 async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spawn_hub, idp, crypt_key, admin):
@@ -57,8 +64,11 @@ async def test_iam_login_then_spawn_on_a_virtual_node_with_a_refreshed_token(spa
         hub_config={
             "JupyterHub": {"authenticator_class": IAMOAuthenticator, "redirect_to_server": False},
             "IAMOAuthenticator": {
-                "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret,
-                "allowed_groups": {"ai-infn"}, "admin_users": {"admin"},
+                "issuer": idp.issuer,
+                "client_id": idp.client_id,
+                "client_secret": idp.client_secret,
+                "allowed_groups": {"ai-infn"},
+                "admin_users": {"admin"},
             },
         },
     )
@@ -108,8 +118,13 @@ async def test_a_running_servers_token_is_renewed_at_the_provider_and_rotated(sp
     (test_tokens_e2e.py shows that on the real interLink stack)."""
     short = 40
     renew_before = 35  # so the login's token is due for renewal ~5 s after it was issued
-    targets = {"cluster": {"display_name": "This cluster", "backend": "kubernetes",
-                           "tokens": {"min_lifetime": 5, "renew_before": renew_before}}}
+    targets = {
+        "cluster": {
+            "display_name": "This cluster",
+            "backend": "kubernetes",
+            "tokens": {"min_lifetime": 5, "renew_before": renew_before},
+        }
+    }
     hub = await spawn_hub(
         {"offload_targets": targets, "profile_list": PROFILES, "cmd": ["/bin/sh", "-c", PROBE, "probe", SINGLEUSER]},
         {},
@@ -117,8 +132,11 @@ async def test_a_running_servers_token_is_renewed_at_the_provider_and_rotated(sp
         hub_config={
             "JupyterHub": {"authenticator_class": IAMOAuthenticator, "redirect_to_server": False},
             "IAMOAuthenticator": {
-                "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret,
-                "allowed_groups": {"ai-infn"}, "admin_users": {"admin"},
+                "issuer": idp.issuer,
+                "client_id": idp.client_id,
+                "client_secret": idp.client_secret,
+                "allowed_groups": {"ai-infn"},
+                "admin_users": {"admin"},
                 # Only the server's own renewal refreshes here (not the hub's pre-spawn refresh_user).
                 "refresh_buffer": 1,
             },

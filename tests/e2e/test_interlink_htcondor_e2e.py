@@ -47,8 +47,12 @@ from upstream_plugins import submit_value
 #: The demo catalog's "naples" target (demo/jupyterhub_config.py) on this stack's node,
 #: with the worker size the issue names: 2 cores, 8G.
 NAPLES = {
-    "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": DEFAULT_NODE, "offload": "dask",
-    "limits": {"cores": 96, "memory": "180G"}, "start_timeout": 900,
+    "display_name": "INFN Naples (HTCondor)",
+    "backend": "htcondor",
+    "node": DEFAULT_NODE,
+    "offload": "dask",
+    "limits": {"cores": 96, "memory": "180G"},
+    "start_timeout": 900,
     "hub_api_url": "http://127.0.0.1:8081/hub/api",
     "dask": {"worker_cores": 2, "worker_memory": "8G", "scheduler_memory": "1G"},
 }
@@ -74,17 +78,32 @@ async def _worker_pod(tmp_path: Path, scheduler_port: int) -> dict[str, Any]:
     catalog = build_catalog(offload_targets={"naples": NAPLES})
     target = catalog.offload_targets["naples"]
     result = dask_config(
-        target_slug="naples", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0", namespace="jhub", pod_name=SERVER_POD,
-        user_name="dask-condor", hub_api_url=target.hub_api_url,
+        target_slug="naples",
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        namespace="jhub",
+        pod_name=SERVER_POD,
+        user_name="dask-condor",
+        hub_api_url=target.hub_api_url,
     )
     name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
     worker = operator_pods(spec, "jhub")["worker"]
     worker["metadata"]["name"] = f"{name}-worker"
     container = worker["spec"]["containers"][0]
     dask = str(Path(sys.executable).with_name("dask"))
-    container["command"] = [dask, "worker", f"tcp://127.0.0.1:{scheduler_port}", "--nthreads", "1",
-                            "--no-dashboard", "--name", "condor-worker", "--host", "127.0.0.1"]
+    container["command"] = [
+        dask,
+        "worker",
+        f"tcp://127.0.0.1:{scheduler_port}",
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        "--name",
+        "condor-worker",
+        "--host",
+        "127.0.0.1",
+    ]
     container["args"] = []
     container.pop("readinessProbe", None)
     container.pop("livenessProbe", None)
@@ -98,8 +117,15 @@ async def scheduler():
     (port,) = free_ports(1)
     dask = str(Path(sys.executable).with_name("dask"))
     process = await asyncio.create_subprocess_exec(
-        dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        dask,
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         yield port
@@ -112,9 +138,13 @@ async def scheduler():
 async def server_secret(admin):
     """The per-server Secret the worker's tokens are referenced from (the hub makes it)."""
     name = secret_name(SERVER_POD)
-    await admin.core.create_namespaced_secret("jhub", {
-        "metadata": {"name": name}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
-    })
+    await admin.core.create_namespaced_secret(
+        "jhub",
+        {
+            "metadata": {"name": name},
+            "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
+        },
+    )
     try:
         yield name
     finally:
@@ -144,14 +174,16 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
     pod_name = worker["metadata"]["name"]
     try:
         await admin.create_pod(worker)
-        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
-                                   timeout=120)
+        pod = await admin.wait_pod(
+            pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor", timeout=120
+        )
         assert pod["spec"]["nodeName"] == DEFAULT_NODE
         # ... the node interLink's own virtual kubelet registered, with interLink's label and taint.
         node = stack.node_object()
         assert node["metadata"]["labels"]["virtual-node.interlink/type"] == "virtual-kubelet"
         assert {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"} in [
-            {k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]]
+            {k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"]["taints"]
+        ]
         cluster = job_id(pod)
         assert stack.pods_submitted() == submitted_before + 1
 
@@ -176,8 +208,9 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
             assert await client.submit(sum, [1, 2, 3]) == 6
         assert stack.job_ad(cluster)["JobStatus"] == RUNNING
         # condor_q's Running reaches Kubernetes as a running, ready container (handles.py, StatusHandler).
-        pod = await admin.wait_pod(pod_name, lambda p: (p or {}).get("status", {}).get("phase") == "Running",
-                                   "Running", timeout=90)
+        pod = await admin.wait_pod(
+            pod_name, lambda p: (p or {}).get("status", {}).get("phase") == "Running", "Running", timeout=90
+        )
         (status,) = pod["status"]["containerStatuses"]
         assert "running" in status["state"] and status["ready"] is True, status
     finally:
@@ -205,12 +238,14 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     stack.set_idle_seconds(3600)  # no slot matched yet: the job waits Idle
     await admin.create_pod(worker)
     try:
-        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
-                                   timeout=120)
+        pod = await admin.wait_pod(
+            pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor", timeout=120
+        )
         cluster = job_id(pod)
         # Idle (1) reaches Kubernetes as a waiting container, ContainerCreating (handles.py, StatusHandler).
-        pod = await admin.wait_pod(pod_name, lambda p: _waiting_reason(p) == "ContainerCreating",
-                                   "waiting ContainerCreating", timeout=90)
+        pod = await admin.wait_pod(
+            pod_name, lambda p: _waiting_reason(p) == "ContainerCreating", "waiting ContainerCreating", timeout=90
+        )
         assert pod["status"]["phase"] == "Pending" and stack.job_ad(cluster)["JobStatus"] == IDLE
         # ... which the spawner's progress reads as waiting in the remote queue, with the job id.
         queued = describe(NAPLES["display_name"], pod, [], now=0.0, submitted_at=None)
@@ -251,8 +286,9 @@ async def test_a_held_job_shows_its_hold_reason_and_delete_removes_it(
     pod_name = worker["metadata"]["name"]
     await admin.create_pod(worker)
     try:
-        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor",
-                                   timeout=120)
+        pod = await admin.wait_pod(
+            pod_name, lambda p: job_id(p or {}) is not None, "submitted to HTCondor", timeout=120
+        )
         cluster = job_id(pod)
         await _until("the job running", lambda: (stack.job_ad(cluster) or {}).get("JobStatus") == RUNNING, 60)
         held = stack.condor("condor_hold", cluster)
@@ -276,12 +312,19 @@ def test_as_released_interlinks_api_server_takes_the_plugins_201_for_a_failure(c
     (pkg/interlink/api/handler.go, ``ReqWithError``: anything but 200 is an error), and its
     virtual kubelet, which takes only 200 (pkg/virtualkubelet/execute.go, ``createRequest``),
     marks the pod ProviderFailed, although HTCondor got the job."""
-    stack = HTCondorStack(cluster.control_plane, tmp_path / "as-released", node="vk-htcondor-as-released",
-                          accept_created=False, kubelet=False).start()
+    stack = HTCondorStack(
+        cluster.control_plane,
+        tmp_path / "as-released",
+        node="vk-htcondor-as-released",
+        accept_created=False,
+        kubelet=False,
+    ).start()
     try:
         uid = "00000000-0000-4000-8000-000000000201"
-        pod = {"metadata": {"name": "as-released", "namespace": "jhub", "uid": uid},
-               "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]}}
+        pod = {
+            "metadata": {"name": "as-released", "namespace": "jhub", "uid": uid},
+            "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "60"]}]},
+        }
         body = {"pod": pod, "configmaps": [], "secrets": [], "projectedvolumesmaps": []}
         r = requests.post(f"http://127.0.0.1:{stack.api_port}/create", json=body, timeout=60)
         assert r.status_code == 201, (r.status_code, r.text)

@@ -32,22 +32,35 @@ from .conftest import NAMESPACE, SINGLEUSER
 
 REMOTE_NAMESPACE = remote_namespace(NAMESPACE)
 TARGET = {
-    "display_name": "Remote Kubernetes (interLink)", "backend": "interlink-kubernetes", "node": DEFAULT_NODE,
-    "offload": "session", "limits": {"cores": 2, "memory": "4G"},
+    "display_name": "Remote Kubernetes (interLink)",
+    "backend": "interlink-kubernetes",
+    "node": DEFAULT_NODE,
+    "offload": "session",
+    "limits": {"cores": 2, "memory": "4G"},
 }
 CONFIG = {
-    "hub": {"config": {
-        "JupyterHub": {"spawner_class": "offload"},
-        "OffloadSpawner": {
-            "namespace": NAMESPACE, "cmd": [SINGLEUSER], "args": ["--allow-root"],
-            "offload_targets": {"remote-k8s": TARGET},
-        },
-    }},
-    "singleuser": {"profileList": [{
-        "display_name": "Analysis", "slug": "analysis",
-        "cores": {"choices": [1], "default": 1}, "memory": {"choices": ["1G"], "default": "1G"},
-        "targets": ["remote-k8s"],
-    }]},
+    "hub": {
+        "config": {
+            "JupyterHub": {"spawner_class": "offload"},
+            "OffloadSpawner": {
+                "namespace": NAMESPACE,
+                "cmd": [SINGLEUSER],
+                "args": ["--allow-root"],
+                "offload_targets": {"remote-k8s": TARGET},
+            },
+        }
+    },
+    "singleuser": {
+        "profileList": [
+            {
+                "display_name": "Analysis",
+                "slug": "analysis",
+                "cores": {"choices": [1], "default": 1},
+                "memory": {"choices": ["1G"], "default": "1G"},
+                "targets": ["remote-k8s"],
+            }
+        ]
+    },
 }
 
 
@@ -61,9 +74,26 @@ def render(tmp_path: Path) -> dict[str, Any]:
     auth_state = tmp_path / "auth_state.json"
     auth_state.write_text(json.dumps(AUTH_STATE))
     r = subprocess.run(
-        [sys.executable, "-m", "offload_spawner.hub.cli", "render", "-f", str(values), "--user", "erin",
-         "--auth-state", str(auth_state), "-o", "profile=analysis", "-o", "target=remote-k8s"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "offload_spawner.hub.cli",
+            "render",
+            "-f",
+            str(values),
+            "--user",
+            "erin",
+            "--auth-state",
+            str(auth_state),
+            "-o",
+            "profile=analysis",
+            "-o",
+            "target=remote-k8s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -93,24 +123,34 @@ async def until(what: str, check, timeout: float) -> Any:
 
 async def remote_objects(admin, kind: str, pod_uid: str) -> list[dict[str, Any]]:
     """Pods/Secrets/ConfigMaps the plugin made for the pod with ``pod_uid`` (its source-uid label)."""
-    calls = {"pods": admin.core.list_namespaced_pod, "secrets": admin.core.list_namespaced_secret,
-             "configmaps": admin.core.list_namespaced_config_map}
-    response = await calls[kind](REMOTE_NAMESPACE, label_selector=f"{SOURCE_POD_UID_LABEL}={pod_uid}",
-                                 _preload_content=False)
+    calls = {
+        "pods": admin.core.list_namespaced_pod,
+        "secrets": admin.core.list_namespaced_secret,
+        "configmaps": admin.core.list_namespaced_config_map,
+    }
+    response = await calls[kind](
+        REMOTE_NAMESPACE, label_selector=f"{SOURCE_POD_UID_LABEL}={pod_uid}", _preload_content=False
+    )
     if response.status == 404:
         return []
     return json.loads(await response.read())["items"]
 
 
 async def namespace_objects(admin, kind: str, namespace: str) -> list[str]:
-    calls = {"pods": admin.core.list_namespaced_pod, "secrets": admin.core.list_namespaced_secret,
-             "configmaps": admin.core.list_namespaced_config_map}
+    calls = {
+        "pods": admin.core.list_namespaced_pod,
+        "secrets": admin.core.list_namespaced_secret,
+        "configmaps": admin.core.list_namespaced_config_map,
+    }
     response = await calls[kind](namespace, _preload_content=False)
     if response.status == 404:
         return []
     # Every namespace gets the cluster's CA bundle from kube-controller-manager.
-    return [o["metadata"]["name"] for o in json.loads(await response.read())["items"]
-            if o["metadata"]["name"] != "kube-root-ca.crt"]
+    return [
+        o["metadata"]["name"]
+        for o in json.loads(await response.read())["items"]
+        if o["metadata"]["name"] != "kube-root-ca.crt"
+    ]
 
 
 async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_both(
@@ -121,7 +161,8 @@ async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_bo
     assert body["spec"]["nodeSelector"]["kubernetes.io/hostname"] == DEFAULT_NODE
     assert len(rendered["secrets"]) == 1, rendered["secrets"]
     assert [v["secret"]["secretName"] for v in body["spec"]["volumes"] if "secret" in v] == [
-        rendered["secrets"][0]["metadata"]["name"]]
+        rendered["secrets"][0]["metadata"]["name"]
+    ]
     name = body["metadata"]["name"]
     submitted_before = k8s_plugin_stack.pods_submitted()
 
@@ -142,31 +183,40 @@ async def test_a_notebook_pod_runs_in_the_second_namespace_and_delete_removes_bo
     assert remote["spec"]["nodeName"] == REMOTE_NODE
     assert remote["metadata"]["name"].startswith(name)
     # The plugin's ping and status calls bring the remote state back to the pod in the hub namespace.
-    source = await admin.wait_pod(name, lambda p: (p or {}).get("status", {}).get("phase") == "Running",
-                                  "Running on the virtual node", timeout=90)
+    source = await admin.wait_pod(
+        name, lambda p: (p or {}).get("status", {}).get("phase") == "Running", "Running on the virtual node", timeout=90
+    )
     assert source["spec"]["nodeName"] == DEFAULT_NODE
     assert k8s_plugin_stack.pods_submitted() == submitted_before + 1
     # interLink's virtual kubelet resolves env values from Secrets before it calls the plugin
     # (interLink pkg/virtualkubelet/execute.go, resolveEnvFromRefs), so the token reaches the
     # remote pod as a plain env value and the plugin makes no Secret for it (README, limitations).
-    token_env = {e["name"]: sorted(e) for e in remote["spec"]["containers"][0]["env"]
-                 if e["name"] in ("JUPYTERHUB_API_TOKEN", "ACCESS_TOKEN")}
+    token_env = {
+        e["name"]: sorted(e)
+        for e in remote["spec"]["containers"][0]["env"]
+        if e["name"] in ("JUPYTERHUB_API_TOKEN", "ACCESS_TOKEN")
+    }
     assert token_env == {"JUPYTERHUB_API_TOKEN": ["name", "value"], "ACCESS_TOKEN": ["name", "value"]}, (
-        "the tokens now reach the remote pod differently: update README's limitations")
+        "the tokens now reach the remote pod differently: update README's limitations"
+    )
     # The Secret *volume* (the access token file) goes along: the plugin re-creates that Secret
     # in the remote namespace under a name scoped to the pod's uid (_create_secrets, _scope_obj_name).
     remote_secrets = await remote_objects(admin, "secrets", uid)
     assert [s["metadata"]["name"] for s in remote_secrets] == [f"{secret['metadata']['name']}-{uid}"]
     assert sorted(remote_secrets[0]["data"]) == secret_keys(rendered["secrets"][0])
     assert [v["secret"]["secretName"] for v in remote["spec"]["volumes"] if "secret" in v] == [
-        remote_secrets[0]["metadata"]["name"]]
+        remote_secrets[0]["metadata"]["name"]
+    ]
 
     await hub_kube.delete_pod(name)
     await admin.wait_pod(name, lambda p: p is None, "deleted", timeout=90)
 
     async def all_gone() -> bool:
-        left = {f"{ns}/{kind}": await namespace_objects(admin, kind, ns)
-                for ns in (NAMESPACE, REMOTE_NAMESPACE) for kind in ("pods", "secrets", "configmaps")}
+        left = {
+            f"{ns}/{kind}": await namespace_objects(admin, kind, ns)
+            for ns in (NAMESPACE, REMOTE_NAMESPACE)
+            for kind in ("pods", "secrets", "configmaps")
+        }
         gone = not any(left.values())
         if not gone:
             all_gone.left = left  # type: ignore[attr-defined]

@@ -45,22 +45,33 @@ from .test_spawn_e2e import pod_history, reach_jupyterlab
 SLURM_FLAGS = {"partition": "boost_usr_prod", "account": "icsc_ai", "qos": "normal", "time_limit": "01:00:00"}
 TARGETS: dict[str, Any] = {
     "slurm": {
-        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-        "offload": "session", "slurm": SLURM_FLAGS, "start_timeout": 150,
+        "display_name": "Local SLURM (interLink)",
+        "backend": "slurm",
+        "node": DEFAULT_NODE,
+        "offload": "session",
+        "slurm": SLURM_FLAGS,
+        "start_timeout": 150,
         "limits": {"cores": 2, "memory": "4G"},
     },
     "bad-partition": {
-        "display_name": "Misconfigured SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-        "offload": "session", "slurm": {**SLURM_FLAGS, "partition": "no_such_partition"},
-        "start_timeout": 150, "limits": {"cores": 2, "memory": "4G"},
+        "display_name": "Misconfigured SLURM (interLink)",
+        "backend": "slurm",
+        "node": DEFAULT_NODE,
+        "offload": "session",
+        "slurm": {**SLURM_FLAGS, "partition": "no_such_partition"},
+        "start_timeout": 150,
+        "limits": {"cores": 2, "memory": "4G"},
     },
 }
-PROFILES = [{
-    "display_name": "Analysis", "slug": "analysis",
-    "cores": {"choices": [1, 2], "default": 1},
-    "memory": {"choices": ["1G"], "default": "1G"},
-    "targets": list(TARGETS),
-}]
+PROFILES = [
+    {
+        "display_name": "Analysis",
+        "slug": "analysis",
+        "cores": {"choices": [1, 2], "default": 1},
+        "memory": {"choices": ["1G"], "default": "1G"},
+        "targets": list(TARGETS),
+    }
+]
 SBATCH_REFUSAL = "sbatch: error: invalid partition specified: no_such_partition"
 
 
@@ -68,9 +79,9 @@ SBATCH_REFUSAL = "sbatch: error: invalid partition specified: no_such_partition"
 async def slurm_hub(spawn_hub, interlink_stack):
     (port,) = free_ports(1)
     return await spawn_hub(
-        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
-         "http_timeout": 120},
-        {"ai-infn": ["carol", "dave"]}, ("carol", "dave"),
+        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1", "http_timeout": 120},
+        {"ai-infn": ["carol", "dave"]},
+        ("carol", "dave"),
     )
 
 
@@ -115,6 +126,7 @@ async def test_a_session_runs_as_a_slurm_job_and_stop_cancels_it(slurm_hub, admi
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
     await _until("the SLURM job cancelled", lambda: not slurm.active_jobs(), 60)
     assert dict(slurm.jobs())[jid] in ("CANCELLED", "COMPLETED"), slurm.jobs()
+
     async def secret_gone() -> bool:
         return await admin.secret(secret_name) is None
 
@@ -141,11 +153,15 @@ async def test_a_session_that_does_not_fit_waits_in_kubernetes_scheduling(slurm_
     while another job holds every core the pod stays Pending (FailedScheduling) and the
     user is told why; once the job ends the session starts."""
     hub, slurm = slurm_hub, interlink_stack.slurm
-    blocker = slurm.run("sbatch", "--parsable", "-p", "boost_usr_prod", "-c", str(slurm.cpus),
-                        "--mem", "100", "--wrap", "sleep 600").stdout.strip()
+    blocker = slurm.run(
+        "sbatch", "--parsable", "-p", "boost_usr_prod", "-c", str(slurm.cpus), "--mem", "100", "--wrap", "sleep 600"
+    ).stdout.strip()
     try:
-        await _until("the blocking job running", lambda: slurm.run(
-            "squeue", "-h", "-j", blocker, "-o", "%T").stdout.strip() == "RUNNING", 60)
+        await _until(
+            "the blocking job running",
+            lambda: slurm.run("squeue", "-h", "-j", blocker, "-o", "%T").stdout.strip() == "RUNNING",
+            60,
+        )
         # The next ping (every 30 s) carries SLURM's free resources to the node.
         await _until("allocatable cpu 0 on the node", lambda: interlink_stack.allocatable_cpu() == "0", 90)
         spawn = asyncio.create_task(hub.api_spawn("dave", {"profile": "analysis", "target": "slurm"}))
@@ -178,15 +194,19 @@ def _first_progress_message(url: str, token: str, words: str) -> str | None:
         r.raise_for_status()
         for line in r.iter_lines(decode_unicode=True):
             if line and line.startswith("data:"):
-                message = json.loads(line[len("data:"):]).get("message", "")
+                message = json.loads(line[len("data:") :]).get("message", "")
                 if words in message:
                     return message
     return None
 
 
 DASK_TARGET = {
-    "display_name": "Local SLURM Dask (interLink)", "backend": "slurm", "node": DEFAULT_NODE, "offload": "dask",
-    "slurm": SLURM_FLAGS, "limits": {"cores": 2, "memory": "4G"},
+    "display_name": "Local SLURM Dask (interLink)",
+    "backend": "slurm",
+    "node": DEFAULT_NODE,
+    "offload": "dask",
+    "slurm": SLURM_FLAGS,
+    "limits": {"cores": 2, "memory": "4G"},
     "hub_api_url": "http://127.0.0.1:8081/hub/api",
     "dask": {"worker_cores": 1, "worker_memory": "1G", "scheduler_memory": "1G"},
 }
@@ -204,28 +224,54 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
     catalog = build_catalog(offload_targets={"slurm-dask": DASK_TARGET})
     target = catalog.offload_targets["slurm-dask"]
     result = dask_config(
-        target_slug="slurm-dask", target=target, ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0", namespace="jhub", pod_name="jupyter-dask-slurm",
-        user_name="dask-slurm", hub_api_url=target.hub_api_url,
+        target_slug="slurm-dask",
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        namespace="jhub",
+        pod_name="jupyter-dask-slurm",
+        user_name="dask-slurm",
+        hub_api_url=target.hub_api_url,
     )
     name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
     worker = operator_pods(spec, "jhub")["worker"]
     (port,) = free_ports(1)
     dask = str(Path(sys.executable).with_name("dask"))
     scheduler = await asyncio.create_subprocess_exec(
-        dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        dask,
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     secret = secret_name("jupyter-dask-slurm")
-    await admin.core.create_namespaced_secret("jhub", {
-        "metadata": {"name": secret}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
-    })
+    await admin.core.create_namespaced_secret(
+        "jhub",
+        {
+            "metadata": {"name": secret},
+            "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
+        },
+    )
     pod_name = f"{name}-worker"
     try:
         worker["metadata"]["name"] = pod_name
         container = worker["spec"]["containers"][0]
-        container["command"] = [dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
-                                "--no-dashboard", "--name", "slurm-worker", "--host", "127.0.0.1"]
+        container["command"] = [
+            dask,
+            "worker",
+            f"tcp://127.0.0.1:{port}",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--name",
+            "slurm-worker",
+            "--host",
+            "127.0.0.1",
+        ]
         container["args"] = []
         container.pop("readinessProbe", None)
         container.pop("livenessProbe", None)
@@ -256,8 +302,10 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
 def _job_output(stack, pod: dict[str, Any]) -> str:
     """What the SLURM plugin's job wrote (job.out and the container's run-*.out)."""
     folder = stack.data_root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
-    return "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-3000:]}"
-                     for f in sorted(folder.glob("*.out"))) or f"nothing in {folder}"
+    return (
+        "\n".join(f"== {f.name}:\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(folder.glob("*.out")))
+        or f"nothing in {folder}"
+    )
 
 
 def _worker_names(client) -> set[str]:
@@ -274,15 +322,27 @@ async def test_storage_binds_reach_the_slurm_job(spawn_hub, admin, interlink_sta
     (site / "carol").mkdir(parents=True)
     (site / "carol" / "results.txt").write_text("on the site\n")
     # Not /work: this checkout's own paths may start with it, and the stand-in rewrites by prefix.
-    storage = {"work": {"display_name": "$WORK", "mount_path": "/site-work",
-                        "targets": {"slurm": {"path": f"{site}/{{username}}"}}}}
+    storage = {
+        "work": {
+            "display_name": "$WORK",
+            "mount_path": "/site-work",
+            "targets": {"slurm": {"path": f"{site}/{{username}}"}},
+        }
+    }
     (port,) = free_ports(1)
     hub = await spawn_hub(
-        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
-         "http_timeout": 120, "storage": storage,
-         # The server's root at the volume's mount path (two words, as traitlets' command line takes them).
-         "args": ["--allow-root", "--ServerApp.root_dir", "/site-work"]},
-        {"ai-infn": ["carol"]}, ("carol",),
+        {
+            "offload_targets": TARGETS,
+            "profile_list": PROFILES,
+            "port": port,
+            "ip": "127.0.0.1",
+            "http_timeout": 120,
+            "storage": storage,
+            # The server's root at the volume's mount path (two words, as traitlets' command line takes them).
+            "args": ["--allow-root", "--ServerApp.root_dir", "/site-work"],
+        },
+        {"ai-infn": ["carol"]},
+        ("carol",),
     )
     r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
     assert r.status_code in (201, 202), r.text

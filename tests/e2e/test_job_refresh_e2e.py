@@ -45,21 +45,35 @@ async def refresh_hub(spawn_hub, interlink_stack, idp):
     (port,) = free_ports(1)
     targets = {
         "slurm": {
-            "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-            "offload": "session", "slurm": SLURM_FLAGS, "start_timeout": 150,
+            "display_name": "Local SLURM (interLink)",
+            "backend": "slurm",
+            "node": DEFAULT_NODE,
+            "offload": "session",
+            "slurm": SLURM_FLAGS,
+            "start_timeout": 150,
             "limits": {"cores": 2, "memory": "4G"},
             "tokens": {
                 "refresh_token": True,
                 # The hub's own (confidential) client: the refresh token was issued to it.
-                "refresh_in_job": {"client_id": idp.client_id, "client_secret": idp.client_secret,
-                                   "token_url": f"{idp.issuer}/token", "refresh_at": 0.5},
+                "refresh_in_job": {
+                    "client_id": idp.client_id,
+                    "client_secret": idp.client_secret,
+                    "token_url": f"{idp.issuer}/token",
+                    "refresh_at": 0.5,
+                },
             },
         },
     }
     hub = await spawn_hub(
-        {"offload_targets": targets, "profile_list": [{**PROFILES[0], "targets": ["slurm"]}], "port": port,
-         "ip": "127.0.0.1", "http_timeout": 120},
-        {"ai-infn": ["carol"]}, ("carol",),
+        {
+            "offload_targets": targets,
+            "profile_list": [{**PROFILES[0], "targets": ["slurm"]}],
+            "port": port,
+            "ip": "127.0.0.1",
+            "http_timeout": 120,
+        },
+        {"ai-infn": ["carol"]},
+        ("carol",),
     )
     hub.app.authenticator.enable_auth_state = True
     yield hub
@@ -71,8 +85,9 @@ async def test_the_jobs_token_file_is_renewed_while_the_secret_is_not(refresh_hu
     tokens = idp.login_tokens("carol", "pw")
     delivered = tokens["access_token"]
     user = hub.app.users["carol"]
-    await user.save_auth_state({"access_token": delivered, "refresh_token": tokens["refresh_token"],
-                                "id_token": "x", "scope": []})
+    await user.save_auth_state(
+        {"access_token": delivered, "refresh_token": tokens["refresh_token"], "id_token": "x", "scope": []}
+    )
     r = await hub.api_spawn("carol", {"profile": "analysis", "target": "slurm"})
     assert r.status_code in (201, 202), r.text
     try:
@@ -80,7 +95,8 @@ async def test_the_jobs_token_file_is_renewed_while_the_secret_is_not(refresh_hu
     except AssertionError:
         outputs = "\n".join(
             f"== {f}:\n{f.read_text(errors='replace')[-3000:]}"
-            for folder in interlink_stack.job_dirs() for f in sorted(folder.glob("*.out"))
+            for folder in interlink_stack.job_dirs()
+            for f in sorted(folder.glob("*.out"))
         )
         raise AssertionError(f"the server did not start; the jobs wrote:\n{outputs}") from None
     pod = await admin.pod(hub.pod_name("carol"))

@@ -41,7 +41,8 @@ from .test_spawn_e2e import pod_history, reach_jupyterlab
 HOLD_REASON = "The job attribute PeriodicHold expression evaluated to TRUE"
 BLOCK_METADATA = {
     # Zero-to-JupyterHub's privileged init container (singleuser.cloudMetadata.blockWithIptables)
-    "name": "block-cloud-metadata", "image": "quay.io/jupyterhub/k8s-network-tools:4.0.0",
+    "name": "block-cloud-metadata",
+    "image": "quay.io/jupyterhub/k8s-network-tools:4.0.0",
     "command": ["iptables", "-A", "OUTPUT", "-d", "169.254.169.254", "-j", "DROP"],
     "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
 }
@@ -49,12 +50,20 @@ PARTITION = "boost_usr_prod"
 TARGETS: dict[str, Any] = {
     # The real interLink stack's node (the session-wide ``interlink_stack`` fixture).
     "slurm": {
-        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-        "offload": "session", "start_timeout": 150, "slurm": {"partition": PARTITION},
+        "display_name": "Local SLURM (interLink)",
+        "backend": "slurm",
+        "node": DEFAULT_NODE,
+        "offload": "session",
+        "start_timeout": 150,
+        "slurm": {"partition": PARTITION},
     },
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "start_timeout": 3, "pod_shape": {"run_as_user": 1234},
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "start_timeout": 3,
+        "pod_shape": {"run_as_user": 1234},
         "annotations": {HOLD_ANNOTATION: HOLD_REASON},
     },
 }
@@ -66,9 +75,16 @@ async def start_hub(spawn_hub):
     # the server listens there, on a free port of its own.
     (port,) = free_ports(1)
     return await spawn_hub(
-        {"offload_targets": TARGETS, "profile_list": PROFILES, "init_containers": [BLOCK_METADATA],
-         "port": port, "ip": "127.0.0.1", "http_timeout": 120},
-        {"users": ["carol"]}, ("carol",),
+        {
+            "offload_targets": TARGETS,
+            "profile_list": PROFILES,
+            "init_containers": [BLOCK_METADATA],
+            "port": port,
+            "ip": "127.0.0.1",
+            "http_timeout": 120,
+        },
+        {"users": ["carol"]},
+        ("carol",),
     )
 
 
@@ -78,7 +94,7 @@ def _read_progress(url: str, token: str) -> list[dict[str, Any]]:
         r.raise_for_status()
         for line in r.iter_lines(decode_unicode=True):
             if line and line.startswith("data:"):
-                events.append(json.loads(line[len("data:"):]))
+                events.append(json.loads(line[len("data:") :]))
     return events
 
 
@@ -98,13 +114,14 @@ async def spawn_with_progress(hub, user: str, options: dict[str, Any]) -> tuple[
 
 async def _queue_messages(url: str, token: str, until: str) -> list[str]:
     """Progress messages, read as the spawn page reads them, up to the first holding ``until``."""
+
     def read() -> list[str]:
         seen = []
         with requests.get(url, headers={"Authorization": f"token {token}"}, stream=True, timeout=150) as r:
             r.raise_for_status()
             for line in r.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
-                    seen.append(json.loads(line[len("data:"):]).get("message", ""))
+                    seen.append(json.loads(line[len("data:") :]).get("message", ""))
                     if until in seen[-1]:
                         break
         return seen

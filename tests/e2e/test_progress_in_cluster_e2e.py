@@ -22,7 +22,8 @@ async def test_in_cluster_progress_speaks_a_users_words(spawn_hub):
     assert events[-1].get("ready") is True, events
     messages = [e.get("message", "") for e in events]
     assert not [m for m in messages if RAW_EVENT.search(m)], messages
-    assert any(m.startswith(("Preparing your server", "Starting your server", "Your server is running"))
-               for m in messages), messages
+    assert any(
+        m.startswith(("Preparing your server", "Starting your server", "Your server is running")) for m in messages
+    ), messages
     await hub.stop("bob")
     await hub.wait_stopped("bob")

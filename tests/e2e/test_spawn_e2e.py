@@ -35,33 +35,51 @@ FAIL_MESSAGE = "sbatch: error: Batch job submission failed: Invalid partition na
 TARGETS: dict[str, Any] = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "naples": {
-        "display_name": "INFN Naples (HTCondor)", "backend": "htcondor", "node": "vk-naples",
-        "offload": "dask", "allowed_groups": ["highrate"], "limits": {"cores": 96, "memory": "180G"},
+        "display_name": "INFN Naples (HTCondor)",
+        "backend": "htcondor",
+        "node": "vk-naples",
+        "offload": "dask",
+        "allowed_groups": ["highrate"],
+        "limits": {"cores": 96, "memory": "180G"},
     },
     "leonardo": {
-        "display_name": "CINECA Leonardo (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "allowed_groups": ["ai-infn"],
+        "display_name": "CINECA Leonardo (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "allowed_groups": ["ai-infn"],
         "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
         "limits": {"cores": 32, "memory": "480G", "accelerators": {"nvidia.com/gpu": 4}},
         # The test bed holds the job 1 s in the "remote queue", as SLURM would.
         "annotations": {QUEUE_ANNOTATION: "1"},
     },
     "fpga": {
-        "display_name": "FPGA box (Docker)", "backend": "docker", "node": "vk-docker",
-        "offload": "session", "allowed_groups": ["fpga"],
+        "display_name": "FPGA box (Docker)",
+        "backend": "docker",
+        "node": "vk-docker",
+        "offload": "session",
+        "allowed_groups": ["fpga"],
         "limits": {"cores": 16, "memory": "64G", "accelerators": {"xilinx.com/fpga": 2}},
     },
     # The real interLink stack (virtual kubelet, API server, SLURM plugin) and a real SLURM:
     # node vk-slurm, which the session-wide ``interlink_stack`` fixture registers.
     "slurm": {
-        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-        "offload": "session", "allowed_groups": ["ai-infn"], "start_timeout": 150,
+        "display_name": "Local SLURM (interLink)",
+        "backend": "slurm",
+        "node": DEFAULT_NODE,
+        "offload": "session",
+        "allowed_groups": ["ai-infn"],
+        "start_timeout": 150,
         "slurm": {"partition": "boost_usr_prod", "account": "icsc_ai", "time_limit": "04:00:00"},
         "limits": {"cores": 2, "memory": "4G", "accelerators": {"nvidia.com/gpu": 2}},
     },
     "broken": {
-        "display_name": "Broken site (SLURM)", "backend": "slurm", "node": "vk-leonardo",
-        "offload": "session", "allowed_groups": ["ai-infn"], "start_timeout": 8,
+        "display_name": "Broken site (SLURM)",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "offload": "session",
+        "allowed_groups": ["ai-infn"],
+        "start_timeout": 8,
         "annotations": {FAIL_ANNOTATION: FAIL_MESSAGE},
     },
 }
@@ -73,8 +91,11 @@ PROFILES: list[dict[str, Any]] = [
             "image": {
                 "display_name": "Image",
                 "choices": {
-                    "base": {"display_name": "Base", "default": True,
-                             "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"}},
+                    "base": {
+                        "display_name": "Base",
+                        "default": True,
+                        "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:2025-01-01"},
+                    },
                 },
             },
         },
@@ -102,8 +123,11 @@ async def slurm_hub(spawn_hub, interlink_stack):
     reports pod IP 127.0.0.1 (the SLURM job runs on this machine), so the server listens
     there, on a free port of its own."""
     (port,) = free_ports(1)
-    return await spawn_hub({"offload_targets": TARGETS, "profile_list": PROFILES, "port": port,
-                            "ip": "127.0.0.1", "http_timeout": 120}, GROUPS, USERS)
+    return await spawn_hub(
+        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1", "http_timeout": 120},
+        GROUPS,
+        USERS,
+    )
 
 
 def form(target: str, **extra: str) -> dict[str, str]:
@@ -139,7 +163,10 @@ async def watch_pod(kube, name: str, on_object: Callable[[dict[str, Any]], None]
 
     async def record() -> None:
         response = await kube.core.list_namespaced_pod(
-            "jhub", field_selector=f"metadata.name={name}", watch=True, timeout_seconds=timeout,
+            "jhub",
+            field_selector=f"metadata.name={name}",
+            watch=True,
+            timeout_seconds=timeout,
             _preload_content=False,
         )
         started.set()
@@ -227,9 +254,7 @@ async def _check_dask_config_reached_the_server(pod: dict[str, Any], files: dict
     import dask.config
 
     pid = int(pod["metadata"]["annotations"]["testbed.offload-spawner.io/pid"])
-    environ = dict(
-        item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
-    )
+    environ = dict(item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
     root = environ["DASK_ROOT_CONFIG"]
     assert root != DASK_CONFIG_DIR and Path(root).is_dir(), root
     config = dask.config.collect(paths=[root], env={})
@@ -246,8 +271,9 @@ async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collect
     hub = slurm_hub
     pod_name = hub.pod_name("carol")
     async with pod_history(admin, pod_name) as history:
-        r = await hub.post_form("carol", form("slurm", cores="1", memory="1G",
-                                              accelerator="nvidia.com/gpu:a100", accelerator_count="1"))
+        r = await hub.post_form(
+            "carol", form("slurm", cores="1", memory="1G", accelerator="nvidia.com/gpu:a100", accelerator_count="1")
+        )
         assert r.status_code == 302, r.text
         await hub.wait_ready("carol", timeout=150)
 
@@ -273,11 +299,19 @@ async def test_slurm_session_lands_on_its_virtual_node_and_its_secret_is_collect
 
     # A per-server Secret owned by the pod (as the hub identity creates it) ...
     secret = {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {
             "name": f"{pod_name}-tokens",
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod_name,
-                                 "uid": pod["metadata"]["uid"], "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": pod_name,
+                    "uid": pod["metadata"]["uid"],
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "stringData": {"ACCESS_TOKEN": "not-a-real-token"},
     }
@@ -316,8 +350,12 @@ async def test_session_pod_waits_for_its_own_virtual_node(hub, admin, cluster):
     virtual nodes have room and it tolerates their taint; it runs once
     vk-leonardo is schedulable again."""
     api = cluster.control_plane.admin()
-    api.call("PATCH", "/api/v1/nodes/vk-leonardo", {"spec": {"unschedulable": True}},
-             content_type="application/merge-patch+json")
+    api.call(
+        "PATCH",
+        "/api/v1/nodes/vk-leonardo",
+        {"spec": {"unschedulable": True}},
+        content_type="application/merge-patch+json",
+    )
     try:
         r = await hub.api_spawn("carol", {"profile": "analysis", "target": "leonardo"})
         assert r.status_code in (201, 202), r.text
@@ -333,8 +371,12 @@ async def test_session_pod_waits_for_its_own_virtual_node(hub, admin, cluster):
         pod = await admin.pod(pod_name)
         assert not pod["spec"].get("nodeName"), pod["spec"]["nodeName"]
     finally:
-        api.call("PATCH", "/api/v1/nodes/vk-leonardo", {"spec": {"unschedulable": False}},
-                 content_type="application/merge-patch+json")
+        api.call(
+            "PATCH",
+            "/api/v1/nodes/vk-leonardo",
+            {"spec": {"unschedulable": False}},
+            content_type="application/merge-patch+json",
+        )
 
     await hub.wait_ready("carol", timeout=60)
     pod = await admin.pod(pod_name)
@@ -379,12 +421,16 @@ async def test_a_failing_remote_submission_fails_the_spawn(hub, admin):
 
 def plain_pod(name: str, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "e2e-plain"}},
         "spec": {
-            "containers": [{"name": "main", "image": "busybox",
-                            "command": ["python3", "-c", "import time; time.sleep(600)"]}],
-            "restartPolicy": "Never", "automountServiceAccountToken": False, **spec,
+            "containers": [
+                {"name": "main", "image": "busybox", "command": ["python3", "-c", "import time; time.sleep(600)"]}
+            ],
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            **spec,
         },
     }
 
@@ -396,8 +442,11 @@ async def test_pods_without_the_interlink_toleration_never_land_on_a_virtual_nod
     # Pinned to a virtual node without the toleration: never scheduled.
     await hub_kube.create_pod(plain_pod("pinned", nodeSelector={"kubernetes.io/hostname": "vk-naples"}))
     # The same pin with the toleration runs there (so only the taint kept it off).
-    await hub_kube.create_pod(plain_pod("tolerating", nodeSelector={"kubernetes.io/hostname": "vk-naples"},
-                                        tolerations=[INTERLINK_TOLERATION]))
+    await hub_kube.create_pod(
+        plain_pod(
+            "tolerating", nodeSelector={"kubernetes.io/hostname": "vk-naples"}, tolerations=[INTERLINK_TOLERATION]
+        )
+    )
 
     running = lambda p: (p or {}).get("status", {}).get("phase") == "Running"  # noqa: E731
     for i in range(3):
@@ -414,8 +463,11 @@ async def test_pods_without_the_interlink_toleration_never_land_on_a_virtual_nod
     message = {c["type"]: c for c in pod["status"]["conditions"]}["PodScheduled"]["message"]
     # node-local fails the selector, every virtual node the taint (three of the test bed's,
     # and vk-slurm once a test of this session has started the real interLink stack)
-    tainted = [n for n in (await admin.core.list_node()).items
-               if any(t.key == INTERLINK_TOLERATION["key"] for t in n.spec.taints or [])]
+    tainted = [
+        n
+        for n in (await admin.core.list_node()).items
+        if any(t.key == INTERLINK_TOLERATION["key"] for t in n.spec.taints or [])
+    ]
     assert f"{len(tainted)} node(s) had untolerated taint" in message, message
     assert not pod["spec"].get("nodeName")
     assert pod["status"]["phase"] == "Pending"

@@ -27,21 +27,28 @@ STORAGE_CLASS = "testbed-home"
 TARGETS = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "leonardo": {
-        "display_name": "CINECA Leonardo", "backend": "slurm", "node": "vk-leonardo",
-        "slurm": {"partition": "boost_usr_prod"}, "network": "mesh",
+        "display_name": "CINECA Leonardo",
+        "backend": "slurm",
+        "node": "vk-leonardo",
+        "slurm": {"partition": "boost_usr_prod"},
+        "network": "mesh",
     },
 }
 STORAGE = {
     "home": {
-        "display_name": "home", "mount_path": "/home/jovyan",
+        "display_name": "home",
+        "mount_path": "/home/jovyan",
         "cluster": {"kind": "pvc", "size": "1G", "storage_class": STORAGE_CLASS},
     },
     "cms-data": {
-        "display_name": "CMS group area", "mount_path": "/data/cms", "allowed_groups": ["cms"],
+        "display_name": "CMS group area",
+        "mount_path": "/data/cms",
+        "allowed_groups": ["cms"],
         "cluster": {"kind": "nfs", "server": "nfs.example.org", "path": "/export/cms"},
     },
     "work": {
-        "display_name": "$WORK", "mount_path": "/work",
+        "display_name": "$WORK",
+        "mount_path": "/work",
         "targets": {"leonardo": {"path": "/leonardo_work/{username}"}},
     },
 }
@@ -51,11 +58,14 @@ GROUPS = {"cms": ["bob"], "ai-infn": ["hana"]}
 
 def _pv(name: str, claim: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
         "metadata": {"name": name},
         "spec": {
-            "capacity": {"storage": "2Gi"}, "accessModes": ["ReadWriteOnce"],
-            "storageClassName": STORAGE_CLASS, "persistentVolumeReclaimPolicy": "Retain",
+            "capacity": {"storage": "2Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": STORAGE_CLASS,
+            "persistentVolumeReclaimPolicy": "Retain",
             "hostPath": {"path": f"/tmp/offload-testbed-{name}"},
             "claimRef": {"namespace": NAMESPACE, "name": claim},
         },
@@ -83,7 +93,9 @@ def volumes(cluster):
 @pytest.fixture
 async def hub(spawn_hub):
     config = {
-        "offload_targets": TARGETS, "profile_list": PROFILES, "storage": STORAGE,
+        "offload_targets": TARGETS,
+        "profile_list": PROFILES,
+        "storage": STORAGE,
         # The server's root is its home, so the contents API writes into the claim.
         "working_dir": "/home/jovyan",
     }
@@ -98,7 +110,9 @@ async def _contents(hub, user: str, path: str, method: str = "GET", body: dict |
     token = await hub.token(user)
     url = public_url(hub.app, hub.app.users[user]) + f"api/contents/{path}"
     return await async_requests.request(
-        method, url, headers={"Authorization": f"token {token}"},
+        method,
+        url,
+        headers={"Authorization": f"token {token}"},
         data=json.dumps(body) if body is not None else None,
     )
 
@@ -137,7 +151,9 @@ async def test_home_claim_is_created_once_kept_and_holds_files_across_sessions(h
     assert volumes_by_name["offload-storage-cms-data"]["nfs"] == {"server": "nfs.example.org", "path": "/export/cms"}
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["OFFLOAD_STORAGE"].splitlines() == [
-        "home (your 1G volume) at /home/jovyan", "CMS group area at /data/cms", "no $WORK here",
+        "home (your 1G volume) at /home/jovyan",
+        "CMS group area at /data/cms",
+        "no $WORK here",
     ]
 
     r = await _contents(hub, "bob", "notes.txt", "PUT", {"type": "file", "format": "text", "content": "kept"})

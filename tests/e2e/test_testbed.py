@@ -112,10 +112,14 @@ sys.exit(int(os.environ.get("EXIT_CODE", "0")))
 
 
 async def test_env_secrets_and_secret_files_are_resolved_like_interlink(admin, hub_kube, cluster):
-    await hub_kube.core.create_namespaced_secret("jhub", {
-        "metadata": {"name": "resolver-tokens"}, "stringData": {"access_token": "tok-123"}})
-    cluster.control_plane.admin().call("POST", "/api/v1/namespaces/jhub/configmaps", {
-        "metadata": {"name": "resolver-site"}, "data": {"site": "naples"}})
+    await hub_kube.core.create_namespaced_secret(
+        "jhub", {"metadata": {"name": "resolver-tokens"}, "stringData": {"access_token": "tok-123"}}
+    )
+    cluster.control_plane.admin().call(
+        "POST",
+        "/api/v1/namespaces/jhub/configmaps",
+        {"metadata": {"name": "resolver-site"}, "data": {"site": "naples"}},
+    )
     try:
         env = [
             {"name": "ACCESS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "resolver-tokens", "key": "access_token"}}},
@@ -126,10 +130,19 @@ async def test_env_secrets_and_secret_files_are_resolved_like_interlink(admin, h
             {"name": "MY_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
             {"name": "BEARER_TOKEN_FILE", "value": "/etc/offload/tokens/bearer"},
         ]
-        volume = {"name": "tokens", "secret": {"secretName": "resolver-tokens", "defaultMode": 0o400,
-                                               "items": [{"key": "access_token", "path": "bearer"}]}}
-        container = {"args": ["-c", CHECK_SCRIPT, "$(SITE)", "/etc/offload/tokens/bearer"], "env": env,
-                     "volumeMounts": [{"name": "tokens", "mountPath": "/etc/offload/tokens", "readOnly": True}]}
+        volume = {
+            "name": "tokens",
+            "secret": {
+                "secretName": "resolver-tokens",
+                "defaultMode": 0o400,
+                "items": [{"key": "access_token", "path": "bearer"}],
+            },
+        }
+        container = {
+            "args": ["-c", CHECK_SCRIPT, "$(SITE)", "/etc/offload/tokens/bearer"],
+            "env": env,
+            "volumeMounts": [{"name": "tokens", "mountPath": "/etc/offload/tokens", "readOnly": True}],
+        }
         await hub_kube.create_pod(pod("resolver", [sys.executable], container=container, spec={"volumes": [volume]}))
         done = await admin.wait_pod("resolver", phase_is("Succeeded", "Failed"), "finished", timeout=30)
         terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -155,12 +168,19 @@ async def test_env_secrets_and_secret_files_are_resolved_like_interlink(admin, h
 
 
 async def test_provider_failures_are_reported_as_interlink_does(admin, hub_kube):
-    await hub_kube.create_pod(pod("refused", [sys.executable, "-c", "pass"],
-                                  annotations={FAIL_ANNOTATION: "condor_submit: no such pool"}))
+    await hub_kube.create_pod(
+        pod("refused", [sys.executable, "-c", "pass"], annotations={FAIL_ANNOTATION: "condor_submit: no such pool"})
+    )
     await hub_kube.create_pod(pod("no-binary", ["/nonexistent/jupyterhub-singleuser"], node="vk-leonardo"))
     await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "keyless"}, "stringData": {"a": "b"}})
-    await hub_kube.create_pod(pod("no-key", [sys.executable, "-c", "pass"], node="vk-docker", container={
-        "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "keyless", "key": "t"}}}]}))
+    await hub_kube.create_pod(
+        pod(
+            "no-key",
+            [sys.executable, "-c", "pass"],
+            node="vk-docker",
+            container={"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "keyless", "key": "t"}}}]},
+        )
+    )
     expected = {
         "refused": "condor_submit: no such pool",
         "no-binary": "cannot start '/nonexistent/jupyterhub-singleuser'",
@@ -196,12 +216,23 @@ async def test_a_pod_waits_for_its_secret_and_a_rotation_reaches_only_node_local
     node: interLink sends a pod's Secrets to the plugin once, at create
     (RemoteExecution/remoteExecutionHandleVolumes in
     interLink/pkg/virtualkubelet/execute.go). Env keeps its first value on both."""
-    env = [{"name": "ACCESS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "late", "key": "access_token"}}},
-           {"name": "BEARER_TOKEN_FILE", "value": "/tokens/access_token"}]
-    volume = {"name": "tokens", "secret": {"secretName": "late", "defaultMode": 0o444,
-                                           "items": [{"key": "access_token", "path": "access_token"}]}}
-    container = {"args": ["-c", WATCH_SCRIPT], "env": env,
-                 "volumeMounts": [{"name": "tokens", "mountPath": "/tokens", "readOnly": True}]}
+    env = [
+        {"name": "ACCESS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "late", "key": "access_token"}}},
+        {"name": "BEARER_TOKEN_FILE", "value": "/tokens/access_token"},
+    ]
+    volume = {
+        "name": "tokens",
+        "secret": {
+            "secretName": "late",
+            "defaultMode": 0o444,
+            "items": [{"key": "access_token", "path": "access_token"}],
+        },
+    }
+    container = {
+        "args": ["-c", WATCH_SCRIPT],
+        "env": env,
+        "volumeMounts": [{"name": "tokens", "mountPath": "/tokens", "readOnly": True}],
+    }
     pods = {"late": "vk-naples", "late-local": "node-local"}
     for name, node in pods.items():
         body = pod(name, [sys.executable], node=node, container=container, spec={"volumes": [volume]})
@@ -220,8 +251,9 @@ async def test_a_pod_waits_for_its_secret_and_a_rotation_reaches_only_node_local
         assert "secret jhub/late not found" in message, message
 
     try:
-        await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "late"},
-                                                              "stringData": {"access_token": "first"}})
+        await hub_kube.core.create_namespaced_secret(
+            "jhub", {"metadata": {"name": "late"}, "stringData": {"access_token": "first"}}
+        )
         seen: dict[str, Path] = {}
         for name in pods:
             running = await admin.wait_pod(name, phase_is("Running"), "Running", timeout=30)
@@ -237,8 +269,9 @@ async def test_a_pod_waits_for_its_secret_and_a_rotation_reaches_only_node_local
         for name in pods:
             assert await lines(name) == ["first first"], name
         await hub_kube.core.delete_namespaced_secret("late", "jhub")
-        await hub_kube.core.create_namespaced_secret("jhub", {"metadata": {"name": "late"},
-                                                              "stringData": {"access_token": "second"}})
+        await hub_kube.core.create_namespaced_secret(
+            "jhub", {"metadata": {"name": "late"}, "stringData": {"access_token": "second"}}
+        )
         for _ in range(100):  # node-local: re-synced every SECRET_RESYNC_SECONDS
             if await lines("late-local") == ["first first", "first second"]:
                 break
@@ -303,8 +336,9 @@ async def test_pods_get_their_own_ip_and_deleting_kills_the_process(admin, hub_k
 
 
 async def test_a_queued_pod_waits_and_can_be_deleted_before_it_runs(admin, hub_kube):
-    await hub_kube.create_pod(pod("queued", SERVE, node="vk-leonardo", container={"env": POD_IP_ENV},
-                                  annotations={QUEUE_ANNOTATION: "60"}))
+    await hub_kube.create_pod(
+        pod("queued", SERVE, node="vk-leonardo", container={"env": POD_IP_ENV}, annotations={QUEUE_ANNOTATION: "60"})
+    )
 
     def queued(p: dict[str, Any] | None) -> bool:
         statuses = (p or {}).get("status", {}).get("containerStatuses") or []

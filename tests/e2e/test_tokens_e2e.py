@@ -49,14 +49,19 @@ PROBE = 'env > "$HOME/probe-env"; ln -sf "$BEARER_TOKEN_FILE" "$HOME/probe-beare
 TARGETS: dict[str, Any] = {
     "cluster": {"display_name": "This cluster", "backend": "kubernetes"},
     "slurm": {
-        "display_name": "Local SLURM (interLink)", "backend": "slurm", "node": DEFAULT_NODE,
-        "offload": "session", "slurm": {"partition": "boost_usr_prod"}, "start_timeout": 150,
+        "display_name": "Local SLURM (interLink)",
+        "backend": "slurm",
+        "node": DEFAULT_NODE,
+        "offload": "session",
+        "slurm": {"partition": "boost_usr_prod"},
+        "start_timeout": 150,
     },
 }
 PROFILES = [
     {"display_name": "Analysis", "slug": "analysis"},
     {
-        "display_name": "Broken env", "slug": "broken",
+        "display_name": "Broken env",
+        "slug": "broken",
         # An env var name the API server refuses: the pod create fails with HTTP 422.
         "kubespawner_override": {"environment": {"BAD=NAME": "x", "ADMIN_SECRET": "admin-secret-do-not-log"}},
     },
@@ -64,8 +69,15 @@ PROFILES = [
 
 
 def access_token(n: int) -> str:
-    return jwt({"sub": "7f0c-carol", "iss": "https://iam.example.org/", "exp": int(time.time()) + 3600,
-                "jti": f"access-{n}-{os.urandom(8).hex()}", "wlcg.groups": ["/ai-infn"]})
+    return jwt(
+        {
+            "sub": "7f0c-carol",
+            "iss": "https://iam.example.org/",
+            "exp": int(time.time()) + 3600,
+            "jti": f"access-{n}-{os.urandom(8).hex()}",
+            "wlcg.groups": ["/ai-infn"],
+        }
+    )
 
 
 REFRESH = jwt({"jti": f"refresh-{os.urandom(8).hex()}"})
@@ -76,10 +88,15 @@ async def hub(spawn_hub):
     keeper = CryptKeeper.instance()  # auth_state needs an encryption key (JUPYTERHUB_CRYPT_KEY)
     before = keeper.keys
     keeper.keys = [os.urandom(32)]
-    hub = await spawn_hub({
-        "offload_targets": TARGETS, "profile_list": PROFILES,
-        "cmd": ["/bin/sh", "-c", PROBE, "probe", SINGLEUSER],
-    }, {}, ("carol",))
+    hub = await spawn_hub(
+        {
+            "offload_targets": TARGETS,
+            "profile_list": PROFILES,
+            "cmd": ["/bin/sh", "-c", PROBE, "probe", SINGLEUSER],
+        },
+        {},
+        ("carol",),
+    )
     hub.app.authenticator.enable_auth_state = True
     yield hub
     keeper.keys = before
@@ -95,10 +112,18 @@ async def slurm_hub(spawn_hub, interlink_stack):
     before = keeper.keys
     keeper.keys = [os.urandom(32)]
     (port,) = free_ports(1)
-    hub = await spawn_hub({
-        "offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1",
-        "http_timeout": 120, "cmd": ["/bin/sh", "-c", 'cd "$HOME"; ' + PROBE, "probe", SINGLEUSER],
-    }, {}, ("carol",))
+    hub = await spawn_hub(
+        {
+            "offload_targets": TARGETS,
+            "profile_list": PROFILES,
+            "port": port,
+            "ip": "127.0.0.1",
+            "http_timeout": 120,
+            "cmd": ["/bin/sh", "-c", 'cd "$HOME"; ' + PROBE, "probe", SINGLEUSER],
+        },
+        {},
+        ("carol",),
+    )
     hub.app.authenticator.enable_auth_state = True
     yield hub
     keeper.keys = before
@@ -135,9 +160,16 @@ async def test_tokens_reach_the_server_only_through_its_secret_and_rotate(hub, a
         assert "value" not in env["JUPYTERHUB_API_TOKEN"]
 
         secret = await admin.secret(f"{spawner.pod_name}-offload")
-        assert secret["metadata"]["ownerReferences"] == [{
-            "apiVersion": "v1", "kind": "Pod", "name": spawner.pod_name, "uid": pod["metadata"]["uid"],
-            "controller": False, "blockOwnerDeletion": True}]
+        assert secret["metadata"]["ownerReferences"] == [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": spawner.pod_name,
+                "uid": pod["metadata"]["uid"],
+                "controller": False,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert base64.b64decode(secret["data"]["access_token"]).decode() == first
 
         # What the running server sees.
@@ -191,8 +223,9 @@ async def test_a_failed_pod_create_logs_and_shows_no_secret(hub, admin):
     await user.save_auth_state({"access_token": token, "refresh_token": REFRESH})
     with all_logs_at_debug() as logs:
         r = await hub.api_spawn("carol", {"profile": "broken"})
-        pending = await async_requests.get(public_url(hub.app) + "hub/spawn-pending/carol",
-                                           cookies=hub.cookies["carol"])
+        pending = await async_requests.get(
+            public_url(hub.app) + "hub/spawn-pending/carol", cookies=hub.cookies["carol"]
+        )
         await hub.wait_spawn_failed("carol", timeout=30)
     marker = "admin-secret-do-not-log"
     assert r.status_code >= 400 or r.status_code == 202, r.text
