@@ -7,22 +7,19 @@ Read from the source with ``ast`` (nothing is imported):
 * no module imports one of the package's modules inside a function or a class
   (the way to hide an import cycle), except where ``FUNCTION_LEVEL_ALLOWED``
   says why an import stays lazy;
-* the backend modules import nothing of the hub edge (they are pure: settings
-  model and adapter, plain data in and out).
+(that the pure parts, the pipeline and the backends, import nothing of the hub
+edge is tests/test_layout.py's check).
 """
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "offload_spawner"
-SOURCE = ROOT / PACKAGE
+from package_imports import PACKAGE, ROOT, SOURCE, imports, modules, own
 
 #: (file, function) where a function-level import of the package is allowed, and why
 FUNCTION_LEVEL_ALLOWED = {
@@ -36,82 +33,13 @@ FUNCTION_LEVEL_ALLOWED = {
     ("offload_spawner/hub/cli.py", "offload_spawner_class"),
 }
 
-HUB_LIBRARIES = {"jupyterhub", "kubespawner", "tornado", "traitlets", "jinja2", "oauthenticator"}
-
-
-def modules(source: Path = SOURCE) -> dict[str, Path]:
-    """Dotted module name -> file, for every module of the package."""
-    found = {}
-    for path in sorted(source.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        parts = list(path.relative_to(source.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
-
-
-def _package_of(dotted: str, path: Path) -> str:
-    return dotted if path.name == "__init__.py" else dotted.rpartition(".")[0]
-
-
-def _imported(dotted: str, path: Path, node: ast.Import | ast.ImportFrom, known: dict[str, Path]) -> list[str]:
-    """The absolute names an import statement loads (the package's modules resolved)."""
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
-    if node.level:
-        base = _package_of(dotted, path).split(".")
-        base = base[: len(base) - (node.level - 1)]
-        module = ".".join(base + ([node.module] if node.module else []))
-    else:
-        module = node.module or ""
-    # `from package import module` loads the module too
-    return [module] + [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in known]
-
-
-def _own(name: str, known: dict[str, Path]) -> str | None:
-    """The package module a name refers to (the longest known prefix), if any."""
-    parts = name.split(".")
-    while parts:
-        candidate = ".".join(parts)
-        if candidate in known:
-            return candidate
-        parts.pop()
-    return None
-
-
-def imports(known: dict[str, Path], function_level: bool) -> list[tuple[str, str, ast.AST, str | None]]:
-    """(module, imported name, node, enclosing function) for each import of the package's files.
-
-    Module level includes ``if TYPE_CHECKING:`` blocks: a cycle there is one for
-    type checkers and for the lead's folder layout check alike."""
-    found = []
-    for dotted, path in known.items():
-        found.extend(
-            _imports_below(ast.parse(path.read_text(), filename=str(path)), None, dotted, path, known, function_level)
-        )
-    return found
-
-
-def _imports_below(node, scope, dotted, path, known, function_level) -> list:
-    found = []
-    for child in ast.iter_child_nodes(node):
-        inner = scope
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            inner = getattr(child, "name", "<lambda>")
-        if isinstance(child, ast.Import | ast.ImportFrom) and (inner is not None) == function_level:
-            found.extend((dotted, name, child, inner) for name in _imported(dotted, path, child, known))
-        found.extend(_imports_below(child, inner, dotted, path, known, function_level))
-    return found
-
 
 def function_level_imports(source: Path = SOURCE) -> list[str]:
     known = modules(source)
     return [
         f"{known[module].relative_to(source.parent).as_posix()}:{node.lineno} in {scope}() imports {name}"
         for module, name, node, scope in imports(known, function_level=True)
-        if _own(name, known) is not None
+        if own(name, known) is not None
         and (known[module].relative_to(source.parent).as_posix(), scope) not in FUNCTION_LEVEL_ALLOWED
     ]
 
@@ -121,7 +49,7 @@ def import_cycle(source: Path = SOURCE) -> list[str] | None:
     known = modules(source)
     graph: dict[str, set[str]] = {m: set() for m in known}
     for module, name, _, _ in imports(known, function_level=False):
-        target = _own(name, known)
+        target = own(name, known)
         if target is not None and target != module:
             graph[module].add(target)
             # importing a.b.c runs a/__init__ and a/b/__init__ first, unless the
@@ -162,16 +90,6 @@ def test_module_imports_form_no_cycle():
 def test_no_function_level_import_of_the_package():
     hidden = function_level_imports()
     assert not hidden, "import these at the top of the module; if that makes a cycle, break it:\n" + "\n".join(hidden)
-
-
-def test_the_backends_import_nothing_of_the_hub():
-    known = modules()
-    wrong = [
-        f"{module} (line {node.lineno}) imports {name}"
-        for module, name, node, _ in imports(known, False) + imports(known, True)
-        if module.startswith(f"{PACKAGE}.backends") and name.split(".")[0] in HUB_LIBRARIES
-    ]
-    assert not wrong, "\n".join(wrong)
 
 
 # --- the checks find what they look for -------------------------------------------------

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import ast
 import configparser
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "offload_spawner"
-SOURCE = ROOT / PACKAGE
+from package_imports import HUB_LIBRARIES, ROOT, SOURCE, imports, modules, own
 
 #: which other parts each part may import. A part is a subpackage of
 #: offload_spawner or a module at its root. A new part needs a line here.
@@ -55,20 +52,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 #: parts that must stay pure: plain data in and out, nothing of the hub edge
 PURE = {"pipeline", "backends"}
-HUB_LIBRARIES = {"jupyterhub", "kubespawner", "tornado", "traitlets", "jinja2", "oauthenticator"}
-
-
-def modules() -> dict[str, Path]:
-    """Dotted module name -> file, for every module of the package."""
-    found = {}
-    for path in sorted(SOURCE.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
 
 
 MODULES = modules()
@@ -79,59 +62,6 @@ def part_of(dotted: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def package_of(dotted: str, path: Path) -> str:
-    return dotted if path.name == "__init__.py" else dotted.rpartition(".")[0]
-
-
-def imported(dotted: str, path: Path, node: ast.Import | ast.ImportFrom) -> list[str]:
-    """The absolute names an import statement loads (modules of the package resolved)."""
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
-    if node.level:
-        base = package_of(dotted, path).split(".")
-        base = base[: len(base) - (node.level - 1)]
-        module = ".".join(base + ([node.module] if node.module else []))
-    else:
-        module = node.module or ""
-    names = [module]
-    # `from package import module` loads the module too
-    names += [f"{module}.{alias.name}" for alias in node.names if f"{module}.{alias.name}" in MODULES]
-    return names
-
-
-def own(name: str) -> str | None:
-    """The package module a name refers to (the longest known prefix), if any."""
-    parts = name.split(".")
-    while parts:
-        candidate = ".".join(parts)
-        if candidate in MODULES:
-            return candidate
-        parts.pop()
-    return None
-
-
-def imports(function_level: bool) -> list[tuple[str, str, ast.AST, str | None]]:
-    """(module, imported name, node, enclosing function) for each import of the package's files."""
-    found = []
-    for dotted, path in MODULES.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
-
-        found.extend(_imports_below(tree, None, dotted, path, function_level))
-    return found
-
-
-def _imports_below(node: ast.AST, scope: str | None, dotted: str, path: Path, function_level: bool) -> list:
-    found = []
-    for child in ast.iter_child_nodes(node):
-        inner = scope
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            inner = getattr(child, "name", "<lambda>")
-        if isinstance(child, ast.Import | ast.ImportFrom) and (inner is not None) == function_level:
-            found.extend((dotted, name, child, inner) for name in imported(dotted, path, child))
-        found.extend(_imports_below(child, inner, dotted, path, function_level))
-    return found
-
-
 def test_every_part_has_an_import_rule():
     parts = {part_of(m) for m in MODULES}
     assert parts - set(MAY_IMPORT) == set(), "add a MAY_IMPORT rule for these parts of the package"
@@ -139,8 +69,8 @@ def test_every_part_has_an_import_rule():
 
 def test_imports_point_the_declared_way():
     wrong = []
-    for module, name, node, _ in imports(function_level=False) + imports(function_level=True):
-        target = own(name)
+    for module, name, node, _ in imports(MODULES, False) + imports(MODULES, True):
+        target = own(name, MODULES)
         if target is None:
             continue
         source_part, target_part = part_of(module), part_of(target)
@@ -151,7 +81,7 @@ def test_imports_point_the_declared_way():
 
 def test_the_pure_parts_import_nothing_of_the_hub():
     wrong = []
-    for module, name, node, _ in imports(function_level=False) + imports(function_level=True):
+    for module, name, node, _ in imports(MODULES, False) + imports(MODULES, True):
         if part_of(module) in PURE and name.split(".")[0] in HUB_LIBRARIES:
             wrong.append(f"{module} (line {node.lineno}) imports {name}")
         if (

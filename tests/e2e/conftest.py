@@ -132,17 +132,7 @@ def htcondor_stack(cluster: LocalCluster) -> Iterator[HTCondorStack]:
     why = htcondor_plugin_missing() or interlink_sources_missing()
     if why:
         pytest.skip(why)
-    keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
-    stack = HTCondorStack(
-        cluster.control_plane, cluster.control_plane.workdir / "htcondor", keep=keep, echo=_echo
-    ).start()
-    try:
-        yield stack
-    finally:
-        try:
-            write_stack_report(cluster, stack, STACK_REPORT)
-        finally:
-            stack.stop()
+    yield from _run_module_stack(cluster, HTCondorStack, "htcondor")
 
 
 def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:
@@ -160,7 +150,9 @@ _RUN_COUNTS: dict[str, dict[str, int]] = {
 _COMPONENTS: dict[str, dict[str, str]] = {}
 
 
-def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorStack, path: Path) -> dict[str, Any]:
+def write_stack_report(
+    cluster: LocalCluster, stack: InterlinkStack | HTCondorStack | KubernetesPluginStack, path: Path
+) -> dict[str, Any]:
     """Each component that ran with its version or commit, and what went through each plugin."""
     admin = cluster.control_plane.admin()
     versions = stack.versions()
@@ -169,9 +161,17 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorSt
             "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
             "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
             "interlink-api-server": {"commit": versions["interlink_commit"]},
-            "singularity": {"stand_in": "testbed/singularity (runs the container's command on the host)"},
         }
     )
+    if isinstance(stack, KubernetesPluginStack):
+        _COMPONENTS["interlink-kubernetes-plugin"] = {
+            "commit": versions["kubernetes_plugin_commit"],
+            "plugin_sdk": versions["plugin_sdk_commit"],
+            "python": versions["plugin_python"],
+        }
+        _RUN_COUNTS["pods"]["kubernetes-plugin"] += stack.pods_submitted()
+    else:
+        _COMPONENTS["singularity"] = {"stand_in": "testbed/singularity (runs the container's command on the host)"}
     if isinstance(stack, HTCondorStack):
         _COMPONENTS["interlink-htcondor-plugin"] = {
             "commit": versions["htcondor_plugin_commit"],
@@ -185,7 +185,7 @@ def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorSt
         _RUN_COUNTS["pods"]["htcondor-plugin"] += stack.pods_submitted()
         for key, count in stack.job_counts().items():
             _RUN_COUNTS["htcondor_jobs"][key] += count
-    else:
+    elif isinstance(stack, InterlinkStack):
         _COMPONENTS["interlink-slurm-plugin"] = {
             "commit": versions["slurm_plugin_commit"],
             "interlink_module": versions["interlink_module_for_plugin"],
@@ -214,40 +214,23 @@ def k8s_plugin_stack(cluster: LocalCluster) -> Iterator[KubernetesPluginStack]:
     why = k8s_plugin_missing() or interlink_sources_missing()
     if why:
         pytest.skip(why)
+    yield from _run_module_stack(cluster, KubernetesPluginStack, "k8s-plugin")
+
+
+def _run_module_stack(
+    cluster: LocalCluster, kind: type[HTCondorStack] | type[KubernetesPluginStack], workdir: str
+) -> Iterator[Any]:
+    """Start one more plugin's chain on the test bed for a test module; add what went
+    through it to build/e2e-stack.json and stop it afterwards."""
     keep = os.environ.get("OFFLOAD_TESTBED_KEEP") == "1"
-    stack = KubernetesPluginStack(
-        cluster.control_plane, cluster.control_plane.workdir / "k8s-plugin", keep=keep, echo=_echo
-    ).start()
+    stack = kind(cluster.control_plane, cluster.control_plane.workdir / workdir, keep=keep, echo=_echo).start()
     try:
         yield stack
     finally:
         try:
-            write_k8s_plugin_report(cluster, stack, STACK_REPORT)
+            write_stack_report(cluster, stack, STACK_REPORT)
         finally:
             stack.stop()
-
-
-def write_k8s_plugin_report(cluster: LocalCluster, stack: KubernetesPluginStack, path: Path) -> dict[str, Any]:
-    """Add the Kubernetes plugin's components and pod count to this run's stack report."""
-    versions = stack.versions()
-    _COMPONENTS.update(
-        {
-            "kube-apiserver": {"version": cluster.control_plane.admin().call("GET", "/version").get("gitVersion", "")},
-            "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
-            "interlink-api-server": {"commit": versions["interlink_commit"]},
-            "interlink-kubernetes-plugin": {
-                "commit": versions["kubernetes_plugin_commit"],
-                "plugin_sdk": versions["plugin_sdk_commit"],
-                "python": versions["plugin_python"],
-            },
-        }
-    )
-    _RUN_COUNTS["pods"]["kubernetes-plugin"] += stack.pods_submitted()
-    report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    _echo(f"stack report {path}: pods {json.dumps(report['pods'])}")
-    return report
 
 
 # --- Kubernetes API clients (kubernetes_asyncio, JSON dicts) ------------------------
