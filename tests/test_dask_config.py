@@ -25,7 +25,7 @@ from offload_spawner.dask.dask_config import (
     cluster_name,
     dask_config,
 )
-from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, TOKEN_DIR, TOKEN_VOLUME, secret_name
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, TOKEN_VOLUME, secret_name
 from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION, CatalogError, build_catalog
 from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 
@@ -211,9 +211,11 @@ def test_pods_from_the_spec_are_placed_sized_and_reference_tokens(tmp_path):
             "key": ACCESS_TOKEN_KEY,
             "optional": True,
         }
-        # the access-token file, as the server gets it (default policy: env and file)
-        assert env["BEARER_TOKEN_FILE"]["value"] == f"{TOKEN_DIR}/{ACCESS_TOKEN_KEY}"
-        assert {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True} in container["volumeMounts"]
+        # no token file on an HTCondor site (backends/htcondor.py, volume_files_refusal: the
+        # plugin would send every key of the Secret there, base64-encoded): env only
+        assert "BEARER_TOKEN_FILE" not in env
+        assert not [m for m in container.get("volumeMounts") or [] if m["name"] == TOKEN_VOLUME]
+        assert not [v for v in podspec.get("volumes") or [] if "secret" in v]
         # no token is ever a plain value
         for item in container["env"]:
             if "TOKEN" in item["name"] and item["name"] != "BEARER_TOKEN_FILE":
@@ -306,3 +308,36 @@ def test_dask_in_the_server_finds_the_file_through_dask_root_config(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(out.stdout) == ["jupyter-hana-dask", "KubeCluster", NAMESPACE]
+
+
+def test_token_files_reach_the_dask_pods_only_where_the_sites_plugin_handles_them(tmp_path):
+    # The default policy delivers the access token as env and file. On SLURM the Dask pods
+    # get the file as the server does; on HTCondor (a plugin that would copy every key of
+    # the Secret to the site) only the env, while an in-cluster server there keeps its file.
+    catalog = build_catalog(offload_targets=TARGETS, group_limits=GROUP_LIMITS)
+    assert catalog.offload_targets["naples"].tokens.access_token.file
+    assert catalog.offload_targets["naples"].server_tokens.access_token.file  # offload "dask": server here
+    assert not catalog.offload_targets["naples"].site_tokens.access_token.file
+    for slug, files in (("leonardo-dask", True), ("naples", False)):
+        config = load_with_dask(render(slug).files, tmp_path / slug)
+        _, _, spec = kubecluster_spec(config)
+        for pod in operator_pods(spec, NAMESPACE).values():
+            env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+            assert ("BEARER_TOKEN_FILE" in env) is files, slug
+            assert "ACCESS_TOKEN" in env
+
+
+def test_a_token_file_asked_for_a_session_on_an_htcondor_site_is_refused():
+    session = {
+        "display_name": "Naples session",
+        "backend": "htcondor",
+        "node": "vk-naples",
+        "offload": "session",
+        "network": "wstunnel",
+        "hub_api_url": "https://hub.example.org/hub/api",
+    }
+    target = build_catalog(offload_targets={"n": session}).offload_targets["n"]
+    assert not target.server_tokens.access_token.file  # the default file is dropped there
+    with pytest.raises(CatalogError) as e:
+        build_catalog(offload_targets={"n": {**session, "tokens": {"access_token": {"file": True}}}})
+    assert "offload_targets.n" in str(e.value) and "tokens.access_token.file" in str(e.value)

@@ -85,6 +85,9 @@ class BackendAdapter:
     #: target annotation or ``extra_annotations`` with one of them is refused
     owned_annotation_prefixes: ClassVar[tuple[str, ...]] = ()
     owned_annotations: ClassVar[frozenset[str]] = frozenset()
+    #: why token files (a Secret volume) must not be sent to this plugin's jobs
+    #: (None: they may): the catalog then delivers the tokens as env only
+    volume_files_refusal: ClassVar[str | None] = None
 
     def gpu_refusal(self, target: TargetView) -> str | None:
         """Why a GPU chosen for a server on ``target`` would not reach the batch

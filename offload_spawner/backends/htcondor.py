@@ -70,6 +70,13 @@ class HTCondorAdapter(BackendAdapter):
     site_storage: ClassVar[Literal["path"]] = "path"
     storage_bind_annotation = OPTIONS_ANNOTATION
     owned_annotation_prefixes = ("htcondor-job.vk.io/", "htcondor-job.knoc.io/")
+    # interlink-htcondor-plugin/handles.py, mountSecrets: for a Secret volume it
+    # writes every key of the Secret (not only the volume's items) as the base64
+    # text the API gives, sends the files with the job and leaves them after delete.
+    volume_files_refusal = (
+        "interLink's HTCondor plugin sends every key of a Secret volume's Secret (the server's hub token "
+        "included) to the site, as unreadable base64 text"
+    )
 
     def plugin_annotations(self, target: TargetView, selection: AcceleratorChoice) -> dict[str, str]:
         settings = target.backend_settings

@@ -169,7 +169,7 @@ def cluster_spec(
     """The DaskCluster resource (kubernetes.dask.org/v1) for this server."""
     image = settings.image or image
     # The target's token policy decides what the Dask pods receive (limited to tokens.dask_pods).
-    tokens = dask_token_references(target.tokens, secret)
+    tokens = dask_token_references(target.site_tokens, secret)  # the Dask pods run on the site
 
     worker = dask_pod_size(settings, ceiling)
     worker_placement = _placement(target_slug, target, worker)

@@ -401,11 +401,46 @@ class TargetFields(_Model):
                 "network 'none': the hub could not reach a server on this target; use offload 'dask', "
                 "or network 'wstunnel' (with hub_api_url) or 'mesh'"
             )
+        no_files = adapter.volume_files_refusal
+        if no_files and self.offload == "session":
+            tokens = self.tokens
+            if tokens.refresh_in_job is not None:
+                raise ValueError(
+                    f"tokens.refresh_in_job renews a token file, and no token file may go to this site: {no_files}"
+                )
+            asked = [
+                f"tokens.{name}.file"
+                for name, channels in (("access_token", tokens.access_token), ("hub_token", tokens.hub_token))
+                if channels.file and "file" in channels.model_fields_set
+            ]
+            if asked:
+                raise ValueError(f"{', '.join(asked)}: no token file may go to this site ({no_files}); use env")
         gpus = [name for name, count in (self.limits.accelerators or {}).items() if count and _is_gpu(name)]
         why = adapter.gpu_refusal(self) if gpus else None
         if why:
             raise ValueError(f"this target offers {gpus[0]} but cannot request it: {why}")
         return self
+
+    @property
+    def site_tokens(self) -> TokenPolicy:
+        """The token policy of the pods this target runs on its site: ``tokens``,
+        without token files where the backend's plugin mishandles Secret volumes
+        (its ``volume_files_refusal``); the tokens then go as env only."""
+        tokens = self.tokens
+        if adapter_for(self.backend).volume_files_refusal is None:
+            return tokens
+        return tokens.model_copy(
+            update={
+                "access_token": tokens.access_token.model_copy(update={"file": False}),
+                "hub_token": tokens.hub_token.model_copy(update={"file": False}),
+            }
+        )
+
+    @property
+    def server_tokens(self) -> TokenPolicy:
+        """The token policy of the server pod: the site's when the server runs
+        there (offload "session"), else ``tokens`` (it runs in this cluster)."""
+        return self.site_tokens if self.offload == "session" else self.tokens
 
     @property
     def backend_settings(self) -> CatalogModel | None:

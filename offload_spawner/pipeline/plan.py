@@ -203,7 +203,7 @@ def build_plan(
         start_timeout=start_timeout,
         http_timeout=http_timeout,
         hub_api_url=hub_api_url,
-        tokens=target.tokens if target is not None else TokenPolicy(),
+        tokens=target.server_tokens if target is not None else TokenPolicy(),
         pod_shape=pod_shape,
         backend=target.backend.value if target is not None else None,
         target_display_name=target.display_name if target is not None else None,
