@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from offload_spawner.remote.lifecycle import describe, format_duration, remote_failure
+from offload_spawner.remote.lifecycle import bound_seconds_ago, describe, format_duration, remote_failure
+from offload_spawner.remote.remote_session import RemoteSessionMixin
 
 TARGET = "CINECA Leonardo (SLURM)"
 
@@ -135,3 +139,40 @@ def test_no_failure_while_pending_held_or_running(p):
 def test_a_long_site_message_is_clipped():
     status = describe(TARGET, pod("Failed", reason="ProviderFailed", message="x" * 5000), [], 1.0, 0.0)
     assert len(status.failure) == 500 and status.failure.endswith("…")
+
+
+# --- the queue time when a start completes before the watch saw the pod bound ---------
+
+
+def _bound_pod(when: str | None) -> dict:
+    conditions = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": when}] if when else []
+    return {"spec": {"nodeName": "vk-docker"}, "status": {"conditions": conditions}}
+
+
+def test_bound_seconds_ago_reads_the_pods_podscheduled_condition():
+    wall = datetime(2026, 12, 2, 2, 0, 30, tzinfo=UTC).timestamp()
+    assert bound_seconds_ago(_bound_pod("2026-12-02T02:00:00Z"), wall) == 30.0
+    assert bound_seconds_ago(_bound_pod("2026-12-02T02:01:00Z"), wall) == 0.0  # the API server's clock ahead
+    assert bound_seconds_ago(_bound_pod(None), wall) is None
+    assert bound_seconds_ago({"spec": {}, "status": {}}, wall) is None  # not bound
+    assert bound_seconds_ago(_bound_pod("yesterday"), wall) is None
+    assert bound_seconds_ago(None, wall) is None
+
+
+def test_a_start_faster_than_the_watch_still_has_its_submission_time():
+    # The hub's watch never saw the pod bound (the start completed first): the
+    # spawner takes the binding time from the pod, so the queue time is measured.
+    scheduled = datetime.fromtimestamp(time.time() - 12, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    spawner = SimpleNamespace(
+        _offload_submitted_at=None,
+        pod_reflector=SimpleNamespace(pods={"jhub/jupyter-carol": _bound_pod(scheduled)}),
+        namespace="jhub",
+        pod_name="jupyter-carol",
+    )
+    RemoteSessionMixin._note_submitted_after_start(spawner)  # type: ignore[arg-type]
+    assert spawner._offload_submitted_at is not None
+    assert 11 <= time.monotonic() - spawner._offload_submitted_at <= 14
+    # one it did see is kept
+    spawner._offload_submitted_at = 5.0
+    RemoteSessionMixin._note_submitted_after_start(spawner)  # type: ignore[arg-type]
+    assert spawner._offload_submitted_at == 5.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 JOB_ID_ANNOTATION = "JobID"
@@ -103,6 +104,25 @@ def remote_failure(pod: dict[str, Any] | None) -> str | None:
         return _clip(status.get("message") or status.get("reason") or "the remote site reported a failure")
     if phase == "Succeeded":
         return "the server exited before it was ready"
+    return None
+
+
+def bound_seconds_ago(pod: dict[str, Any] | None, wall_now: float) -> float | None:
+    """How long ago (seconds, >= 0) the pod was bound to its node, from its
+    ``PodScheduled`` condition (the API server's clock, whole seconds), or None
+    when it is not bound. The spawner's watch notes the binding as it happens;
+    this answers when a start completed before the watch saw it."""
+    if not pod or not (pod.get("spec") or {}).get("nodeName"):
+        return None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+            when = condition.get("lastTransitionTime")
+            if isinstance(when, str):
+                try:
+                    stamp = datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    return None
+                return max(0.0, wall_now - stamp)
     return None
 
 

@@ -31,7 +31,7 @@ from jupyterhub.spawner import SpawnException
 from ..pipeline.plan import PodPlan
 from ..spawn_errors import spawn_error
 from ..spawner_base import SpawnerBase
-from .lifecycle import describe, describe_in_cluster, remote_failure
+from .lifecycle import bound_seconds_ago, describe, describe_in_cluster, remote_failure
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client.models import V1Pod
@@ -109,6 +109,17 @@ class RemoteSessionMixin(SpawnerBase):
         if self._offload_submitted_at is None and pod and (pod.get("spec") or {}).get("nodeName"):
             self._offload_submitted_at = now
 
+    def _note_submitted_after_start(self) -> None:
+        """A start can complete before the watch above saw its pod bound (a loaded
+        hub, a site that starts at once): then the binding time is the pod's own
+        (its PodScheduled condition), so the queue time is still measured."""
+        if self._offload_submitted_at is not None or self.pod_reflector is None:
+            return
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+        ago = bound_seconds_ago(pod, time.time())
+        if ago is not None:
+            self._offload_submitted_at = time.monotonic() - ago
+
     async def _make_create_pod_request(self, pod: V1Pod, request_timeout: float) -> bool:
         created: bool = await super()._make_create_pod_request(pod, request_timeout)
         if created:
@@ -133,6 +144,7 @@ class RemoteSessionMixin(SpawnerBase):
                     await starting
                 raise failure
             url: str = await starting
+            self._note_submitted_after_start()
             return url
         finally:
             for task in (starting, watching):
