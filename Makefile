@@ -36,7 +36,7 @@ setup: $(INSTALLED)
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge)
 
 test: setup lint testbed-build helm-build interlink-build k8s-plugin-build
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -q -p no:cacheprovider --durations=15
 
 # Lint, format and type checks (pyproject.toml): `make test` runs them first.
 lint: $(INSTALLED)
