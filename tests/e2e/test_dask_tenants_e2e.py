@@ -390,6 +390,9 @@ def test_the_admission_policy_keeps_dask_pods_where_the_selection_allows(bed):
 
         _wait(lambda: refused(*probe), "enforcing the placement policy")
         for what, (collection, body) in placement_attempts().items():
+            # Each Dask kind has its own policy, which the API server starts
+            # enforcing on its own, a moment after it is created.
+            _wait(lambda c=collection, b=body: refused(c, b), f"refusing {what}")
             status, answer = attacker.request("POST", collection, body)
             assert status == 403, (what, status, answer)
             assert "where this server's selection allows" in str(answer), (what, answer)
