@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from offload_spawner.remote.lifecycle import SITE_UNREACHABLE, describe, remote_failure, site_words
 
+# Not a real token: a JWT-shaped string ({"alg": "RS256"}, {"sub": "vk-slurm"}, "signature").
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2ay1zbHVybSJ9.c2lnbmF0dXJl"
 MESSAGE = (
     "error doing createRequest() in RemoteExecution() return value error detail &fmt.wrapError{msg:"
