@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from offload_spawner.pipeline.catalog import build_catalog
 from offload_spawner.pipeline.menu import build_menu
@@ -85,3 +86,43 @@ async def test_plan_for_answers_anew_when_groups_or_options_change(contract_conf
     user.groups[:] = [CliGroup("cms")]
     with pytest.raises(SpawnException):  # leonardo is for ai-infn
         await spawner.plan_for(options)
+
+
+def test_the_settings_cache_key_covers_every_module_that_declares_a_trait():
+    """The cache of `check` must go stale when any of OffloadSpawner's classes
+    changes: its mixins live in several folders of the package, not only beside
+    the command line."""
+    import inspect
+
+    from offload_spawner.hub.cli import _settings_sources
+    from offload_spawner.hub.spawner import OffloadSpawner
+
+    sources = {p.resolve() for p in _settings_sources()}
+    declaring = {
+        Path(inspect.getfile(cls)).resolve()
+        for cls in OffloadSpawner.__mro__
+        if cls.__module__.startswith(("offload_spawner", "kubespawner", "jupyterhub"))
+    }
+    assert any("/dask/" in str(p) for p in declaring)  # the layout this guards
+    assert declaring - sources == set()
+
+
+def test_the_settings_cache_keeps_one_file_per_install(tmp_path, monkeypatch):
+    from offload_spawner.hub import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache_dir = tmp_path / "offload-spawner"
+    cache_dir.mkdir()
+    current = cli.settings_cache_path(cache_dir)
+    install_prefix = current.name.rsplit("-", 1)[0]
+    stale = cache_dir / f"{install_prefix}-{'0' * 24}.json"
+    stale.write_text("{}")
+    other_install = cache_dir / f"spawner-settings-ffffffff-{'0' * 24}.json"
+    other_install.write_text("{}")
+
+    settings = cli._offload_settings()
+
+    assert "group_limits" in settings.traits
+    assert current.exists()
+    assert not stale.exists()
+    assert other_install.exists()

@@ -122,26 +122,39 @@ def offload_spawner_class() -> Any:
     return OffloadSpawner
 
 
-def _offload_settings() -> SpawnerSettings:
-    """OffloadSpawner's sections and config traits, from the cache when it matches
-    the installed modules (their paths, sizes and mtimes), else from the class."""
-    import hashlib
+def _settings_sources() -> list[Path]:
+    """The modules that declare OffloadSpawner's traits: every module of this
+    package (its mixins live in several folders), KubeSpawner's, JupyterHub's
+    Spawner's and traitlets' (a new version of any of them changes the cache key)."""
     import importlib.util
 
-    # The modules that declare OffloadSpawner's traits: its own, KubeSpawner's,
-    # JupyterHub's Spawner's and traitlets' (a new version of any changes the key).
-    sources = list(Path(__file__).parent.glob("*.py"))
+    sources = sorted(Path(__file__).resolve().parents[1].rglob("*.py"))
     for package, module in (("kubespawner", "spawner.py"), ("jupyterhub", "spawner.py"), ("traitlets", "traitlets.py")):
         spec = importlib.util.find_spec(package)
         for location in (spec.submodule_search_locations or []) if spec is not None else []:
             sources.append(Path(location) / module)
+    return sources
+
+
+def settings_cache_path(cache_dir: Path) -> Path:
+    """Where the settings of this install are cached: one file per install (named
+    by the package's folder) and per state of its sources (paths, sizes, mtimes)."""
+    import hashlib
+
     stamp = hashlib.sha256()
-    for path in sorted(sources):
+    for path in _settings_sources():
         if path.exists():
             st = path.stat()
             stamp.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
+    install = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:8]
+    return cache_dir / f"spawner-settings-{install}-{stamp.hexdigest()[:24]}.json"
+
+
+def _offload_settings() -> SpawnerSettings:
+    """OffloadSpawner's sections and config traits, from the cache when it matches
+    the installed modules (their paths, sizes and mtimes), else from the class."""
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "offload-spawner"
-    cache = cache_dir / f"spawner-settings-{stamp.hexdigest()[:24]}.json"
+    cache = settings_cache_path(cache_dir)
     try:
         data = json.loads(cache.read_text())
         return SpawnerSettings("OffloadSpawner", tuple(data["sections"]), frozenset(data["traits"]))
@@ -156,6 +169,12 @@ def _offload_settings() -> SpawnerSettings:
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"sections": settings.sections, "traits": sorted(settings.traits)}))
         tmp.replace(cache)
+        # This install's earlier entries are stale now: without this, every edit
+        # of a source (or reinstall) would leave one more file behind.
+        install_prefix = cache.name.rsplit("-", 1)[0] + "-"
+        for old in cache_dir.glob(f"{install_prefix}*.json"):
+            if old != cache:
+                old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home only costs the imports next time
     return settings
