@@ -19,7 +19,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 unexport PYTHONPATH PYTHONHOME PYTHONUSERBASE
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup lint test demo bench check-examples testbed-build helm-build interlink-build k8s-plugin-build testbed e2e
+.PHONY: setup prepare lint test demo bench check-examples testbed-build helm-build interlink-build k8s-plugin-build testbed e2e
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
@@ -35,8 +35,17 @@ setup: $(INSTALLED)
 	@(test -x /usr/sbin/slurmctld && test -x /usr/sbin/slurmd && test -x /usr/sbin/munged) || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge)
 
-test: setup lint testbed-build helm-build interlink-build k8s-plugin-build
-	$(PYTHON) -m pytest -q -p no:cacheprovider --durations=15
+# Set-up, lint and the four builds run side by side (make -j): a cold build
+# keeps a core busy only part of the time (module downloads, single-threaded
+# links), so together they take little longer than the longest alone. Each
+# target's output is printed in one piece when it ends (--output-sync).
+prepare:
+	@$(MAKE) --no-print-directory -j6 --output-sync=target setup lint testbed-build helm-build interlink-build k8s-plugin-build
+
+# Two pytest-xdist workers: the tests that share the session's test bed
+# (tests/e2e, one group) run in one, everything else in the other.
+test: prepare
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 # Lint, format and type checks (pyproject.toml): `make test` runs them first.
 lint: $(INSTALLED)
@@ -76,7 +85,8 @@ testbed: setup testbed-build
 e2e: setup testbed-build interlink-build k8s-plugin-build
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-demo: setup testbed-build interlink-build
+demo:
+	@$(MAKE) --no-print-directory -j3 --output-sync=target setup testbed-build interlink-build
 	$(PYTHON) demo/run.py
 
 # Figures, not pass/fail (< 10 min on 2 cores; not part of `make test`). The test bed

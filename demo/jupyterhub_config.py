@@ -17,6 +17,13 @@ c = get_config()  # noqa: F821
 
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(os.environ.get("DEMO_PORT", "8000"))
+# The hub's internal API and the proxy's API: demo/run.py picks free ports for
+# them, so that a demo runs beside another hub on this machine (JupyterHub's
+# defaults, 8081 and 8001, otherwise).
+if os.environ.get("DEMO_HUB_PORT"):
+    c.JupyterHub.hub_port = int(os.environ["DEMO_HUB_PORT"])
+if os.environ.get("DEMO_PROXY_API_PORT"):
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(os.environ['DEMO_PROXY_API_PORT'])}"
 c.JupyterHub.spawner_class = "offload"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"admin"}
@@ -92,7 +99,7 @@ if os.environ.get("DEMO_TESTBED"):
     if os.geteuid() == 0:
         c.OffloadSpawner.args = ["--allow-root"]
     # The servers run as processes of this machine and reach the hub's
-    # internal API (127.0.0.1:8081) as the hub reaches them: both ways, what
+    # internal API (127.0.0.1, DEMO_HUB_PORT) as the hub reaches them: both ways, what
     # `network: mesh` declares (so the hub does not warn that they may not).
     for slug in ("leonardo", "docker"):
         c.OffloadSpawner.offload_targets[slug]["network"] = "mesh"

@@ -53,6 +53,7 @@ def main() -> int:
     from users import PASSWORD, groups_by_user, provider_users
 
     from testbed import LocalCluster
+    from testbed.controlplane import free_ports
     from testbed.oidc import OidcProvider
     from testbed.procs import child_preexec
 
@@ -67,7 +68,6 @@ def main() -> int:
         slurm_env: dict[str, str] = {}
         slurm_conf = ""
         if why_not_real is None:
-            from testbed.controlplane import free_ports
             from testbed.interlink import InterlinkStack
             from testbed.slurm import SlurmCluster
 
@@ -86,9 +86,12 @@ def main() -> int:
         # the pods bound to them), so that the form shows each site's free
         # capacity and accelerators, as on a hub whose admin applied that file.
         cluster.control_plane.bind_node_reader()
+        hub_port, proxy_api_port = free_ports(2)
         env = dict(
             os.environ,
             DEMO_PORT=port,
+            DEMO_HUB_PORT=str(hub_port),
+            DEMO_PROXY_API_PORT=str(proxy_api_port),
             DEMO_TESTBED="1",
             KUBECONFIG=str(cluster.control_plane.hub_kubeconfig),
             DEMO_OIDC_ISSUER=idp.issuer,

@@ -23,8 +23,10 @@ Client commands (``sbatch``, ``squeue``, ...) find this cluster through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -165,13 +167,39 @@ class SlurmCluster:
                 ids = self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
                 if ids:
                     self.run("scancel", *ids, check=False)
+                    # scancel only asks: slurmd signals the job's steps a moment later,
+                    # and stopping slurmd first would leave them running (seen on a
+                    # loaded machine).
+                    deadline = time.monotonic() + 20
+                    while (
+                        time.monotonic() < deadline and self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+                    ):
+                        time.sleep(0.3)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         while self.processes:
             self.processes.pop().stop()
+        self._kill_job_processes()
         if self._own_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.echo(f"slurm stopped in {time.monotonic() - t0:.1f}s")
+
+    def _kill_job_processes(self) -> None:
+        """Kill what is left of this cluster's jobs once its daemons are gone: the
+        processes whose environment slurmd gave a job id and this cluster's work
+        directory (SLURM_CONF and friends)."""
+        marker = str(self.workdir).encode()
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            pid = int(environ.parent.name)
+            if pid == os.getpid():
+                continue
+            try:
+                env = environ.read_bytes()
+            except OSError:
+                continue
+            if b"SLURM_JOB_ID=" in env and marker in env:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.workdir / "log" / f"{name}.log", env=self.env, cwd=self.workdir).start()

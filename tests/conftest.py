@@ -8,6 +8,12 @@ Kubernetes API call until the control-plane issue lands).
 
 import os
 import tempfile
+from typing import Any
+
+import pytest
+
+import stack_report
+import testbed_summary
 
 _KUBECONFIG = os.path.join(tempfile.mkdtemp(prefix="offload-tests-"), "offline.kubeconfig")
 with open(_KUBECONFIG, "w") as _f:
@@ -22,6 +28,60 @@ os.environ["KUBECONFIG"] = _KUBECONFIG
 os.environ.pop("KUBERNETES_SERVICE_HOST", None)
 
 pytest_plugins = ["hub_fixtures"]
+
+
+# ---------------------------------------------------------------------------
+# Running the suite in pytest-xdist workers (`make test`: -n 2).
+# ---------------------------------------------------------------------------
+E2E_DIR = "tests/e2e/"
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a pytest-xdist worker takes whole: an e2e test file (its
+    module-scoped interLink stacks and hubs start once, in one worker), any other
+    test alone. A worker that runs e2e files starts its own test bed (the
+    session-scoped fixtures), on its own ports, loopback addresses and SLURM."""
+    return nodeid.split("::", 1)[0] if nodeid.startswith(E2E_DIR) else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load-scope scheduling with :func:`xdist_scope` (biggest units first).
+    A scheduler and not ``xdist_group`` marks: pytest 9 ignores the node id suffix
+    that those marks rely on."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class E2eFileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return E2eFileScheduling(config, log)
+
+
+_WORKER_STACK_REPORTS: list[dict[str, Any]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker ended: keep what its test bed said and its stack tally."""
+    out = getattr(node, "workeroutput", {})
+    testbed_summary.MESSAGES.extend(out.get("testbed_messages", []))
+    if out.get("stack_report"):
+        _WORKER_STACK_REPORTS.append(out["stack_report"])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller writes one build/e2e-stack.json for the run from its workers' tallies."""
+    if _WORKER_STACK_REPORTS:
+        testbed_summary.MESSAGES.append(stack_report.write(stack_report.merge(_WORKER_STACK_REPORTS)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = testbed_summary.closing_lines()
+    if lines:
+        terminalreporter.write_sep("-", "e2e test bed")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 # ---------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 
+import stack_report
+import testbed_summary
 from hub_fixtures import HubClient
 from testbed import LocalCluster
 from testbed.htcondor import HTCondorStack, htcondor_plugin_missing
@@ -52,7 +54,7 @@ from testbed.slurm import SlurmCluster, slurm_missing
 
 NAMESPACE = "jhub"
 #: What ran under the e2e tests (components, versions, counts); see write_stack_report.
-STACK_REPORT = Path(__file__).resolve().parents[2] / "build" / "e2e-stack.json"
+STACK_REPORT = stack_report.PATH
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 _MESSAGES: list[str] = []
 
@@ -69,16 +71,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    lines = [
-        m
-        for m in _MESSAGES
-        if any(w in m for w in ("ready in", "schedulable in", "stopped in", "built", "stack report"))
-    ]
-    if lines:
-        terminalreporter.write_sep("-", "e2e test bed")
-        for line in lines:
-            terminalreporter.write_line(f"testbed: {line}")
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Run alone, print what the test bed said (start times, the stack report) at
+    the end; in a pytest-xdist worker, hand it and this worker's stack tally to
+    the controller (tests/conftest.py), which prints and writes them for the run.
+    Last, after the session's fixtures (the test bed) were torn down."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["testbed_messages"] = _MESSAGES
+        if _TALLY["components"]:
+            workeroutput["stack_report"] = _TALLY
+    else:
+        testbed_summary.MESSAGES.extend(_MESSAGES)
 
 
 @pytest.fixture(scope="session")
@@ -141,22 +146,20 @@ def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:
     return set(names) - {DEFAULT_NODE}
 
 
-#: One report for the whole pytest run, however many modules started a stack.
-_RUN_COUNTS: dict[str, dict[str, int]] = {
-    "pods": {"slurm-plugin": 0, "htcondor-plugin": 0, "kubernetes-plugin": 0},
-    "slurm_jobs": {"submitted": 0, "finished": 0},
-    "htcondor_jobs": {"submitted": 0, "completed": 0, "removed": 0},
-}
-_COMPONENTS: dict[str, dict[str, str]] = {}
+#: This process's tally for build/e2e-stack.json (tests/stack_report.py).
+_TALLY: dict[str, Any] = stack_report.empty()
 
 
 def write_stack_report(
     cluster: LocalCluster, stack: InterlinkStack | HTCondorStack | KubernetesPluginStack, path: Path
 ) -> dict[str, Any]:
-    """Each component that ran with its version or commit, and what went through each plugin."""
+    """Add each component that ran, with its version or commit, and what went through
+    each plugin to this process's tally; write the report when no pytest-xdist
+    controller does it for the run."""
+    components, counts = _TALLY["components"], _TALLY
     admin = cluster.control_plane.admin()
     versions = stack.versions()
-    _COMPONENTS.update(
+    components.update(
         {
             "kube-apiserver": {"version": admin.call("GET", "/version").get("gitVersion", "")},
             "interlink-virtual-kubelet": {"commit": versions["interlink_commit"]},
@@ -164,44 +167,42 @@ def write_stack_report(
         }
     )
     if isinstance(stack, KubernetesPluginStack):
-        _COMPONENTS["interlink-kubernetes-plugin"] = {
+        components["interlink-kubernetes-plugin"] = {
             "commit": versions["kubernetes_plugin_commit"],
             "plugin_sdk": versions["plugin_sdk_commit"],
             "python": versions["plugin_python"],
         }
-        _RUN_COUNTS["pods"]["kubernetes-plugin"] += stack.pods_submitted()
+        counts["pods"]["kubernetes-plugin"] += stack.pods_submitted()
     else:
-        _COMPONENTS["singularity"] = {"stand_in": "testbed/singularity (runs the container's command on the host)"}
+        components["singularity"] = {"stand_in": "testbed/singularity (runs the container's command on the host)"}
     if isinstance(stack, HTCondorStack):
-        _COMPONENTS["interlink-htcondor-plugin"] = {
+        components["interlink-htcondor-plugin"] = {
             "commit": versions["htcondor_plugin_commit"],
             "source": "handles.py unmodified, served by testbed/htcondor_plugin.py "
             "(--created-as-ok: create's 201 answered as 200)",
         }
-        _COMPONENTS["htcondor"] = {
+        components["htcondor"] = {
             "stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
             "condor_rm: run the job on this host, HTCondor's JobStatus codes)"
         }
-        _RUN_COUNTS["pods"]["htcondor-plugin"] += stack.pods_submitted()
+        counts["pods"]["htcondor-plugin"] += stack.pods_submitted()
         for key, count in stack.job_counts().items():
-            _RUN_COUNTS["htcondor_jobs"][key] += count
+            counts["htcondor_jobs"][key] += count
     elif isinstance(stack, InterlinkStack):
-        _COMPONENTS["interlink-slurm-plugin"] = {
+        components["interlink-slurm-plugin"] = {
             "commit": versions["slurm_plugin_commit"],
             "interlink_module": versions["interlink_module_for_plugin"],
         }
-        _COMPONENTS["slurmctld"] = {"version": stack.slurm.version()}
-        _RUN_COUNTS["pods"]["slurm-plugin"] += stack.pods_submitted()
+        components["slurmctld"] = {"version": stack.slurm.version()}
+        counts["pods"]["slurm-plugin"] += stack.pods_submitted()
         jobs = stack.slurm.job_counts()
         for key in ("submitted", "finished"):
-            _RUN_COUNTS["slurm_jobs"][key] += jobs[key]
-    report = {"components": dict(_COMPONENTS), **{key: dict(counts) for key, counts in _RUN_COUNTS.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    _echo(
-        f"stack report {path}: pods {json.dumps(report['pods'])}, SLURM jobs {json.dumps(report['slurm_jobs'])}, "
-        f"HTCondor jobs {json.dumps(report['htcondor_jobs'])}"
-    )
+            counts["slurm_jobs"][key] += jobs[key]
+    report = stack_report.merge([_TALLY])
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _echo(f"stack tally of worker {os.environ['PYTEST_XDIST_WORKER']}: pods {json.dumps(report['pods'])}")
+    else:
+        _echo(stack_report.write(report, path))
     return report
 
 
