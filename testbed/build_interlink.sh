@@ -45,21 +45,13 @@ STAMP="${OUT_DIR}/.versions"
 NICE="${OFFLOAD_TESTBED_NICE:-19}"
 BINS=(virtual-kubelet interlink slurm-plugin)
 
-find_sources() {
-    if [[ -n "${OFFLOAD_UPSTREAM_DIR:-}" ]]; then
-        echo "${OFFLOAD_UPSTREAM_DIR}"
-        return 0
-    fi
-    local dir="${HERE}/.."
-    local i
-    for i in 1 2 3; do
-        dir="$(cd "${dir}/.." && pwd)"
-        if [[ -d "${dir}/shared/upstream/interLink" ]]; then
-            echo "${dir}/shared/upstream"
-            return 0
-        fi
-    done
-    return 1
+# shellcheck source=testbed/upstream_sources.sh
+source "${HERE}/upstream_sources.sh"
+
+find_sources() {  # the folder holding the checkouts
+    local interlink
+    interlink="$(upstream_checkout interLink)" || return 1
+    dirname "${interlink}"
 }
 
 case "${1:-}" in

@@ -43,40 +43,19 @@ OUT_DIR="${CACHE_ROOT}/${PLUGIN_COMMIT}-${SDK_COMMIT}"
 STAMP="${OUT_DIR}/.versions"
 SDK_CACHE="${CACHE_ROOT}/sources/interlink-plugin-sdk-${SDK_COMMIT}"
 
-shared_upstream() {
-    local dir="${HERE}/.."
-    local i
-    for i in 1 2 3; do
-        dir="$(cd "${dir}/.." && pwd)"
-        if [[ -d "${dir}/shared/upstream" ]]; then
-            echo "${dir}/shared/upstream"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=testbed/upstream_sources.sh
+source "${HERE}/upstream_sources.sh"
 
 find_plugin() {
-    if [[ -n "${OFFLOAD_UPSTREAM_DIR:-}" && -d "${OFFLOAD_UPSTREAM_DIR}/interlink-kubernetes-plugin" ]]; then
-        echo "${OFFLOAD_UPSTREAM_DIR}/interlink-kubernetes-plugin"; return 0
-    fi
-    local up
-    if up="$(shared_upstream)" && [[ -d "${up}/interlink-kubernetes-plugin" ]]; then
-        echo "${up}/interlink-kubernetes-plugin"; return 0
-    fi
-    return 1
+    upstream_checkout interlink-kubernetes-plugin
 }
 
 find_sdk() {
     if [[ -n "${OFFLOAD_INTERLINK_SDK_DIR:-}" ]]; then
         echo "${OFFLOAD_INTERLINK_SDK_DIR}"; return 0
     fi
-    if [[ -n "${OFFLOAD_UPSTREAM_DIR:-}" && -d "${OFFLOAD_UPSTREAM_DIR}/interlink-plugin-sdk" ]]; then
-        echo "${OFFLOAD_UPSTREAM_DIR}/interlink-plugin-sdk"; return 0
-    fi
-    local up
-    if up="$(shared_upstream)" && [[ -d "${up}/interlink-plugin-sdk" ]]; then
-        echo "${up}/interlink-plugin-sdk"; return 0
+    if upstream_checkout interlink-plugin-sdk; then
+        return 0
     fi
     if [[ -f "${SDK_CACHE}/setup.py" ]]; then
         echo "${SDK_CACHE}"; return 0

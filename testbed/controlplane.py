@@ -91,18 +91,23 @@ def log(message: str) -> None:
     print(f"testbed: {message}", file=sys.stderr, flush=True)
 
 
-def ensure_built(echo: Callable[[str], None] = log) -> Path:
-    """Run ``build.sh`` (instant when cached, ~6.5 min cold on 2 cores); return the bin dir."""
+def run_build_script(script: Path, ready: str, result_flag: str, echo: Callable[[str], None] = log) -> Path:
+    """Run one of the test bed's build scripts (instant when cached; each waits on
+    its lock for a build already under way), pass on what it printed, say how long
+    it took; return the folder the script names when asked with ``result_flag``."""
     start = time.monotonic()
-    result = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True)
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=False)
     for line in (result.stdout + result.stderr).splitlines():
         echo(line.removeprefix("testbed: "))
     if result.returncode != 0:
-        raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    echo(f"binaries ready in {time.monotonic() - start:.1f}s")
-    return Path(
-        subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=True).stdout.strip()
-    )
+        raise RuntimeError(f"{script} failed with exit code {result.returncode}")
+    echo(f"{ready} ready in {time.monotonic() - start:.1f}s")
+    return Path(subprocess.run([str(script), result_flag], capture_output=True, text=True, check=True).stdout.strip())
+
+
+def ensure_built(echo: Callable[[str], None] = log) -> Path:
+    """Run ``build.sh`` (instant when cached, ~6.5 min cold on 2 cores); return the bin dir."""
+    return run_build_script(BUILD_SCRIPT, "binaries", "--bin-dir", echo)
 
 
 def free_ports(count: int) -> list[int]:

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-from .controlplane import VK_USER, ControlPlane, free_ports, log
+from .controlplane import VK_USER, ControlPlane, free_ports, log, run_build_script
 from .kubeapi import KubeError
 from .procs import ManagedProcess
 from .slurm import GPU_COUNT, GPU_TYPE, SlurmCluster
@@ -90,16 +90,7 @@ def interlink_sources_missing() -> str | None:
 
 def ensure_interlink_built(echo: Callable[[str], None] = log) -> Path:
     """Run ``build_interlink.sh`` (instant when cached, a few minutes cold); return the bin dir."""
-    start = time.monotonic()
-    result = subprocess.run([str(BUILD_SCRIPT)], check=False, capture_output=True, text=True)
-    for line in (result.stdout + result.stderr).splitlines():
-        echo(line)
-    if result.returncode != 0:
-        raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    echo(f"interlink binaries ready in {time.monotonic() - start:.1f}s")
-    return Path(
-        subprocess.run([str(BUILD_SCRIPT), "--bin-dir"], capture_output=True, text=True, check=True).stdout.strip()
-    )
+    return run_build_script(BUILD_SCRIPT, "interlink binaries", "--bin-dir", echo)
 
 
 class InterlinkError(RuntimeError):

@@ -30,12 +30,11 @@ from __future__ import annotations
 import configparser
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .controlplane import ControlPlane, log
+from .controlplane import ControlPlane, log, run_build_script
 from .interlink import InterlinkChain
 
 HERE = Path(__file__).resolve().parent
@@ -67,14 +66,7 @@ def k8s_plugin_missing() -> str | None:
 
 def ensure_k8s_plugin_installed(echo: Callable[[str], None] = log) -> Path:
     """Run ``build_k8s_plugin.sh`` (instant when cached, ~2-3 min cold); return its result dir."""
-    start = time.monotonic()
-    result = subprocess.run([str(BUILD_SCRIPT)], check=False, capture_output=True, text=True)
-    for line in (result.stdout + result.stderr).splitlines():
-        echo(line)
-    if result.returncode != 0:
-        raise RuntimeError(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    echo(f"k8s plugin ready in {time.monotonic() - start:.1f}s")
-    return Path(subprocess.run([str(BUILD_SCRIPT), "--dir"], capture_output=True, text=True, check=True).stdout.strip())
+    return run_build_script(BUILD_SCRIPT, "k8s plugin", "--dir", echo)
 
 
 def remote_namespace(source_namespace: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 import stack_report
 import testbed_summary
+import xdist_scheduling
 
 _KUBECONFIG = os.path.join(tempfile.mkdtemp(prefix="offload-tests-"), "offline.kubeconfig")
 with open(_KUBECONFIG, "w") as _f:
@@ -33,29 +34,9 @@ pytest_plugins = ["hub_fixtures"]
 # ---------------------------------------------------------------------------
 # Running the suite in pytest-xdist workers (`make test`: -n 2).
 # ---------------------------------------------------------------------------
-E2E_DIR = "tests/e2e/"
-
-
-def xdist_scope(nodeid: str) -> str:
-    """The unit of work a pytest-xdist worker takes whole: an e2e test file (its
-    module-scoped interLink stacks and hubs start once, in one worker), any other
-    test alone. A worker that runs e2e files starts its own test bed (the
-    session-scoped fixtures), on its own ports, loopback addresses and SLURM."""
-    return nodeid.split("::", 1)[0] if nodeid.startswith(E2E_DIR) else nodeid
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's load-scope scheduling with :func:`xdist_scope` (biggest units first).
-    A scheduler and not ``xdist_group`` marks: pytest 9 ignores the node id suffix
-    that those marks rely on."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class E2eFileScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return xdist_scope(nodeid)
-
-    return E2eFileScheduling(config, log)
+    return xdist_scheduling.E2eFileScheduling(config, log)
 
 
 _WORKER_STACK_REPORTS: list[dict[str, Any]] = []
