@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 import dask.config
 
-from offload_spawner.dask.dask_config import DASK_CONFIG_DIR
+from offload_spawner.dask.dask_config import DASK_CONFIG_DIR, dask_config
+from offload_spawner.pipeline.catalog import build_catalog
+from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 
 
 def operator_pods(cluster: dict[str, Any], namespace: str) -> dict[str, dict[str, Any]]:
@@ -95,3 +98,52 @@ async def kubecluster_spec_async(config: dict) -> tuple[str, str, dict]:
 def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
     """:func:`kubecluster_spec_async` outside an event loop."""
     return asyncio.run(kubecluster_spec_async(config))
+
+
+async def offloaded_worker_pod(
+    target_slug: str,
+    target_settings: dict[str, Any],
+    *,
+    server_pod: str,
+    user_name: str,
+    scheduler_port: int,
+    worker_name: str,
+    tmp_path: Path,
+) -> dict[str, Any]:
+    """The worker pod the dask-kubernetes operator builds from a server's Dask file
+    for ``target_slug``, its command a real ``dask worker`` that joins the scheduler
+    on loopback ``scheduler_port`` as ``worker_name`` (workers on a virtual node reach
+    a scheduler only with interLink mesh networking, which loopback stands in for here)."""
+    catalog = build_catalog(offload_targets={target_slug: target_settings})
+    target = catalog.offload_targets[target_slug]
+    result = dask_config(
+        target_slug=target_slug,
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        namespace="jhub",
+        pod_name=server_pod,
+        user_name=user_name,
+        hub_api_url=target.hub_api_url,
+    )
+    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
+    worker = operator_pods(spec, "jhub")["worker"]
+    worker["metadata"]["name"] = f"{name}-worker"
+    container = worker["spec"]["containers"][0]
+    container["command"] = [
+        str(Path(sys.executable).with_name("dask")),
+        "worker",
+        f"tcp://127.0.0.1:{scheduler_port}",
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        "--name",
+        worker_name,
+        "--host",
+        "127.0.0.1",
+    ]
+    container["args"] = []
+    container.pop("readinessProbe", None)
+    container.pop("livenessProbe", None)
+    worker["spec"]["restartPolicy"] = "Never"
+    return worker

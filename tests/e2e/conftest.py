@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -47,6 +48,7 @@ import stack_report
 import testbed_summary
 from hub_fixtures import HubClient
 from testbed import LocalCluster
+from testbed.controlplane import free_ports
 from testbed.htcondor import HTCondorStack, htcondor_plugin_missing
 from testbed.interlink import DEFAULT_NODE, InterlinkStack, interlink_sources_missing
 from testbed.k8s_plugin import KubernetesPluginStack, k8s_plugin_missing
@@ -138,6 +140,37 @@ def htcondor_stack(cluster: LocalCluster) -> Iterator[HTCondorStack]:
     if why:
         pytest.skip(why)
     yield from _run_module_stack(cluster, HTCondorStack, "htcondor")
+
+
+@pytest.fixture
+async def dask_scheduler() -> AsyncIterator[int]:
+    """A real ``dask scheduler`` on loopback, for offloaded workers to join; yields its port."""
+    (port,) = free_ports(1)
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("dask")),
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+
+
+def server_on_a_local_job() -> dict[str, Any]:
+    """Spawner settings for servers that run as jobs of this machine's SLURM: interLink's
+    virtual kubelet reports pod IP 127.0.0.1 for them (``interlink.eu/pod-ip`` unset), so
+    each listens there on a port no other process uses; a job starts in seconds, the
+    server's first answer may take longer on a loaded machine."""
+    (port,) = free_ports(1)
+    return {"port": port, "ip": "127.0.0.1", "http_timeout": 120}
 
 
 def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:

@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from jupyterhub.crypto import CryptKeeper
 from jupyterhub.tests.mocking import MockHub
 from jupyterhub.tests.utils import async_requests, public_url
 from jupyterhub.utils import url_path_join
@@ -43,7 +42,7 @@ from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE
 from testbed.virtual_kubelet import QUEUE_ANNOTATION
 
-from .conftest import NAMESPACE
+from .conftest import NAMESPACE, server_on_a_local_job
 from .test_spawn_e2e import reach_jupyterlab
 
 #: Seconds the imitation keeps the pod queued after binding it: the restart falls in them.
@@ -192,15 +191,6 @@ def access_token(n: int) -> str:
 
 def refresh_token(n: int) -> str:
     return jwt({"jti": f"refresh-{n}-{os.urandom(8).hex()}"})
-
-
-@pytest.fixture
-def crypt_key() -> Any:
-    keeper = CryptKeeper.instance()  # auth_state needs an encryption key (JUPYTERHUB_CRYPT_KEY)
-    before = keeper.keys
-    keeper.keys = [os.urandom(32)]
-    yield
-    keeper.keys = before
 
 
 @pytest.fixture
@@ -353,15 +343,8 @@ async def test_interlink_down_during_a_spawn_fails_it_shows_the_site_down_and_le
     stack, slurm = interlink_down, interlink_down.slurm
     cluster.control_plane.bind_node_reader()  # availability needs to read nodes
     try:
-        (port,) = free_ports(1)
         hub = await spawn_hub(
-            {
-                "offload_targets": {"slurm": SLURM_TARGET},
-                "profile_list": SLURM_PROFILES,
-                "port": port,
-                "ip": "127.0.0.1",
-                "http_timeout": 120,
-            },
+            {"offload_targets": {"slurm": SLURM_TARGET}, "profile_list": SLURM_PROFILES, **server_on_a_local_job()},
             {},
             ("carol",),
             hub_config={"JupyterHub": {"spawner_class": "offload"}},

@@ -23,8 +23,6 @@ import asyncio
 import base64
 import contextlib
 import html
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,13 +31,9 @@ import pytest
 import requests
 from distributed import Client
 
-from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
-from offload_spawner.dask.dask_config import dask_config
+from dask_pods import offloaded_worker_pod
 from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
-from offload_spawner.pipeline.catalog import build_catalog
-from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 from offload_spawner.remote.lifecycle import describe
-from testbed.controlplane import free_ports
 from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST, HTCondorStack
 from testbed.interlink import job_id
 from upstream_plugins import submit_value
@@ -75,63 +69,15 @@ async def _until(what: str, check: Any, timeout: float) -> Any:
 
 async def _worker_pod(tmp_path: Path, scheduler_port: int) -> dict[str, Any]:
     """The worker pod for the naples target, its command a real ``dask worker`` for our scheduler."""
-    catalog = build_catalog(offload_targets={"naples": NAPLES})
-    target = catalog.offload_targets["naples"]
-    result = dask_config(
-        target_slug="naples",
-        target=target,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0",
-        namespace="jhub",
-        pod_name=SERVER_POD,
+    return await offloaded_worker_pod(
+        "naples",
+        NAPLES,
+        server_pod=SERVER_POD,
         user_name="dask-condor",
-        hub_api_url=target.hub_api_url,
+        scheduler_port=scheduler_port,
+        worker_name="condor-worker",
+        tmp_path=tmp_path,
     )
-    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
-    worker = operator_pods(spec, "jhub")["worker"]
-    worker["metadata"]["name"] = f"{name}-worker"
-    container = worker["spec"]["containers"][0]
-    dask = str(Path(sys.executable).with_name("dask"))
-    container["command"] = [
-        dask,
-        "worker",
-        f"tcp://127.0.0.1:{scheduler_port}",
-        "--nthreads",
-        "1",
-        "--no-dashboard",
-        "--name",
-        "condor-worker",
-        "--host",
-        "127.0.0.1",
-    ]
-    container["args"] = []
-    container.pop("readinessProbe", None)
-    container.pop("livenessProbe", None)
-    worker["spec"]["restartPolicy"] = "Never"
-    return worker
-
-
-@pytest.fixture
-async def scheduler():
-    """A real ``dask scheduler`` on loopback; yields its port."""
-    (port,) = free_ports(1)
-    dask = str(Path(sys.executable).with_name("dask"))
-    process = await asyncio.create_subprocess_exec(
-        dask,
-        "scheduler",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-dashboard",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield port
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 15)
 
 
 @pytest.fixture
@@ -166,11 +112,11 @@ def _job_output(stack, cluster: str) -> str:
 
 
 async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
-    admin, htcondor_stack, scheduler, server_secret, tmp_path
+    admin, htcondor_stack, dask_scheduler, server_secret, tmp_path
 ):
     stack = htcondor_stack
     submitted_before = stack.pods_submitted()
-    worker = await _worker_pod(tmp_path, scheduler)
+    worker = await _worker_pod(tmp_path, dask_scheduler)
     pod_name = worker["metadata"]["name"]
     try:
         await admin.create_pod(worker)
@@ -198,7 +144,7 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
         ad = stack.job_ad(cluster)
         assert ad is not None and (ad["RequestCpus"], ad["RequestMemory"]) == (2, 8192), ad
 
-        async with Client(f"tcp://127.0.0.1:{scheduler}", asynchronous=True, timeout=30) as client:
+        async with Client(f"tcp://127.0.0.1:{dask_scheduler}", asynchronous=True, timeout=30) as client:
             try:
                 await client.wait_for_workers(1, timeout=120)
             except TimeoutError:
@@ -218,7 +164,9 @@ async def test_a_dask_worker_runs_as_an_htcondor_job_and_joins_the_scheduler(
         await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
 
 
-async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stack, scheduler, server_secret, tmp_path):
+async def test_deleting_the_worker_removes_its_htcondor_job(
+    admin, htcondor_stack, dask_scheduler, server_secret, tmp_path
+):
     """A job HTCondor keeps Idle shows as a waiting (ContainerCreating) pod, then runs.
     Delete -> interLink -> handles.py's ``condor_rm <id>``: the job's process ends, the
     job leaves the queue as Removed, the plugin deletes its job files, no pod remains.
@@ -231,7 +179,7 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
     ``data`` values are base64, and the plugin writes those strings as they are; and
     ``delete_pod`` removes only the ``.jid``/``.sh``/``.jdl`` files, so the copies stay."""
     stack = htcondor_stack
-    worker = await _worker_pod(tmp_path, scheduler)
+    worker = await _worker_pod(tmp_path, dask_scheduler)
     # The catalog sends no token file to an HTCondor target (backends/htcondor.py,
     # volume_files_refusal): the worker's tokens are env only ...
     assert not [v for v in worker["spec"].get("volumes") or [] if "secret" in v]
@@ -287,13 +235,13 @@ async def test_deleting_the_worker_removes_its_htcondor_job(admin, htcondor_stac
 
 
 async def test_a_held_job_shows_its_hold_reason_and_delete_removes_it(
-    admin, htcondor_stack, scheduler, server_secret, tmp_path
+    admin, htcondor_stack, dask_scheduler, server_secret, tmp_path
 ):
     """A job the site holds (``condor_hold``, as an admin or a policy does) reaches Kubernetes
     as a waiting container ``JobHeld`` with HTCondor's HoldReason (handles.py, StatusHandler),
     which the spawner's progress shows as held with that reason; delete removes the held job."""
     stack = htcondor_stack
-    worker = await _worker_pod(tmp_path, scheduler)
+    worker = await _worker_pod(tmp_path, dask_scheduler)
     pod_name = worker["metadata"]["name"]
     await admin.create_pod(worker)
     try:

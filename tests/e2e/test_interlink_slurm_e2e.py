@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,14 +28,12 @@ from distributed import Client
 from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
-from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
-from offload_spawner.dask.dask_config import dask_config
+from dask_pods import offloaded_worker_pod
 from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
-from offload_spawner.pipeline.catalog import build_catalog
-from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 
+from .conftest import server_on_a_local_job
 from .test_offload_lifecycle_e2e import spawn_with_progress
 from .test_spawn_e2e import pod_history, reach_jupyterlab
 
@@ -77,9 +72,8 @@ SBATCH_REFUSAL = "sbatch: error: invalid partition specified: no_such_partition"
 
 @pytest.fixture
 async def slurm_hub(spawn_hub, interlink_stack):
-    (port,) = free_ports(1)
     return await spawn_hub(
-        {"offload_targets": TARGETS, "profile_list": PROFILES, "port": port, "ip": "127.0.0.1", "http_timeout": 120},
+        {"offload_targets": TARGETS, "profile_list": PROFILES, **server_on_a_local_job()},
         {"ai-infn": ["carol", "dave"]},
         ("carol", "dave"),
     )
@@ -213,7 +207,7 @@ DASK_TARGET = {
 
 
 async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_the_scheduler(
-    admin, interlink_stack, tmp_path
+    admin, interlink_stack, dask_scheduler, tmp_path
 ):
     """The worker pod the dask-kubernetes operator would build from the server's Dask
     file goes through interLink to SLURM; the real ``dask worker`` it runs joins a
@@ -221,32 +215,14 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
     scheduler only with interLink mesh networking, which this machine's loopback
     stands in for)."""
     slurm = interlink_stack.slurm
-    catalog = build_catalog(offload_targets={"slurm-dask": DASK_TARGET})
-    target = catalog.offload_targets["slurm-dask"]
-    result = dask_config(
-        target_slug="slurm-dask",
-        target=target,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0",
-        namespace="jhub",
-        pod_name="jupyter-dask-slurm",
+    worker = await offloaded_worker_pod(
+        "slurm-dask",
+        DASK_TARGET,
+        server_pod="jupyter-dask-slurm",
         user_name="dask-slurm",
-        hub_api_url=target.hub_api_url,
-    )
-    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
-    worker = operator_pods(spec, "jhub")["worker"]
-    (port,) = free_ports(1)
-    dask = str(Path(sys.executable).with_name("dask"))
-    scheduler = await asyncio.create_subprocess_exec(
-        dask,
-        "scheduler",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-dashboard",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        scheduler_port=dask_scheduler,
+        worker_name="slurm-worker",
+        tmp_path=tmp_path,
     )
     secret = secret_name("jupyter-dask-slurm")
     await admin.core.create_namespaced_secret(
@@ -256,31 +232,13 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
             "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
         },
     )
-    pod_name = f"{name}-worker"
+    pod_name = worker["metadata"]["name"]
     try:
-        worker["metadata"]["name"] = pod_name
-        container = worker["spec"]["containers"][0]
-        container["command"] = [
-            dask,
-            "worker",
-            f"tcp://127.0.0.1:{port}",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--name",
-            "slurm-worker",
-            "--host",
-            "127.0.0.1",
-        ]
-        container["args"] = []
-        container.pop("readinessProbe", None)
-        container.pop("livenessProbe", None)
-        worker["spec"]["restartPolicy"] = "Never"
         await admin.create_pod(worker)
         pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to SLURM", timeout=120)
         assert pod["spec"]["nodeName"] == DEFAULT_NODE
         jid = job_id(pod)
-        async with Client(f"tcp://127.0.0.1:{port}", asynchronous=True, timeout=30) as client:
+        async with Client(f"tcp://127.0.0.1:{dask_scheduler}", asynchronous=True, timeout=30) as client:
             try:
                 await client.wait_for_workers(1, timeout=120)
             except TimeoutError:
@@ -295,8 +253,6 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
     finally:
         await admin.delete_pod(pod_name)
         await admin.core.delete_namespaced_secret(secret, "jhub")
-        scheduler.terminate()
-        await asyncio.wait_for(scheduler.wait(), 15)
 
 
 def _job_output(stack, pod: dict[str, Any]) -> str:
