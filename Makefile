@@ -1,9 +1,10 @@
 # offload_spawner: one entry per job. `make demo` and `make test` set up
 # everything they need on a fresh machine (pip, npm, Debian's chromium) before they run.
-# `make test` also builds the test bed's Kubernetes binaries and the real
-# interLink components (Go toolchain needed; ~6.5 + ~3 min on 2 cores the first
-# time, cached afterwards) because the e2e tests in tests/e2e run against them;
-# `make e2e` writes build/e2e-stack.json (components, versions, counts).
+# `make test` also builds the test bed's Kubernetes binaries, the real
+# interLink components and helm (Go toolchain needed; side by side, about
+# 13 min on 2 cores the first time, cached afterwards) because the e2e tests in
+# tests/e2e run against them; `make test` and `make e2e` write
+# build/e2e-stack.json (components, versions, counts).
 #
 # Everything Python runs in a virtual environment inside the repository
 # (`.venv`, or VENV=...), made from BOOTSTRAP_PYTHON and holding only what
@@ -42,10 +43,10 @@ setup: $(INSTALLED)
 prepare:
 	@$(MAKE) --no-print-directory -j6 --output-sync=target setup lint testbed-build helm-build interlink-build k8s-plugin-build
 
-# Two pytest-xdist workers: the tests that share the session's test bed
-# (tests/e2e, one group) run in one, everything else in the other.
+# Two pytest-xdist workers (tests/xdist_scheduling.py): an e2e file runs whole
+# in one worker, and each worker that runs e2e files has its own test bed.
 test: prepare
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --durations=15
 
 # Lint, format and type checks (pyproject.toml): `make test` runs them first.
 lint: $(INSTALLED)
@@ -82,8 +83,9 @@ k8s-plugin-build:
 testbed: setup testbed-build
 	$(PYTHON) -m testbed up
 
-e2e: setup testbed-build interlink-build k8s-plugin-build
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+e2e:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target setup testbed-build interlink-build k8s-plugin-build
+	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 tests/e2e
 
 demo:
 	@$(MAKE) --no-print-directory -j3 --output-sync=target setup testbed-build interlink-build

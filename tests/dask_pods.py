@@ -100,6 +100,27 @@ def kubecluster_spec(config: dict) -> tuple[str, str, dict]:
     return asyncio.run(kubecluster_spec_async(config))
 
 
+async def operator_pods_for(
+    target_slug: str, target_settings: dict[str, Any], *, server_pod: str, user_name: str, tmp_path: Path
+) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    """The cluster name, namespace and pods (scheduler, worker) the dask-kubernetes
+    operator builds from the Dask file a server on ``target_slug`` gets."""
+    catalog = build_catalog(offload_targets={target_slug: target_settings})
+    target = catalog.offload_targets[target_slug]
+    result = dask_config(
+        target_slug=target_slug,
+        target=target,
+        ceiling=target_ceiling(user_ceiling(catalog, []), target),
+        image="ghcr.io/org/offload:1.0",
+        namespace="jhub",
+        pod_name=server_pod,
+        user_name=user_name,
+        hub_api_url=target.hub_api_url,
+    )
+    name, namespace, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
+    return name, namespace, operator_pods(spec, namespace)
+
+
 async def offloaded_worker_pod(
     target_slug: str,
     target_settings: dict[str, Any],
@@ -114,20 +135,10 @@ async def offloaded_worker_pod(
     for ``target_slug``, its command a real ``dask worker`` that joins the scheduler
     on loopback ``scheduler_port`` as ``worker_name`` (workers on a virtual node reach
     a scheduler only with interLink mesh networking, which loopback stands in for here)."""
-    catalog = build_catalog(offload_targets={target_slug: target_settings})
-    target = catalog.offload_targets[target_slug]
-    result = dask_config(
-        target_slug=target_slug,
-        target=target,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0",
-        namespace="jhub",
-        pod_name=server_pod,
-        user_name=user_name,
-        hub_api_url=target.hub_api_url,
+    name, _, pods = await operator_pods_for(
+        target_slug, target_settings, server_pod=server_pod, user_name=user_name, tmp_path=tmp_path
     )
-    name, _, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
-    worker = operator_pods(spec, "jhub")["worker"]
+    worker = pods["worker"]
     worker["metadata"]["name"] = f"{name}-worker"
     container = worker["spec"]["containers"][0]
     container["command"] = [

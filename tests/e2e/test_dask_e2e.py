@@ -26,11 +26,9 @@ from typing import Any
 
 import yaml
 
-from dask_pods import kubecluster_spec_async, load_with_dask, operator_pods
-from offload_spawner.dask.dask_config import dask_config
+from dask_pods import operator_pods_for
 from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
-from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION, build_catalog
-from offload_spawner.pipeline.limits import target_ceiling, user_ceiling
+from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION
 from testbed.interlink import DEFAULT_NODE
 
 NAMESPACE = "jhub"
@@ -123,21 +121,10 @@ async def _run_dask_pods(
 ) -> None:
     """The scheduler and worker pods the dask-kubernetes operator builds from the server's
     Dask file, each running CHECK_ENV once, land on the target's node and succeed."""
-    catalog = build_catalog(offload_targets={slug: settings})
-    target = catalog.offload_targets[slug]
-    result = dask_config(
-        target_slug=slug,
-        target=target,
-        ceiling=target_ceiling(user_ceiling(catalog, []), target),
-        image="ghcr.io/org/offload:1.0",
-        namespace=NAMESPACE,
-        pod_name=POD,
-        user_name="dask-e2e",
-        hub_api_url=target.hub_api_url,
+    name, namespace, pods = await operator_pods_for(
+        slug, settings, server_pod=POD, user_name="dask-e2e", tmp_path=tmp_path
     )
-    name, namespace, spec = await kubecluster_spec_async(load_with_dask(result.files, tmp_path))
     assert namespace == NAMESPACE
-    pods = operator_pods(spec, NAMESPACE)
 
     secret = secret_name(POD)
     await admin.core.create_namespaced_secret(
@@ -161,7 +148,7 @@ async def _run_dask_pods(
                 f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=finish_timeout
             )
             # the real kube-scheduler bound it to the virtual node ...
-            assert done["spec"]["nodeName"] == target.node
+            assert done["spec"]["nodeName"] == settings["node"]
             assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
             assert done["metadata"]["labels"]["dask.org/component"] == role
             assert done["metadata"]["labels"]["offload-spawner.io/target"] == slug
