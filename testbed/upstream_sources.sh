@@ -1,13 +1,15 @@
 # Sourced by the test bed's build scripts: where an upstream checkout is found.
 #
-# upstream_checkout NAME prints the folder of checkout NAME, looked up in order
-#   1. $OFFLOAD_UPSTREAM_DIR/NAME;
-#   2. ../shared/upstream/NAME next to this checkout (or next to one of its parents);
-# and returns 1 when neither has it (the caller then clones, or says what is missing).
+# upstream_checkout NAME prints the folder of checkout NAME:
+#   $OFFLOAD_UPSTREAM_DIR/NAME when that variable is set (then the only place
+#   looked at: a folder named on purpose is not silently replaced by another);
+#   else ../shared/upstream/NAME next to this checkout (or next to one of its parents).
+# It returns 1 when that has no NAME (the caller then clones, or says what is missing).
 
 upstream_checkout() {
     local name="$1" dir i
-    if [[ -n "${OFFLOAD_UPSTREAM_DIR:-}" && -d "${OFFLOAD_UPSTREAM_DIR}/${name}" ]]; then
+    if [[ -n "${OFFLOAD_UPSTREAM_DIR:-}" ]]; then
+        [[ -d "${OFFLOAD_UPSTREAM_DIR}/${name}" ]] || return 1
         echo "${OFFLOAD_UPSTREAM_DIR}/${name}"
         return 0
     fi
