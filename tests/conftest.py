@@ -2,8 +2,12 @@
 
 KubeSpawner loads a kube config when a spawner is constructed, and
 kubernetes_asyncio reads KUBECONFIG when it is imported: point it, before any
-import, at a kubeconfig for a cluster that is not there (no test here makes a
-Kubernetes API call until the control-plane issue lands).
+import, at a kubeconfig for a cluster that is not there: the unit tests make no
+Kubernetes API call, and the e2e tests point KubeSpawner at their test bed
+themselves (tests/e2e/conftest.py).
+
+It also runs the suite in pytest-xdist workers (tests/xdist_scheduling.py) and
+prints the e2e test bed's summary and writes its stack report for the run.
 """
 
 import os
