@@ -68,8 +68,11 @@ helm-build:
 # interLink's virtual kubelet and API server and the interLink SLURM plugin,
 # built from the upstream sources (OFFLOAD_UPSTREAM_DIR, else ../shared/upstream,
 # else cloned) into ~/.cache/offload-spawner/interlink (~3+ min cold, cached).
+# Without local sources and without a way to clone them this is not an error:
+# the tests that need them skip (a build that fails on sources at hand is one).
 interlink-build:
-	testbed/build_interlink.sh
+	@testbed/build_interlink.sh || { ! testbed/build_interlink.sh --source-dir >/dev/null 2>&1 && \
+		echo "interlink: not built: no local sources and no clone (see above). The tests of the real interLink stack skip, saying how to get them; make demo uses the imitation."; }
 
 # interLink's Kubernetes plugin (Python, FastAPI) and its plugin SDK in a
 # Python >= 3.12 venv of their own under ~/.cache/offload-spawner/k8s-plugin
