@@ -164,19 +164,17 @@ class SlurmCluster:
         t0 = time.monotonic()
         if any(p.name == "slurmctld" and p.alive() for p in self.processes):
             try:
-                ids = self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+                ids = self.active_jobs()
                 if ids:
                     self.run("scancel", *ids, check=False)
                     # scancel only asks: slurmd signals the job's steps a moment later,
                     # and stopping slurmd first would leave them running (seen on a
                     # loaded machine).
                     deadline = time.monotonic() + 20
-                    while (
-                        time.monotonic() < deadline and self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
-                    ):
+                    while time.monotonic() < deadline and self.active_jobs():
                         time.sleep(0.3)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+            except (OSError, subprocess.TimeoutExpired, SlurmError):
+                pass  # a squeue that fails has nothing more to say: stop the daemons
         while self.processes:
             self.processes.pop().stop()
         self._kill_job_processes()

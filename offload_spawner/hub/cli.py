@@ -136,9 +136,16 @@ def _settings_sources() -> list[Path]:
     return sources
 
 
+def _install_prefix() -> str:
+    """The start of this install's cache file names (named by the package's folder)."""
+    import hashlib
+
+    return f"spawner-settings-{hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:8]}-"
+
+
 def settings_cache_path(cache_dir: Path) -> Path:
-    """Where the settings of this install are cached: one file per install (named
-    by the package's folder) and per state of its sources (paths, sizes, mtimes)."""
+    """Where the settings of this install are cached: one file per install and per
+    state of its sources (paths, sizes, mtimes)."""
     import hashlib
 
     stamp = hashlib.sha256()
@@ -146,8 +153,7 @@ def settings_cache_path(cache_dir: Path) -> Path:
         if path.exists():
             st = path.stat()
             stamp.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
-    install = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:8]
-    return cache_dir / f"spawner-settings-{install}-{stamp.hexdigest()[:24]}.json"
+    return cache_dir / f"{_install_prefix()}{stamp.hexdigest()[:24]}.json"
 
 
 def _offload_settings() -> SpawnerSettings:
@@ -171,8 +177,7 @@ def _offload_settings() -> SpawnerSettings:
         tmp.replace(cache)
         # This install's earlier entries are stale now: without this, every edit
         # of a source (or reinstall) would leave one more file behind.
-        install_prefix = cache.name.rsplit("-", 1)[0] + "-"
-        for old in cache_dir.glob(f"{install_prefix}*.json"):
+        for old in cache_dir.glob(f"{_install_prefix()}*.json"):
             if old != cache:
                 old.unlink(missing_ok=True)
     except OSError:

@@ -58,11 +58,10 @@ NAMESPACE = "jhub"
 #: What ran under the e2e tests (components, versions, counts); see write_stack_report.
 STACK_REPORT = stack_report.PATH
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
-_MESSAGES: list[str] = []
 
 
 def _echo(message: str) -> None:
-    _MESSAGES.append(message)
+    testbed_summary.MESSAGES.append(message)
     print(f"testbed: {message}", file=sys.stderr, flush=True)
 
 
@@ -75,17 +74,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Run alone, print what the test bed said (start times, the stack report) at
-    the end; in a pytest-xdist worker, hand it and this worker's stack tally to
-    the controller (tests/conftest.py), which prints and writes them for the run.
-    Last, after the session's fixtures (the test bed) were torn down."""
+    """In a pytest-xdist worker, hand what the test bed said (start and stop times)
+    and this worker's stack tally to the controller
+    (tests/conftest.py), which prints and writes them for the run. Last, after
+    the session's fixtures (the test bed) were torn down."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        workeroutput["testbed_messages"] = _MESSAGES
+        workeroutput["testbed_messages"] = testbed_summary.MESSAGES
         if _TALLY["components"]:
             workeroutput["stack_report"] = _TALLY
-    else:
-        testbed_summary.MESSAGES.extend(_MESSAGES)
 
 
 @pytest.fixture(scope="session")
@@ -185,11 +182,11 @@ _TALLY: dict[str, Any] = stack_report.empty()
 
 def write_stack_report(
     cluster: LocalCluster, stack: InterlinkStack | HTCondorStack | KubernetesPluginStack, path: Path
-) -> dict[str, Any]:
+) -> None:
     """Add each component that ran, with its version or commit, and what went through
     each plugin to this process's tally; write the report when no pytest-xdist
     controller does it for the run."""
-    components, counts = _TALLY["components"], _TALLY
+    components = _TALLY["components"]
     admin = cluster.control_plane.admin()
     versions = stack.versions()
     components.update(
@@ -205,7 +202,7 @@ def write_stack_report(
             "plugin_sdk": versions["plugin_sdk_commit"],
             "python": versions["plugin_python"],
         }
-        counts["pods"]["kubernetes-plugin"] += stack.pods_submitted()
+        _TALLY["pods"]["kubernetes-plugin"] += stack.pods_submitted()
     else:
         components["singularity"] = {"stand_in": "testbed/singularity (runs the container's command on the host)"}
     if isinstance(stack, HTCondorStack):
@@ -218,25 +215,23 @@ def write_stack_report(
             "stand_in": "testbed/condor (condor_submit, condor_q, condor_history, "
             "condor_rm: run the job on this host, HTCondor's JobStatus codes)"
         }
-        counts["pods"]["htcondor-plugin"] += stack.pods_submitted()
+        _TALLY["pods"]["htcondor-plugin"] += stack.pods_submitted()
         for key, count in stack.job_counts().items():
-            counts["htcondor_jobs"][key] += count
+            _TALLY["htcondor_jobs"][key] += count
     elif isinstance(stack, InterlinkStack):
         components["interlink-slurm-plugin"] = {
             "commit": versions["slurm_plugin_commit"],
             "interlink_module": versions["interlink_module_for_plugin"],
         }
         components["slurmctld"] = {"version": stack.slurm.version()}
-        counts["pods"]["slurm-plugin"] += stack.pods_submitted()
+        _TALLY["pods"]["slurm-plugin"] += stack.pods_submitted()
         jobs = stack.slurm.job_counts()
         for key in ("submitted", "finished"):
-            counts["slurm_jobs"][key] += jobs[key]
-    report = stack_report.merge([_TALLY])
+            _TALLY["slurm_jobs"][key] += jobs[key]
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        _echo(f"stack tally of worker {os.environ['PYTEST_XDIST_WORKER']}: pods {json.dumps(report['pods'])}")
+        _echo(f"stack tally of worker {os.environ['PYTEST_XDIST_WORKER']}: pods {json.dumps(_TALLY['pods'])}")
     else:
-        _echo(stack_report.write(report, path))
-    return report
+        _echo(stack_report.write(_TALLY, path))
 
 
 @pytest.fixture(scope="module")
