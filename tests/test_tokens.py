@@ -243,6 +243,9 @@ def test_rotation_does_not_add_a_token_the_pod_does_not_reference():
     assert decoded(rotated) == {"jupyterhub_api_token": HUB}
 
 
+# The ids are fixed words: an id made from EXP (the clock at import) differs between two
+# pytest-xdist workers that import this module in different seconds, and xdist then refuses
+# the whole run because its workers collected different tests.
 @pytest.mark.parametrize(
     "token,expected",
     [
@@ -253,6 +256,7 @@ def test_rotation_does_not_add_a_token_the_pod_does_not_reference():
         (jwt({"exp": "soon"}), None),
         (None, None),
     ],
+    ids=["jwt-with-exp", "opaque", "three-dots-not-base64", "jwt-without-exp", "jwt-exp-not-a-number", "none"],
 )
 def test_jwt_expiry(token, expected):
     assert jwt_expiry(token) == expected
