@@ -27,6 +27,7 @@ Shared state that needs care:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -47,6 +48,7 @@ from kubespawner import KubeSpawner
 import stack_report
 import testbed_summary
 from hub_fixtures import HubClient
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
 from testbed import LocalCluster
 from testbed.controlplane import free_ports
 from testbed.htcondor import HTCondorStack, htcondor_plugin_missing
@@ -159,6 +161,22 @@ async def dask_scheduler() -> AsyncIterator[int]:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 15)
+
+
+@contextlib.asynccontextmanager
+async def placeholder_server_secret(admin: Kube, server_pod: str) -> AsyncIterator[str]:
+    """The per-server Secret an offloaded Dask worker's tokens are referenced from, as
+    the hub makes it for ``server_pod``, with placeholder tokens (the worker only needs
+    the keys to be there); yields its name and deletes it."""
+    name = secret_name(server_pod)
+    await admin.core.create_namespaced_secret(
+        NAMESPACE,
+        {"metadata": {"name": name}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"}},
+    )
+    try:
+        yield name
+    finally:
+        await admin.core.delete_namespaced_secret(name, NAMESPACE)
 
 
 def server_on_a_local_job() -> dict[str, Any]:

@@ -38,6 +38,8 @@ from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST, HTCondor
 from testbed.interlink import job_id
 from upstream_plugins import submit_value
 
+from .conftest import placeholder_server_secret
+
 #: The demo catalog's "naples" target (demo/jupyterhub_config.py) on this stack's node,
 #: with the worker size the issue names: 2 cores, 8G.
 NAPLES = {
@@ -83,18 +85,8 @@ async def _worker_pod(tmp_path: Path, scheduler_port: int) -> dict[str, Any]:
 @pytest.fixture
 async def server_secret(admin):
     """The per-server Secret the worker's tokens are referenced from (the hub makes it)."""
-    name = secret_name(SERVER_POD)
-    await admin.core.create_namespaced_secret(
-        "jhub",
-        {
-            "metadata": {"name": name},
-            "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
-        },
-    )
-    try:
+    async with placeholder_server_secret(admin, SERVER_POD) as name:
         yield name
-    finally:
-        await admin.core.delete_namespaced_secret(name, "jhub")
 
 
 def _waiting_reason(pod: dict[str, Any] | None) -> str | None:

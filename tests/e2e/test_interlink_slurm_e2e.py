@@ -29,11 +29,11 @@ from jupyterhub.tests.utils import public_url
 from jupyterhub.utils import url_path_join
 
 from dask_pods import offloaded_worker_pod
-from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.identity.server_secret import secret_name
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 
-from .conftest import server_on_a_local_job
+from .conftest import placeholder_server_secret, server_on_a_local_job
 from .test_offload_lifecycle_e2e import spawn_with_progress
 from .test_spawn_e2e import pod_history, reach_jupyterlab
 
@@ -113,8 +113,8 @@ async def test_a_session_runs_as_a_slurm_job_and_stop_cancels_it(slurm_hub, admi
     assert job.split("|")[:3] == ["RUNNING", "boost_usr_prod", "1"], job
     await reach_jupyterlab(hub, "carol")
 
-    secret_name = f"{pod_name}-offload"
-    assert await admin.secret(secret_name) is not None
+    secret = secret_name(pod_name)
+    assert await admin.secret(secret) is not None
     await hub.stop("carol")
     await hub.wait_stopped("carol", timeout=60)
     await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
@@ -122,7 +122,7 @@ async def test_a_session_runs_as_a_slurm_job_and_stop_cancels_it(slurm_hub, admi
     assert dict(slurm.jobs())[jid] in ("CANCELLED", "COMPLETED"), slurm.jobs()
 
     async def secret_gone() -> bool:
-        return await admin.secret(secret_name) is None
+        return await admin.secret(secret) is None
 
     await _until("the Secret deleted", secret_gone, 60)
 
@@ -224,35 +224,29 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
         worker_name="slurm-worker",
         tmp_path=tmp_path,
     )
-    secret = secret_name("jupyter-dask-slurm")
-    await admin.core.create_namespaced_secret(
-        "jhub",
-        {
-            "metadata": {"name": secret},
-            "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"},
-        },
-    )
     pod_name = worker["metadata"]["name"]
-    try:
-        await admin.create_pod(worker)
-        pod = await admin.wait_pod(pod_name, lambda p: job_id(p or {}) is not None, "submitted to SLURM", timeout=120)
-        assert pod["spec"]["nodeName"] == DEFAULT_NODE
-        jid = job_id(pod)
-        async with Client(f"tcp://127.0.0.1:{dask_scheduler}", asynchronous=True, timeout=30) as client:
-            try:
-                await client.wait_for_workers(1, timeout=120)
-            except TimeoutError:
-                raise AssertionError(f"no worker joined; job output: {_job_output(interlink_stack, pod)}") from None
-            assert _worker_names(client) == {"slurm-worker"}
-            assert await client.submit(sum, [1, 2, 3]) == 6
-        job = slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%P").stdout.strip()
-        assert job == "RUNNING|boost_usr_prod", job
-        await admin.delete_pod(pod_name)
-        await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
-        await _until("the worker's SLURM job cancelled", lambda: jid not in slurm.active_jobs(), 60)
-    finally:
-        await admin.delete_pod(pod_name)
-        await admin.core.delete_namespaced_secret(secret, "jhub")
+    async with placeholder_server_secret(admin, "jupyter-dask-slurm"):
+        try:
+            await admin.create_pod(worker)
+            pod = await admin.wait_pod(
+                pod_name, lambda p: job_id(p or {}) is not None, "submitted to SLURM", timeout=120
+            )
+            assert pod["spec"]["nodeName"] == DEFAULT_NODE
+            jid = job_id(pod)
+            async with Client(f"tcp://127.0.0.1:{dask_scheduler}", asynchronous=True, timeout=30) as client:
+                try:
+                    await client.wait_for_workers(1, timeout=120)
+                except TimeoutError:
+                    raise AssertionError(f"no worker joined; job output: {_job_output(interlink_stack, pod)}") from None
+                assert _worker_names(client) == {"slurm-worker"}
+                assert await client.submit(sum, [1, 2, 3]) == 6
+            job = slurm.run("squeue", "-h", "-j", jid, "-o", "%T|%P").stdout.strip()
+            assert job == "RUNNING|boost_usr_prod", job
+            await admin.delete_pod(pod_name)
+            await admin.wait_pod(pod_name, lambda p: p is None, "deleted", timeout=90)
+            await _until("the worker's SLURM job cancelled", lambda: jid not in slurm.active_jobs(), 60)
+        finally:
+            await admin.delete_pod(pod_name)
 
 
 def _job_output(stack, pod: dict[str, Any]) -> str:
