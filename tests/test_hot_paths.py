@@ -114,8 +114,7 @@ def test_the_settings_cache_keeps_one_file_per_install(tmp_path, monkeypatch):
     cache_dir = tmp_path / "offload-spawner"
     cache_dir.mkdir()
     current = cli.settings_cache_path(cache_dir)
-    install_prefix = current.name.rsplit("-", 1)[0]
-    stale = cache_dir / f"{install_prefix}-{'0' * 24}.json"
+    stale = cache_dir / f"{cli._install_prefix()}{'0' * 24}.json"
     stale.write_text("{}")
     other_install = cache_dir / f"spawner-settings-ffffffff-{'0' * 24}.json"
     other_install.write_text("{}")

@@ -57,8 +57,6 @@ from testbed.k8s_plugin import KubernetesPluginStack, k8s_plugin_missing
 from testbed.slurm import SlurmCluster, slurm_missing
 
 NAMESPACE = "jhub"
-#: What ran under the e2e tests (components, versions, counts); see write_stack_report.
-STACK_REPORT = stack_report.PATH
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 
 
@@ -123,7 +121,7 @@ def interlink_stack(cluster: LocalCluster) -> Iterator[InterlinkStack]:
         yield stack
     finally:
         try:
-            write_stack_report(cluster, stack, STACK_REPORT)
+            write_stack_report(cluster, stack)
         finally:
             stack.stop()
             slurm.stop()
@@ -164,15 +162,13 @@ async def dask_scheduler() -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def placeholder_server_secret(admin: Kube, server_pod: str) -> AsyncIterator[str]:
+async def server_token_secret(admin: Kube, server_pod: str, tokens: dict[str, str] | None = None) -> AsyncIterator[str]:
     """The per-server Secret an offloaded Dask worker's tokens are referenced from, as
-    the hub makes it for ``server_pod``, with placeholder tokens (the worker only needs
-    the keys to be there); yields its name and deletes it."""
+    the hub makes it for ``server_pod``, holding ``tokens`` (by default placeholders:
+    a worker that only needs the keys to be there); yields its name and deletes it."""
     name = secret_name(server_pod)
-    await admin.core.create_namespaced_secret(
-        NAMESPACE,
-        {"metadata": {"name": name}, "stringData": {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"}},
-    )
+    tokens = tokens or {HUB_TOKEN_KEY: "not-a-real-token", ACCESS_TOKEN_KEY: "x"}
+    await admin.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": name}, "stringData": tokens})
     try:
         yield name
     finally:
@@ -198,9 +194,7 @@ def nodes_of_the_test_bed(names: Iterable[str]) -> set[str]:
 _TALLY: dict[str, Any] = stack_report.empty()
 
 
-def write_stack_report(
-    cluster: LocalCluster, stack: InterlinkStack | HTCondorStack | KubernetesPluginStack, path: Path
-) -> None:
+def write_stack_report(cluster: LocalCluster, stack: InterlinkStack | HTCondorStack | KubernetesPluginStack) -> None:
     """Add each component that ran, with its version or commit, and what went through
     each plugin to this process's tally; write the report when no pytest-xdist
     controller does it for the run."""
@@ -249,7 +243,7 @@ def write_stack_report(
     if os.environ.get("PYTEST_XDIST_WORKER"):
         _echo(f"stack tally of worker {os.environ['PYTEST_XDIST_WORKER']}: pods {json.dumps(_TALLY['pods'])}")
     else:
-        _echo(stack_report.write(_TALLY, path))
+        _echo(stack_report.write(_TALLY))
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +269,7 @@ def _run_module_stack(
         yield stack
     finally:
         try:
-            write_stack_report(cluster, stack, STACK_REPORT)
+            write_stack_report(cluster, stack)
         finally:
             stack.stop()
 

@@ -27,9 +27,11 @@ from typing import Any
 import yaml
 
 from dask_pods import operator_pods_for
-from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY, secret_name
+from offload_spawner.identity.server_secret import ACCESS_TOKEN_KEY, HUB_TOKEN_KEY
 from offload_spawner.pipeline.catalog import INTERLINK_TOLERATION
 from testbed.interlink import DEFAULT_NODE
+
+from .conftest import server_token_secret
 
 NAMESPACE = "jhub"
 POD = "jupyter-dask-e2e"
@@ -126,44 +128,37 @@ async def _run_dask_pods(
     )
     assert namespace == NAMESPACE
 
-    secret = secret_name(POD)
-    await admin.core.create_namespaced_secret(
-        NAMESPACE,
-        {
-            "metadata": {"name": secret},
-            "stringData": {HUB_TOKEN_KEY: FAKE_HUB_TOKEN, ACCESS_TOKEN_KEY: FAKE_ACCESS_TOKEN},
-        },
-    )
-    try:
-        for role, pod in pods.items():
-            pod["metadata"]["name"] = f"{name}-{role}"
-            container = pod["spec"]["containers"][0]
-            container["command"], container["args"] = [sys.executable, "-c", CHECK_ENV], []
-            container.pop("readinessProbe", None)
-            container.pop("livenessProbe", None)
-            pod["spec"]["restartPolicy"] = "Never"  # a Deployment's pods restart; this check runs once
-            await admin.create_pod(pod)
-        for role in pods:
-            done = await admin.wait_pod(
-                f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=finish_timeout
-            )
-            # the real kube-scheduler bound it to the virtual node ...
-            assert done["spec"]["nodeName"] == settings["node"]
-            assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
-            assert done["metadata"]["labels"]["dask.org/component"] == role
-            assert done["metadata"]["labels"]["offload-spawner.io/target"] == slug
-            # ... and the tokens reached the process from the Secret, by reference only
-            log = done["metadata"]["annotations"].get("testbed.offload-spawner.io/log", "")
-            why = job_output(done) if job_output else (Path(log).read_text() if log else done["status"])
-            assert done["status"]["phase"] == "Succeeded", why
-            env = done["spec"]["containers"][0]["env"]
-            assert FAKE_HUB_TOKEN not in str(env) and FAKE_ACCESS_TOKEN not in str(env)
-    finally:
-        for role in pods:
-            await admin.delete_pod(f"{name}-{role}")
-        for role in pods:  # a virtual kubelet deletes the pod once its remote job is gone
-            await admin.wait_pod(f"{name}-{role}", lambda p: p is None, "deleted", timeout=90)
-        await admin.core.delete_namespaced_secret(secret, NAMESPACE)
+    tokens = {HUB_TOKEN_KEY: FAKE_HUB_TOKEN, ACCESS_TOKEN_KEY: FAKE_ACCESS_TOKEN}
+    async with server_token_secret(admin, POD, tokens):
+        try:
+            for role, pod in pods.items():
+                pod["metadata"]["name"] = f"{name}-{role}"
+                container = pod["spec"]["containers"][0]
+                container["command"], container["args"] = [sys.executable, "-c", CHECK_ENV], []
+                container.pop("readinessProbe", None)
+                container.pop("livenessProbe", None)
+                pod["spec"]["restartPolicy"] = "Never"  # a Deployment's pods restart; this check runs once
+                await admin.create_pod(pod)
+            for role in pods:
+                done = await admin.wait_pod(
+                    f"{name}-{role}", phase_is("Succeeded", "Failed"), "finished", timeout=finish_timeout
+                )
+                # the real kube-scheduler bound it to the virtual node ...
+                assert done["spec"]["nodeName"] == settings["node"]
+                assert INTERLINK_TOLERATION in done["spec"]["tolerations"]
+                assert done["metadata"]["labels"]["dask.org/component"] == role
+                assert done["metadata"]["labels"]["offload-spawner.io/target"] == slug
+                # ... and the tokens reached the process from the Secret, by reference only
+                log = done["metadata"]["annotations"].get("testbed.offload-spawner.io/log", "")
+                why = job_output(done) if job_output else (Path(log).read_text() if log else done["status"])
+                assert done["status"]["phase"] == "Succeeded", why
+                env = done["spec"]["containers"][0]["env"]
+                assert FAKE_HUB_TOKEN not in str(env) and FAKE_ACCESS_TOKEN not in str(env)
+        finally:
+            for role in pods:
+                await admin.delete_pod(f"{name}-{role}")
+            for role in pods:  # a virtual kubelet deletes the pod once its remote job is gone
+                await admin.wait_pod(f"{name}-{role}", lambda p: p is None, "deleted", timeout=90)
 
 
 async def test_the_opt_in_rbac_lets_users_run_dask_and_nothing_more(cluster):

@@ -38,7 +38,7 @@ from testbed.htcondor import COLLECTOR_HOST, DEFAULT_NODE, SCHEDD_HOST, HTCondor
 from testbed.interlink import job_id
 from upstream_plugins import submit_value
 
-from .conftest import placeholder_server_secret
+from .conftest import server_token_secret
 
 #: The demo catalog's "naples" target (demo/jupyterhub_config.py) on this stack's node,
 #: with the worker size the issue names: 2 cores, 8G.
@@ -85,7 +85,7 @@ async def _worker_pod(tmp_path: Path, scheduler_port: int) -> dict[str, Any]:
 @pytest.fixture
 async def server_secret(admin):
     """The per-server Secret the worker's tokens are referenced from (the hub makes it)."""
-    async with placeholder_server_secret(admin, SERVER_POD) as name:
+    async with server_token_secret(admin, SERVER_POD) as name:
         yield name
 
 

@@ -33,7 +33,7 @@ from offload_spawner.identity.server_secret import secret_name
 from testbed.controlplane import free_ports
 from testbed.interlink import DEFAULT_NODE, job_id
 
-from .conftest import placeholder_server_secret, server_on_a_local_job
+from .conftest import server_on_a_local_job, server_token_secret
 from .test_offload_lifecycle_e2e import spawn_with_progress
 from .test_spawn_e2e import pod_history, reach_jupyterlab
 
@@ -225,7 +225,7 @@ async def test_a_dask_worker_on_the_slurm_target_runs_as_a_slurm_job_and_joins_t
         tmp_path=tmp_path,
     )
     pod_name = worker["metadata"]["name"]
-    async with placeholder_server_secret(admin, "jupyter-dask-slurm"):
+    async with server_token_secret(admin, "jupyter-dask-slurm"):
         try:
             await admin.create_pod(worker)
             pod = await admin.wait_pod(
